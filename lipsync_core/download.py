@@ -1,0 +1,410 @@
+"""Generic downloading: Google Drive through gdown, anything else over plain HTTP(S).
+
+Every download is written to ``<dest>.part`` beside ``dest`` (with ``<dest>.part.src`` naming the source
+the bytes came from, so a partial file is only ever resumed from the same source), resumed with an HTTP
+``Range`` request after an interruption, then checked (not a web page, the expected size, the caller's
+``check``) and only then renamed atomically to ``dest``. A file that fails a check is deleted; an
+interrupted transfer keeps its partial file so the next call resumes it.
+
+gdown is called with keywords that both gdown 5.x and 6.x accept (no ``fuzzy=``, no ``md5=``, no
+``retries=``), never with the user's cookies, and its return value is checked (gdown 4.x returned None
+instead of raising).
+
+Test-only hook: when ``LIPSYNC_TEST_GDRIVE=http://127.0.0.1:PORT`` is set, requests to
+drive.google.com, docs.google.com and drive.usercontent.google.com are sent to that loopback server
+instead (:mod:`lipsync_core.testing.fake_drive`). It is read at download time, so it reaches
+subprocesses (the CLI, notebook kernels). Never set it outside tests.
+"""
+from __future__ import annotations
+
+import errno
+import glob
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import LipsyncError
+from .manifest import Source
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent fetches are then not serialised
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+GOOGLE_HOSTS = ("drive.google.com", "docs.google.com", "drive.usercontent.google.com")
+TEST_GDRIVE_ENV = "LIPSYNC_TEST_GDRIVE"
+CHUNK = 1 << 18
+TIMEOUT = (20, 120)  # seconds: connect, between bytes
+RETRIES = 2  # extra attempts after a transfer that was cut off part-way (each resumes)
+
+# Drive file IDs are 25+ characters of [A-Za-z0-9_-] (33 today, 28 for old files, 44 for Docs).
+_BARE_ID = re.compile(r"[A-Za-z0-9_-]{25,}")
+_PATH_ID = re.compile(r"/(?:file/(?:u/\d+/)?d|document/d|uc/d)/([A-Za-z0-9_-]{10,})")
+
+Check = Callable[[Path], None]
+_TRANSFER_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class DownloadError(LipsyncError):
+    """A download that failed. ``what`` names the source, ``reason`` is short, ``hint`` says what to do."""
+
+    def __init__(self, what: str, reason: str, hint: str = "") -> None:
+        self.what, self.reason, self.hint = what, reason, hint
+        super().__init__(f"{what}: {reason}" + (f"; {hint}" if hint else ""))
+
+
+# -- sources ------------------------------------------------------------------------------------------
+
+def drive_id(text: str) -> str | None:
+    """The Google Drive file ID in ``text``: a bare ID or a share/``open``/``uc``/usercontent link; else None.
+
+    Raises LipsyncError for a Drive *folder* link (only single files can be downloaded).
+    """
+    s = text.strip()
+    if _BARE_ID.fullmatch(s):
+        return s
+    if not re.match(r"(?i)https?://", s):
+        if not s.lower().startswith(GOOGLE_HOSTS):
+            return None
+        s = "https://" + s
+    parts = urlsplit(s)
+    if (parts.hostname or "").lower() not in GOOGLE_HOSTS:
+        return None
+    if "/folders/" in parts.path:
+        raise LipsyncError(f"{text} is a Google Drive folder link; open the folder and share the file itself "
+                           "('Anyone with the link'), then pass that file's link")
+    ids = parse_qs(parts.query).get("id")
+    if ids:
+        return ids[0]
+    m = _PATH_ID.search(parts.path)
+    return m.group(1) if m else None
+
+
+def remote_source(text: str) -> Source | None:
+    """A :class:`~lipsync_core.manifest.Source` for a URL, Drive ID or Drive link; None for anything else."""
+    fid = drive_id(text)
+    if fid is not None:
+        return Source(kind="gdrive", target=fid)
+    if re.match(r"(?i)https?://", text.strip()):
+        return Source(kind="url", target=text.strip())
+    return None
+
+
+def describe(source: Source) -> str:
+    """A short human name for a source, e.g. ``Google Drive file 1aB…`` or ``HF Nekochu/Wav2Lip``."""
+    if source.kind == "gdrive":
+        return f"Google Drive file {source.target}"
+    parts = urlsplit(source.target)
+    host = (parts.hostname or "").removeprefix("www.")
+    segs = [p for p in parts.path.split("/") if p]
+    if host == "huggingface.co" and len(segs) >= 2:
+        return "HF " + "/".join(segs[:3] if segs[0] == "spaces" else segs[:2])
+    if host == "github.com" and len(segs) >= 2:
+        return "GitHub " + "/".join(segs[:2])
+    return f"{host}/{segs[-1]}" if segs else host
+
+
+def fetch(source: Source, dest: str | Path, *, expected_size: int | None = None, check: Check | None = None,
+          progress: bool = True) -> Path:
+    """Download ``source`` (URL or Drive ID) to ``dest``; see :func:`fetch_url` and :func:`fetch_gdrive`."""
+    if source.kind == "gdrive":
+        return fetch_gdrive(source.target, dest, expected_size=expected_size, check=check, progress=progress)
+    return fetch_url(source.target, dest, expected_size=expected_size, check=check, progress=progress)
+
+
+# -- plain HTTP -------------------------------------------------------------------------------------
+
+def fetch_url(url: str, dest: str | Path, *, expected_size: int | None = None, check: Check | None = None,
+              progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` through ``<dest>.part``: resumable, progress bar, checked, atomic.
+
+    ``expected_size`` aborts early when the server announces another size. ``check(part_path)`` runs
+    on the complete file before the rename; whatever it raises propagates after the file is deleted.
+    Raises :class:`DownloadError` (a LipsyncError) naming the URL, what went wrong and what to do.
+    """
+    dest = Path(dest)
+    what = describe(Source("url", url))
+    part = _claim_part(dest, f"url:{url}")
+    with _forget_if_empty(dest), _session() as sess:
+        for attempt in range(RETRIES + 1):
+            have = part.stat().st_size if part.exists() else 0
+            try:
+                if _transfer(sess, url, part, have, what, expected_size, progress, dest.name):
+                    break
+            except _TRANSFER_ERRORS as exc:
+                now = part.stat().st_size if part.exists() else 0
+                if now > have and attempt < RETRIES:
+                    log.info("%s: transfer interrupted (%s); resuming", what, " ".join(str(exc).split()))
+                    continue
+                raise _network_error(what, exc, resumable=now > 0) from None
+        else:
+            raise DownloadError(what, f"the transfer stopped after {part.stat().st_size:,} bytes",
+                                "run again to resume (the partial download is kept)")
+    return _finish(part, dest, what, expected_size, check)
+
+
+def _transfer(sess: requests.Session, url: str, part: Path, have: int, what: str, expected_size: int | None,
+              progress: bool, label: str) -> bool:
+    """One GET (a Range request when ``have`` bytes exist); True when the file is complete."""
+    headers = {"Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    with sess.get(url, headers=headers, stream=True, timeout=TIMEOUT) as r:
+        if have and r.status_code == 416:  # the partial file already holds everything
+            return True
+        if r.status_code >= 400:
+            raise DownloadError(what, f"HTTP {r.status_code} {r.reason or ''}".rstrip(),
+                                "the file is gone or private there; use another source or a local file")
+        if r.headers.get("Content-Type", "").lower().startswith("text/html"):
+            raise DownloadError(what, "the server sent a web page (text/html) instead of the file",
+                                "use a direct download link (Hugging Face: /resolve/, not /blob/) or a local file")
+        if have and r.status_code != 206:  # Range ignored: start over
+            have = 0
+        length = r.headers.get("Content-Length")
+        total = have + int(length) if length is not None and length.isdigit() else None
+        if expected_size is not None and total is not None and total != expected_size:
+            raise DownloadError(what, f"the server offers {total:,} bytes, expected {expected_size:,}",
+                                "it serves a different file; use another source")
+        with open(part, "ab" if have else "wb") as f, _bar(total, have, label, progress) as bar:
+            for chunk in r.iter_content(CHUNK):
+                f.write(chunk)
+                bar.update(len(chunk))
+    return total is None or part.stat().st_size >= total
+
+
+# -- Google Drive -----------------------------------------------------------------------------------
+
+def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = None, check: Check | None = None,
+                 progress: bool = True) -> Path:
+    """Download a Google Drive file with gdown to ``dest``; same contract as :func:`fetch_url`.
+
+    Handles the large-file confirmation page (gdown does), resumes cut-off transfers, and turns the
+    quota page ("Too many users have viewed or downloaded this file recently"), a file that is not
+    shared publicly and network errors into a :class:`DownloadError` saying what to do.
+    """
+    import gdown
+    import gdown.exceptions as gexc
+
+    dest = Path(dest)
+    what = describe(Source("gdrive", file_id))
+    part = _claim_part(dest, f"gdrive:{file_id}")
+    retrieval = gexc.FileURLRetrievalError
+    # gdown 6.x also raises DownloadError (an incomplete transfer, a refused Range); 5.x lets requests errors out.
+    other = tuple(e for e in (getattr(gexc, "DownloadError", None), requests.RequestException) if e is not None)
+    attempt = 0
+    with _forget_if_empty(dest):
+        while not part.exists():  # an existing .part from this ID is a complete gdown download not yet checked
+            had = _partial_bytes(part)
+            try:
+                with _gdown_rerouted():
+                    out = gdown.download(id=file_id, output=str(part), quiet=not progress, resume=True,
+                                         use_cookies=False)
+            except retrieval as exc:
+                raise _drive_error(what, str(exc)) from None
+            except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else "error"
+                raise DownloadError(what, f"HTTP {status}",
+                                    "the file is gone or private; use another ID or a local file") from None
+            except other as exc:
+                now = _partial_bytes(part)
+                range_refused = "byte range" in str(exc)  # gdown 6.x keeps a partial file it cannot resume
+                if range_refused:
+                    for p in _partials(part):
+                        p.unlink()
+                if attempt < RETRIES and (now > had or range_refused):
+                    attempt += 1
+                    log.info("%s: transfer interrupted (%s); resuming", what, " ".join(str(exc).split()))
+                    continue
+                if isinstance(exc, requests.RequestException) and now == 0:
+                    raise _network_error(what, exc, resumable=False) from None
+                raise DownloadError(what, f"the transfer stopped after {_partial_bytes(part):,} bytes",
+                                    "run again to resume (the partial download is kept)") from None
+            if out is None:
+                raise DownloadError(what, "gdown returned no file (gdown 4.x reports failures this way)",
+                                    "upgrade gdown (pip install -U gdown) or use another source")
+    return _finish(part, dest, what, expected_size, check)
+
+
+def _drive_error(what: str, message: str) -> DownloadError:
+    if "Too many users have viewed or downloaded this file recently" in " ".join(message.split()):
+        return DownloadError(what, "Google Drive download quota exceeded ('Too many users have viewed or "
+                                   "downloaded this file recently')",
+                             "wait up to 24 h, or copy the file into your own Drive and pass the copy's ID "
+                             "or share link, or pass a local file")
+    return DownloadError(what, "Google Drive did not serve the file (not shared as 'Anyone with the link', "
+                               "deleted, or a wrong ID)",
+                         "check that the link opens in a private browser window, use another ID, or pass a local file")
+
+
+class _LoopbackAdapter(HTTPAdapter):
+    """Sends ``https://<google host>/path?query`` to ``<base>/path?query`` (test hook, see module doc)."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.base = urlsplit(base)
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        u = urlsplit(request.url)
+        request.headers["Host"] = u.hostname
+        request.url = urlunsplit((self.base.scheme, self.base.netloc, u.path, u.query, ""))
+        kwargs["proxies"] = {}
+        return super().send(request, **kwargs)
+
+
+def _mount_loopback(sess: requests.Session) -> requests.Session:
+    base = os.environ.get(TEST_GDRIVE_ENV)
+    if base:
+        for host in GOOGLE_HOSTS:
+            sess.mount(f"https://{host}/", _LoopbackAdapter(base))
+    return sess
+
+
+def _session() -> requests.Session:
+    return _mount_loopback(requests.Session())
+
+
+@contextmanager
+def _gdown_rerouted() -> Iterator[None]:
+    """gdown builds its session with ``requests.session()`` per call: wrap that while the test hook is set."""
+    if not os.environ.get(TEST_GDRIVE_ENV):
+        yield
+        return
+    original = requests.session
+    requests.session = lambda: _mount_loopback(original())  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        requests.session = original  # type: ignore[assignment]
+
+
+# -- partial files, checks, locks -------------------------------------------------------------------
+
+def _partials(part: Path) -> list[Path]:
+    """gdown's own in-flight files: ``<part name>`` + 8 random characters + ``.part``."""
+    return [p for p in part.parent.glob(f"{glob.escape(part.name)}*.part") if len(p.name) == len(part.name) + 13]
+
+
+def _partial_bytes(part: Path) -> int:
+    return sum(p.stat().st_size for p in _partials(part))
+
+
+def _claim_part(dest: Path, key: str) -> Path:
+    """``<dest>.part``, kept for resuming only when it came from ``key``; anything else is dropped."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    tag = dest.with_name(dest.name + ".part.src")
+    if tag.is_file() and tag.read_text(encoding="utf-8") == key:
+        return part
+    discard(dest)
+    tag.write_text(key, encoding="utf-8")
+    return part
+
+
+def discard(dest: str | Path) -> None:
+    """Delete the partial download state of ``dest`` (its ``.part``, gdown's partials and the source tag)."""
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    for p in [part, dest.with_name(dest.name + ".part.src"), *_partials(part)]:
+        p.unlink(missing_ok=True)
+
+
+@contextmanager
+def _forget_if_empty(dest: Path) -> Iterator[None]:
+    """On failure, keep the partial state of ``dest`` only when it holds bytes to resume from."""
+    try:
+        yield
+    except BaseException:
+        part = dest.with_name(dest.name + ".part")
+        if not (part.exists() and part.stat().st_size) and not _partial_bytes(part):
+            discard(dest)
+        raise
+
+
+def looks_like_html(path: str | Path) -> bool:
+    """True when the file starts like a web page (a quota, login or error page saved under a model's name)."""
+    with open(path, "rb") as f:
+        head = f.read(1024).lstrip().lower()
+    return head.startswith(b"<") and (b"<html" in head or head.startswith(b"<!doctype html"))
+
+
+def _finish(part: Path, dest: Path, what: str, expected_size: int | None, check: Check | None) -> Path:
+    try:
+        size = part.stat().st_size
+        if looks_like_html(part):
+            raise DownloadError(what, f"got a web page ({size:,} bytes) instead of the file",
+                                "the link does not lead to the file itself; use another source or a local file")
+        if expected_size is not None and size != expected_size:
+            raise DownloadError(what, f"got {size:,} bytes, expected {expected_size:,}",
+                                "it serves a different or damaged file; use another source")
+        if check is not None:
+            check(part)
+    except BaseException:
+        discard(dest)
+        raise
+    os.replace(part, dest)
+    dest.with_name(dest.name + ".part.src").unlink(missing_ok=True)
+    return dest
+
+
+def _network_error(what: str, exc: Exception, *, resumable: bool) -> DownloadError:
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        reason = "network error: timed out"
+    elif any(s in text for s in ("NameResolutionError", "Name or service not known", "nodename nor servname",
+                                 "Temporary failure in name resolution", "No address associated")):
+        reason = "network error: host not found (DNS)"
+    elif "Connection refused" in text or "ConnectionRefused" in text:
+        reason = "network error: connection refused"
+    elif resumable:
+        reason = "network error: the transfer was cut off"
+    else:
+        reason = f"network error ({type(exc).__name__})"
+    hint = ("run again to resume (the partial download is kept)" if resumable
+            else "check the internet connection, or use another source or a local file")
+    return DownloadError(what, reason, hint)
+
+
+def _bar(total: int | None, initial: int, label: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
+                disable=not enabled, file=sys.stderr, leave=False)
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if needed) across processes.
+
+    Filesystems without locking support (some network mounts) run unlocked rather than fail.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        if fcntl is None:
+            yield
+            return
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process to finish fetching %s", path.with_suffix("").name)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            log.debug("no file locking on %s (%s); continuing unlocked", path.parent, exc)
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

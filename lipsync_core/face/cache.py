@@ -1,0 +1,77 @@
+"""Face-track cache: a rerun on the same face video (typically with new audio) skips pass 1.
+
+Entries are ``<cache_dir>/tracks/<key>.npz`` (:meth:`FaceTrack.save`), written atomically; an unreadable entry
+counts as a miss and is overwritten. The key covers the video's content, the detection settings that shape the
+track, the detector's identity (name and weights) and whatever the caller does to the frames (``extra``:
+resize, crop, rotation, frame-rate conversion).
+
+The content hash is SHA-256 of the whole file. Measured on a 100 MB file here: 0.08 s (page-cached) against
+0.006 s for a sampled hash (size + first/last MiB + 16 blocks). The sampled hash could return another video's
+track after an edit that keeps the size, and pass 2 reads the whole file right after anyway (so the read
+warms the cache for ffmpeg), while decoding that file costs minutes; exactness is worth the 0.8 s per GB.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from ..paths import cache_dir
+from .track import DetectionSettings
+from .types import FaceTrack
+
+log = logging.getLogger(__name__)
+
+#: Bump when the track format or the tracking algorithm changes, so old entries are not reused.
+TRACK_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def track_key(video: str | os.PathLike, settings: DetectionSettings, detector_id: str, extra: str = "") -> str:
+    """The cache key of ``video``'s track under ``settings`` with the detector ``detector_id``."""
+    spec = {"version": TRACK_VERSION, "video": content_hash(video), "detector": detector_id,
+            "settings": settings.cache_fields(), "extra": extra}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:40]
+
+
+def track_path(key: str, root: str | os.PathLike | None = None) -> Path:
+    return cache_dir(root) / "tracks" / f"{key}.npz"
+
+
+def load_track(key: str, root: str | os.PathLike | None = None) -> FaceTrack | None:
+    """The cached track for ``key``, or None when absent or unreadable."""
+    path = track_path(key, root)
+    if not path.is_file():
+        return None
+    try:
+        return FaceTrack.load(path)
+    except Exception as e:  # noqa: BLE001 - any damage to a cache entry is a miss, never a failure
+        log.warning("ignoring unreadable face-track cache entry %s (%s)", path, e)
+        return None
+
+
+def save_track(key: str, track: FaceTrack, root: str | os.PathLike | None = None) -> Path:
+    """Write ``track`` under ``key`` atomically (a temporary file beside it, then a rename)."""
+    path = track_path(key, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        track.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,147 @@
+"""RetinaFace detector: preprocessing, prior boxes, decoding of boxes and 5 landmarks, thresholds and NMS.
+
+Conventions of CodeFormer's face helper (facexlib ``RetinaFace.detect_faces``): BGR frames at their own
+size as float minus (104, 117, 123), no scaling; two square anchors per location with sides
+(16, 32) / (64, 128) / (256, 512) pixels at strides 8 / 16 / 32; SSD decoding with variances (0.1, 0.2);
+keep face probability > 0.8, then greedy NMS at IoU 0.4 (+1-pixel area convention). Decoding is
+vectorised over the whole batch; one NMS serves the batch (boxes of different images are offset apart).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .s3fd import nms
+from .types import Detection
+
+MEAN_BGR = (104.0, 117.0, 123.0)
+STEPS = (8, 16, 32)
+MIN_SIZES = ((16, 32), (64, 128), (256, 512))
+VARIANCES = (0.1, 0.2)
+
+
+def prior_boxes(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, 4) anchors ``(cx, cy, w, h)`` as fractions of the image, in the network's output order.
+
+    Per level: feature map ``ceil(H / step) x ceil(W / step)``, row-major, then the level's anchor sizes.
+    """
+    levels = []
+    for step, sizes in zip(STEPS, MIN_SIZES):
+        fh, fw = math.ceil(height / step), math.ceil(width / step)
+        cy, cx = torch.meshgrid((torch.arange(fh, dtype=torch.float64) + 0.5) * step / height,
+                                (torch.arange(fw, dtype=torch.float64) + 0.5) * step / width, indexing="ij")
+        s = torch.tensor(sizes, dtype=torch.float64)
+        anchors = torch.stack(torch.broadcast_tensors(cx[..., None], cy[..., None], s / width, s / height), dim=-1)
+        levels.append(anchors.reshape(-1, 4))
+    return torch.cat(levels).float().to(device)
+
+
+def decode_boxes(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+    """(..., N, 4) offsets -> (..., N, 4) boxes ``(x1, y1, x2, y2)`` as fractions of the image."""
+    centre = priors[:, :2] + loc[..., :2] * VARIANCES[0] * priors[:, 2:]
+    size = priors[:, 2:] * torch.exp(loc[..., 2:] * VARIANCES[1])
+    return torch.cat((centre - size / 2, centre + size / 2), dim=-1)
+
+
+def decode_landmarks(pre: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+    """(..., N, 10) offsets -> (..., N, 5, 2) points as fractions of the image."""
+    offsets = pre.reshape(*pre.shape[:-1], 5, 2)
+    return priors[:, None, :2] + offsets * VARIANCES[0] * priors[:, None, 2:]
+
+
+def postprocess(loc: torch.Tensor, conf: torch.Tensor, landmarks: torch.Tensor, height: int, width: int, *,
+                conf_threshold: float = 0.8, nms_threshold: float = 0.4) -> list[list[Detection]]:
+    """Detections per image (best first, pixel coordinates) from the network's batched outputs."""
+    priors = prior_boxes(height, width, loc.device)
+    if priors.shape[0] != loc.shape[1]:
+        raise ValueError(f"{loc.shape[1]} predictions for {priors.shape[0]} anchors at {width}x{height}")
+    scores = conf[..., 1].float()
+    img, idx = torch.nonzero(scores > conf_threshold, as_tuple=True)
+    scale = torch.tensor([width, height], dtype=torch.float32, device=loc.device)
+    boxes = decode_boxes(loc[img, idx].float(), priors[idx]) * scale.repeat(2)
+    points = decode_landmarks(landmarks[img, idx].float(), priors[idx]) * scale
+    scores = scores[img, idx]
+    # One NMS for the batch: shifting each image's boxes far apart means boxes never overlap across images.
+    offset = img.to(boxes.dtype)[:, None] * (boxes.abs().max() * 2 + 2 if boxes.numel() else 0)
+    keep = nms(boxes + offset, scores, nms_threshold)
+    out: list[list[Detection]] = [[] for _ in range(loc.shape[0])]
+    for i, box, score, pts in zip(img[keep].tolist(), boxes[keep].cpu().numpy(), scores[keep].tolist(),
+                                  points[keep].cpu().numpy()):
+        out[i].append(Detection(box, score, pts))
+    return out
+
+
+class RetinaFaceDetector:
+    """Batched RetinaFace over uint8 BGR frames; each detection carries its 5 landmarks.
+
+    ``model`` maps a (B, 3, H, W) float tensor to ``(loc, conf (softmaxed), landmarks)``; it runs under
+    ``inference_mode`` on ``device`` in ``dtype`` (float16 only makes sense on CUDA). Frames of one call
+    may differ in size: consecutive frames of the same size are batched together. Boxes are not clipped to
+    the frame.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 batch_size: int = 8, conf_threshold: float = 0.8, nms_threshold: float = 0.4) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if not 0.0 <= conf_threshold < 1.0 or not 0.0 < nms_threshold <= 1.0:
+            raise ValueError(f"thresholds out of range: conf {conf_threshold}, nms {nms_threshold}")
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.conf_threshold = conf_threshold
+        self.nms_threshold = nms_threshold
+        self.model = model.to(self.device, dtype).eval()
+        self._mean = torch.tensor(MEAN_BGR, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def preprocess(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """(B, 3, H, W) network input: BGR minus the means, in ``dtype`` on ``device``."""
+        x = torch.from_numpy(np.stack(frames)).to(self.device)  # uint8 (B, H, W, 3); converted on device
+        return (x.permute(0, 3, 1, 2).float() - self._mean).to(self.dtype).contiguous()
+
+    def _batches(self, frames: Sequence[np.ndarray]) -> list[Sequence[np.ndarray]]:
+        batches: list[list[np.ndarray]] = []
+        for f in frames:
+            if batches and len(batches[-1]) < self.batch_size and batches[-1][0].shape == f.shape:
+                batches[-1].append(f)
+            else:
+                batches.append([f])
+        return batches
+
+    def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
+        """Faces of every frame, best first."""
+        results: list[list[Detection]] = []
+        for batch in self._batches(frames):
+            h, w = batch[0].shape[:2]
+            with torch.inference_mode():
+                loc, conf, landmarks = self.model(self.preprocess(batch))
+                results.extend(postprocess(loc, conf, landmarks, h, w, conf_threshold=self.conf_threshold,
+                                           nms_threshold=self.nms_threshold))
+        return results
+
+
+def retinaface_to_s3fd_box(box: np.ndarray, expand: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+                           ) -> np.ndarray:
+    """Map a RetinaFace box ``(x1, y1, x2, y2)`` to the box S3FD would give for Wav2Lip, before Wav2Lip's pads.
+
+    ``expand`` = (top, bottom, left, right): each side moves outwards by that fraction of the box height
+    (top/bottom) or width (left/right); negative values move it inwards.
+
+    What is known and what is assumed (nothing here was measured: no real weights can be run here):
+    - Documented: the Wav2Lip successors that replaced S3FD by RetinaFace (justinjohn0306/Wav2Lip with
+      batch-face RetinaFace, Easy-Wav2Lip; ``reference/variants.md`` §4.3, §5.1-5.2) take RetinaFace's box
+      where S3FD's went and keep the original ``[0, 10, 0, 0]`` pads; the notes mention no box correction.
+    - From the detectors' papers, not from the reference notes: both are trained on WIDER FACE, so both
+      regress the same annotation box (forehead to chin, cheek to cheek).
+    - Assumed: any systematic offset between them is small against Wav2Lip's pads, hence the identity
+      default. Once measured on real weights, put the mean per-side offsets (fractions of the box size) in
+      ``expand``.
+    """
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float32).reshape(4)
+    top, bottom, left, right = expand
+    w, h = x2 - x1, y2 - y1
+    return np.array([x1 - left * w, y1 - top * h, x2 + right * w, y2 + bottom * h], dtype=np.float32)

@@ -1,0 +1,341 @@
+"""Pass 1: a per-frame face track from a stream of (downscaled) frames.
+
+Detection runs on every ``det_stride``-th frame, batched, and boxes (and landmarks) are interpolated linearly
+in between. The frames between two detections are detected too, instead of interpolated, when a cheap
+frame-difference test on tiny grayscale thumbnails fires (shot cut or large motion), or when the face is present
+at one end only: nothing is ever interpolated across a frame without a face.
+
+With several faces, one is chosen on the first frame that has any (the largest, or the one nearest
+``face_point``) and followed by overlap with its last known box, so the track never jumps to another person.
+It is chosen again, by the same rule, after a stretch of frames without any face and at shot cuts; a face
+overlapping the last known box is preferred then, so the same person is kept when the shot returns.
+
+Then :func:`finalize_track` applies the original's pads (clamped to the frame) and its 5-frame smoothing.
+Only frames the caller hands in are held, at most ``batch_size * det_stride + 1`` of them at a time.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import LipsyncError
+from .types import Box, Detection, Detector, FaceTrack
+
+#: A detection continues the track when its IoU with the target's last known box is at least this.
+MIN_FOLLOW_IOU = 0.25
+#: Side of the grayscale thumbnails compared by the cut / large-motion test.
+THUMB_SIZE = 32
+
+
+@dataclass
+class DetectionSettings:
+    """How pass 1 finds the face (the CLI's detection flags)."""
+
+    detector: str = "s3fd"
+    det_size: int | None = 640  # longest side, in pixels, of the frames the detector sees; None: full resolution
+    det_stride: int = 5  # detect every k-th frame and interpolate in between
+    cut_threshold: float = 0.06  # mean absolute thumbnail difference (0..1) that forces detection of every frame
+    batch_size: int = 16
+    pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # top, bottom, left, right, added to each box
+    nosmooth: bool = False
+    smooth_window: int = 5
+    face_point: tuple[float, float] | None = None  # (x, y) in frame pixels: follow the face nearest this point
+    box: Box | None = None  # (top, bottom, left, right): a fixed box on every frame, no detection
+
+    def __post_init__(self) -> None:
+        if self.det_stride < 1 or self.batch_size < 1 or self.smooth_window < 1:
+            raise ValueError("det_stride, batch_size and smooth_window must be >= 1")
+
+    def cache_fields(self) -> dict[str, object]:
+        """Every setting the detected track depends on (not ``batch_size``; ``box`` needs no cache), JSON-able."""
+        return {"detector": self.detector, "det_size": self.det_size or None, "det_stride": self.det_stride,
+                "cut_threshold": self.cut_threshold, "pads": [int(p) for p in self.pads], "nosmooth": self.nosmooth,
+                "smooth_window": self.smooth_window,
+                "face_point": None if self.face_point is None else [float(v) for v in self.face_point]}
+
+
+def detection_scale(frame_size: tuple[int, int], det_size: int | None) -> float:
+    """The factor frames are downscaled by for detection: longest side ``det_size``, never upscaled."""
+    longest = max(frame_size)
+    return 1.0 if not det_size or longest <= det_size else det_size / longest
+
+
+def detection_size(frame_size: tuple[int, int], det_size: int | None) -> tuple[int, int]:
+    """(width, height) to decode frames at for detection, from :func:`detection_scale`."""
+    s = detection_scale(frame_size, det_size)
+    return max(1, round(frame_size[0] * s)), max(1, round(frame_size[1] * s))
+
+
+def build_track(frames: Iterable[np.ndarray], detector: Detector | None, settings: DetectionSettings, *,
+                scale: float = 1.0, frame_size: tuple[int, int], fps: float) -> FaceTrack:
+    """The final face track: :func:`detect_track` then :func:`finalize_track`, or a constant ``settings.box``.
+
+    ``frames`` are uint8 BGR, already downscaled by the caller by ``scale`` (see :func:`detection_size`);
+    boxes are mapped back by ``1 / scale`` to ``frame_size`` = (width, height) pixels. With ``settings.box``
+    the frames are only counted.
+    """
+    if settings.box is not None:
+        return fixed_track(settings.box, sum(1 for _ in frames), fps=fps, frame_size=frame_size)
+    if detector is None:
+        raise ValueError("a detector is needed unless settings.box is given")
+    raw = detect_track(frames, detector, settings, scale=scale, frame_size=frame_size, fps=fps)
+    return finalize_track(raw, settings)
+
+
+def fixed_track(box: Box, n_frames: int, *, fps: float, frame_size: tuple[int, int]) -> FaceTrack:
+    """The original's ``--box``: the same (top, bottom, left, right) on every frame, clamped to the frame."""
+    w, h = frame_size
+    t, b, l, r = (int(v) for v in box)
+    t, b, l, r = max(0, t), min(h, b), max(0, l), min(w, r)
+    if b <= t or r <= l:
+        raise LipsyncError(f"--box {' '.join(str(int(v)) for v in box)} lies outside the {w}x{h} frame; "
+                           "give top bottom left right inside it")
+    return FaceTrack.constant((t, b, l, r), n_frames, fps=fps, frame_size=frame_size)
+
+
+def require_face(track: FaceTrack, video: str) -> FaceTrack:
+    """``track`` if any frame has a face, else a LipsyncError saying what to try."""
+    if not track.any_face:
+        raise LipsyncError(f"no face found in any frame of {video}; try the other --detector (s3fd/haar), --det_size 0 "
+                           "(full-resolution detection), or give the face with --box top bottom left right")
+    return track
+
+
+# ---------------------------------------------------------------------------------------------------- detection
+
+
+def detect_track(frames: Iterable[np.ndarray], detector: Detector, settings: DetectionSettings, *,
+                 scale: float = 1.0, frame_size: tuple[int, int], fps: float) -> FaceTrack:
+    """The raw track: the followed face per frame (int boxes as the original truncates them), no pads/smoothing."""
+    tracker = _Tracker(detector, settings, 1.0 / scale)
+    boxes: list[Box | None] = []
+    landmarks: list[np.ndarray | None] = []
+    for face in tracker.run(iter(frames)):
+        if face is None:
+            boxes.append(None)
+            landmarks.append(None)
+        else:
+            x1, y1, x2, y2 = (int(v) for v in face.box)  # truncation, as the original's int()
+            boxes.append((y1, y2, x1, x2))
+            landmarks.append(face.landmarks)
+    has_landmarks = any(lm is not None for lm in landmarks)
+    return FaceTrack(boxes=boxes, fps=fps, frame_size=frame_size, landmarks=landmarks if has_landmarks else None)
+
+
+class _Follower:
+    """Keeps to one person across frames (see the module docstring)."""
+
+    def __init__(self, face_point: tuple[float, float] | None) -> None:
+        self.face_point = face_point
+        self.last: np.ndarray | None = None  # the target's last known box
+        self.reacquire = True
+
+    def step(self, dets: list[Detection], cut: bool) -> Detection | None:
+        if not dets:
+            self.reacquire = True  # a frame without any face: choose again when faces come back
+            return None
+        ious = _iou(self.last, np.stack([d.box for d in dets])) if self.last is not None else np.zeros(len(dets))
+        best = int(np.argmax(ious))
+        if ious[best] >= MIN_FOLLOW_IOU:
+            chosen: Detection | None = dets[best]
+        elif self.reacquire or cut or self.last is None:
+            chosen = self._choose(dets)
+        else:
+            chosen = None  # only other people are visible: the target is lost, not replaced
+        self.reacquire = False
+        if chosen is not None:
+            self.last = chosen.box
+        return chosen
+
+    def _choose(self, dets: list[Detection]) -> Detection:
+        if self.face_point is None:
+            return max(dets, key=lambda d: d.area)
+        px, py = self.face_point
+
+        def key(d: Detection) -> tuple[bool, float]:
+            x1, y1, x2, y2 = d.box
+            inside = x1 <= px <= x2 and y1 <= py <= y2
+            return not inside, float(np.hypot((x1 + x2) / 2 - px, (y1 + y2) / 2 - py))
+
+        return min(dets, key=key)
+
+
+@dataclass
+class _Anchor:
+    """The last frame of the previous chunk (always detected): where the next interpolation starts."""
+
+    face: Detection | None
+
+
+class _Tracker:
+    """Streams frames through stride detection, forced re-detection, following and interpolation."""
+
+    def __init__(self, detector: Detector, settings: DetectionSettings, upscale: float) -> None:
+        self.detector = detector
+        self.settings = settings
+        self.upscale = upscale  # detector pixels -> frame pixels
+        self.follower = _Follower(settings.face_point)
+
+    def run(self, frames: Iterator[np.ndarray]) -> Iterator[Detection | None]:
+        """The followed face of every frame, in order."""
+        k, per_chunk = self.settings.det_stride, self.settings.batch_size * self.settings.det_stride
+        anchor: _Anchor | None = None
+        chunk: list[np.ndarray] = []
+        diffs: list[float] = []
+        prev_thumb = None
+        for index, frame in enumerate(frames):
+            thumb = _thumbnail(frame)
+            diffs.append(0.0 if prev_thumb is None else float(np.abs(thumb - prev_thumb).mean()))
+            prev_thumb = thumb
+            chunk.append(frame)
+            if index % k == 0 and len(chunk) >= per_chunk:  # chunks end on a stride frame
+                faces, anchor = self._resolve(index + 1 - len(chunk), chunk, diffs, anchor, last=False)
+                yield from faces
+                chunk, diffs = [], []
+        if chunk:
+            yield from self._resolve(index + 1 - len(chunk), chunk, diffs, anchor, last=True)[0]
+
+    def _resolve(self, start: int, chunk: list[np.ndarray], diffs: list[float], anchor: _Anchor | None,
+                 last: bool) -> tuple[list[Detection | None], _Anchor]:
+        """Faces for frames ``start .. start+len(chunk)-1`` (the last one is detected), and the next anchor."""
+        k, n = self.settings.det_stride, len(chunk)
+        cuts = [d > self.settings.cut_threshold for d in diffs]
+        dets: dict[int, list[Detection]] = {}  # chunk-relative index -> detections
+
+        def gaps() -> list[tuple[int, int]]:  # consecutive detected frames (-1: the anchor) with frames between
+            done = ([-1] if anchor is not None else []) + sorted(dets)
+            return [(a, b) for a, b in zip(done, done[1:]) if b - a > 1]
+
+        self._detect(chunk, dets, [i for i in range(n) if (start + i) % k == 0 or (last and i == n - 1)])
+        # A shot cut or large motion between two detected frames: detect every frame between them.
+        self._detect(chunk, dets, [i for a, b in gaps() if any(cuts[a + 1:b + 1]) for i in range(a + 1, b)])
+        state = copy.deepcopy(self.follower)
+        while True:
+            faces = self._follow(dets, cuts, anchor)
+            # The followed face present at one end of a gap only: detect the gap rather than guess where it ends.
+            edges = [i for a, b in gaps() if (faces[a] is None) != (faces[b] is None) for i in range(a + 1, b)]
+            if not edges:
+                break
+            self._detect(chunk, dets, edges)
+            self.follower = copy.deepcopy(state)
+        for a, b in gaps():
+            for i in range(a + 1, b):
+                faces[i] = _interpolate(faces[a], faces[b], (i - a) / (b - a))
+        return [faces[i] for i in range(n)], _Anchor(faces[n - 1])
+
+    def _detect(self, chunk: list[np.ndarray], dets: dict[int, list[Detection]], idx: list[int]) -> None:
+        if not idx:
+            return
+        found = self.detector.detect([chunk[i] for i in idx])
+        for i, ds in zip(idx, found):
+            dets[i] = [d.scaled(self.upscale) for d in ds] if self.upscale != 1.0 else ds
+
+    def _follow(self, dets: dict[int, list[Detection]], cuts: list[bool],
+                anchor: _Anchor | None) -> dict[int, Detection | None]:
+        faces: dict[int, Detection | None] = {-1: anchor.face} if anchor is not None else {}
+        for i in sorted(dets):
+            faces[i] = self.follower.step(dets[i], cuts[i])
+        return faces
+
+
+def _interpolate(a: Detection | None, b: Detection | None, t: float) -> Detection | None:
+    if a is None or b is None:
+        return None
+    lm = None
+    if a.landmarks is not None and b.landmarks is not None:
+        lm = (1 - t) * a.landmarks + t * b.landmarks
+    return Detection((1 - t) * a.box + t * b.box, (1 - t) * a.score + t * b.score, lm)
+
+
+def _thumbnail(frame: np.ndarray) -> np.ndarray:
+    small = cv2.resize(frame, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one (x1, y1, x2, y2) box with each row of ``boxes``."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+# ------------------------------------------------------------------------------------------- pads and smoothing
+
+
+def finalize_track(raw: FaceTrack, settings: DetectionSettings) -> FaceTrack:
+    """Pads (clamped to the frame), then the original's smoothing unless ``nosmooth``; never across a gap."""
+    w, h = raw.frame_size
+    pt, pb, pl, pr = settings.pads
+    boxes: list[Box | None] = []
+    for box in raw.boxes:
+        if box is None:
+            boxes.append(None)
+            continue
+        t, b, l, r = max(0, box[0] - pt), min(h, box[1] + pb), max(0, box[2] - pl), min(w, box[3] + pr)
+        boxes.append((t, b, l, r) if b > t and r > l else None)  # a box wholly outside the frame is no face
+    landmarks = raw.landmarks
+    if landmarks is not None:
+        landmarks = [lm if bx is not None else None for lm, bx in zip(landmarks, boxes)]
+    if not settings.nosmooth:
+        boxes = _per_run(boxes, lambda run: [tuple(int(v) for v in row)
+                                             for row in smooth_boxes(np.array(run), settings.smooth_window)])
+        if landmarks is not None:
+            landmarks = _per_run(landmarks, lambda run: list(smooth_centred(np.stack(run), settings.smooth_window)))
+    return FaceTrack(boxes=boxes, fps=raw.fps, frame_size=raw.frame_size, landmarks=landmarks)
+
+
+def smooth_boxes(boxes: np.ndarray, window: int = 5) -> np.ndarray:
+    """The original's ``get_smoothened_boxes`` on an (n, 4) int array of one contiguous run.
+
+    Row i becomes the mean of rows i..i+window-1, written into an int array (so truncated). The last
+    window-1 rows take the mean of the final ``window`` rows as they stand at that point, i.e. partly smoothed
+    already, exactly as the original updates its array in place. A run shorter than the window is averaged
+    over itself (where the original would index from the end with a negative start).
+    """
+    out = np.asarray(boxes, dtype=np.int64).copy()
+    n = len(out)
+    full = n - window + 1  # rows with a complete forward window of unsmoothed rows
+    if full > 0:
+        c = np.concatenate([np.zeros((1, out.shape[1]), dtype=np.int64), np.cumsum(out, axis=0)])
+        out[:full] = (c[window:] - c[:-window]) / window  # float -> int assignment truncates, as the original
+    for i in range(max(full, 0), n):
+        out[i] = np.mean(out[max(0, n - window):], axis=0)
+    return out
+
+
+def smooth_centred(values: np.ndarray, window: int = 5) -> np.ndarray:
+    """Centred moving mean over axis 0 (shrinking at the ends), in float32.
+
+    Used for landmarks: they drive the alignment of face restoration on the *output* frame, so a centred
+    window avoids the forward window's lead of ``window // 2`` frames while still removing detector jitter.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n, half = len(v), window // 2
+    c = np.concatenate([np.zeros((1,) + v.shape[1:]), np.cumsum(v, axis=0)])
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    shape = (n,) + (1,) * (v.ndim - 1)
+    return ((c[hi] - c[lo]) / (hi - lo).reshape(shape)).astype(np.float32)
+
+
+def _per_run(items: list, fn) -> list:
+    """Apply ``fn`` to each maximal run of non-None items (a list in, a list of the same length out)."""
+    out = list(items)
+    i = 0
+    while i < len(out):
+        if out[i] is None:
+            i += 1
+            continue
+        j = i
+        while j < len(out) and out[j] is not None:
+            j += 1
+        out[i:j] = fn(out[i:j])
+        i = j
+    return out

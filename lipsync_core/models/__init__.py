@@ -1,0 +1,137 @@
+"""Pure ``nn.Module`` architectures and the registry that loads published checkpoints into them.
+
+``load(arch, path, device)`` is the one way to get a model; ``load_wav2lip`` is its shortcut.
+``validator(arch)`` checks a downloaded file without building real weights, and ``identify(path)``
+names the architecture a checkpoint belongs to. Every failure caused by the file is a one-line
+``LipsyncError`` that names the file and, when it is another known model's checkpoint, which one.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import torch
+from torch import nn
+
+from ..errors import LipsyncError
+from . import checkpoints
+from .fuse import fold_batchnorm
+from .registry import SPECS, ModelSpec, StateDict
+
+if TYPE_CHECKING:
+    from .wav2lip import Wav2Lip
+
+__all__ = ["SPECS", "identify", "identify_state", "load", "load_wav2lip", "validator"]
+
+Device = str | torch.device
+
+
+def load(arch: str, path: str | Path, device: Device = "cpu", dtype: torch.dtype | None = None, *,
+         convention: str | None = None, fuse: bool = True) -> nn.Module:
+    """Build registry architecture ``arch`` and load the checkpoint at ``path`` into it, strictly.
+
+    Returns the module in eval mode with gradients off, on ``device`` (and cast to ``dtype`` if given).
+    ``convention`` overrides the registry's preferred checkpoint wrapper. With ``fuse``, BatchNorm is folded
+    into the convolutions after loading (:func:`fold_batchnorm`). A Wav2Lip TorchScript export (what the
+    official download link serves now) is accepted as well. Raises ``LipsyncError`` when the file is not a
+    checkpoint of ``arch``.
+    """
+    spec = _spec(arch)
+    state, label = _read_state(spec, Path(path), convention)
+    model = _fit(spec, state, label, device)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    if fuse:
+        fold_batchnorm(model)
+    model.requires_grad_(False)
+    return model.to(device=device, dtype=dtype)
+
+
+def load_wav2lip(path: str | Path, device: Device = "cpu", dtype: torch.dtype | None = None) -> Wav2Lip:
+    """``load("wav2lip", path, device, dtype)``: the generator from a training checkpoint, state dict or export."""
+    return cast("Wav2Lip", load("wav2lip", path, device, dtype))
+
+
+def validator(arch: str) -> Callable[[Path], None]:
+    """A check that a file loads as ``arch`` (raises ``LipsyncError`` otherwise), for the weights cache.
+
+    It reads the file and compares keys and shapes with the architecture built on the meta device, so
+    it allocates no model weights.
+    """
+    spec = _spec(arch)
+
+    def validate(path: Path) -> None:
+        state, label = _read_state(spec, Path(path), None)
+        _fit(spec, state, label, "meta")
+
+    return validate
+
+
+def identify(path: str | Path) -> str | None:
+    """The registry name of the architecture whose checkpoint ``path`` is, or None if it is none of them.
+
+    Raises ``LipsyncError`` when the file is not a readable checkpoint at all.
+    """
+    p = Path(path)
+    if checkpoints.checkpoint_format(p) == "torchscript":
+        state = checkpoints.read_torchscript_state(p)
+    else:
+        state = checkpoints.extract_state_dict(checkpoints.read_checkpoint(p), "raw", p)
+    return identify_state(state)
+
+
+def identify_state(state: StateDict) -> str | None:
+    """The first registry architecture whose signature ``state`` (prefix-stripped) carries, or None."""
+    return next((spec.name for spec in SPECS.values() if spec.matches(state)), None)
+
+
+def _spec(arch: str) -> ModelSpec:
+    try:
+        return SPECS[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(SPECS)}") from None
+
+
+def _read_state(spec: ModelSpec, path: Path, convention: str | None) -> tuple[StateDict, str]:
+    """The file's state dict and how to name the file in messages."""
+    if spec.torchscript and checkpoints.checkpoint_format(path) == "torchscript":
+        return checkpoints.read_torchscript_state(path), f"{path} (a TorchScript archive)"
+    obj = checkpoints.read_checkpoint(path)
+    return checkpoints.extract_state_dict(obj, convention or spec.convention, path), str(path)
+
+
+def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device) -> nn.Module:
+    """The unloaded module for ``state`` built on ``device``, after checking that ``state`` fits it exactly."""
+    found = identify_state(state)
+    if found is not None and found != spec.name and not spec.matches(state):
+        other = SPECS[found]
+        where = f": pass it to --{other.role}_path" if other.role else "; no lipsync_core variant uses it"
+        raise LipsyncError(f"{label} holds {other.description} weights, not {spec.description} weights{where}")
+    try:
+        with torch.device(device):
+            model = spec.build(state)
+    except (KeyError, ValueError, IndexError) as e:  # the builder reads sizes from keys the file lacks
+        raise LipsyncError(f"{label} does not hold {spec.description} weights and matches no other known model "
+                           f"(its keys start {_few(list(state))}; {type(e).__name__}: {e}): "
+                           f"use a published {spec.description} checkpoint") from None
+    problems = _mismatch(model.state_dict(), state)
+    if problems:
+        raise LipsyncError(f"{label} does not fit the {spec.description} ({problems}): "
+                           f"use a published {spec.description} checkpoint")
+    return model
+
+
+def _mismatch(expected: StateDict, state: StateDict) -> str:
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    resized = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+               if k in state and state[k].shape != v.shape]
+    parts = [f"{len(missing)} missing keys ({_few(missing)})" if missing else "",
+             f"{len(unexpected)} unexpected keys ({_few(unexpected)})" if unexpected else "",
+             f"{len(resized)} shape mismatches, file vs model ({_few(resized)})" if resized else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")

@@ -1,0 +1,55 @@
+"""Inference-time folding of BatchNorm into the convolution before it.
+
+In eval mode ``BN(conv(x)) = conv'(x)`` with per-output-channel ``s = gamma / sqrt(var + eps)``,
+``W' = s * W`` and ``b' = s * (b - mean) + beta``: one kernel instead of two, and no separate
+normalisation pass over the activations.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+_Conv = nn.Conv2d | nn.ConvTranspose2d
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every ``BatchNorm2d`` that directly follows a Conv2d/ConvTranspose2d in an ``nn.Sequential``.
+
+    The folded norm is replaced by ``nn.Identity`` and ``module`` is returned (changed in place). Folding
+    uses the running statistics, so it is only for inference: a norm in training mode raises ``ValueError``.
+    Norms elsewhere (not right after a convolution inside a Sequential) are left alone.
+    """
+    for seq in module.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for conv_name, bn_name in zip(names, names[1:]):
+            conv, bn = seq._modules[conv_name], seq._modules[bn_name]
+            if isinstance(conv, _Conv) and type(bn) is nn.BatchNorm2d and bn.running_var is not None:
+                if bn.training:
+                    raise ValueError("fold_batchnorm needs eval-mode BatchNorm (call .eval() first)")
+                _fold(conv, bn)
+                setattr(seq, bn_name, nn.Identity())
+    return module
+
+
+@torch.no_grad()
+def _fold(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> None:
+    # Per-channel factors in float64 (cheap vectors); the weight is scaled in place in its own dtype.
+    scale = bn.running_var.double().add(bn.eps).rsqrt()
+    shift = -bn.running_mean.double() * scale
+    if bn.weight is not None:  # affine
+        scale = scale * bn.weight.double()
+        shift = shift * bn.weight.double() + bn.bias.double()
+    bias = shift if conv.bias is None else conv.bias.double() * scale + shift
+    w = conv.weight
+    if isinstance(conv, nn.ConvTranspose2d):
+        # Weight is (in, out/groups, kh, kw): output channel g*(out/groups)+j lives at [group g inputs, j].
+        g = conv.groups
+        w.view(g, -1, *w.shape[1:]).mul_(scale.to(w.dtype).view(g, 1, -1, 1, 1))
+    else:
+        w.mul_(scale.to(w.dtype).view(-1, *([1] * (w.dim() - 1))))
+    if conv.bias is None:
+        conv.bias = nn.Parameter(bias.to(w.dtype), requires_grad=w.requires_grad)
+    else:
+        conv.bias.copy_(bias.to(w.dtype))

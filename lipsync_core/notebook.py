@@ -1,0 +1,533 @@
+"""The helpers behind the Colab/Jupyter notebooks: forms -> options, uploads, Drive, recording, preview, box helper.
+
+A notebook builds one :class:`Job` cell by cell (``setup`` -> weights -> inputs -> settings -> optional
+face box -> run); each cell is a Colab form plus one call. Everything runs in plain Jupyter too: the
+Colab-only features (uploads, Drive, recording, the download button) are imported only when used
+and say so in one line elsewhere. Expected errors are raised as :class:`NotebookError`, which a
+notebook shows as its one-line message instead of a traceback.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import importlib.util
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import REPO_URL
+from .errors import LipsyncError
+
+Box = tuple[int, int, int, int]
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Where Colab mounts Google Drive; the user's files are under ``MyDrive``.
+DRIVE_ROOT = Path("/content/drive")
+#: Folders in the user's Drive for cached weights and copied results.
+DRIVE_WEIGHTS_FOLDER = "lipsync_weights"
+DRIVE_RESULTS_FOLDER = "lipsync_results"
+#: Inline previews embed the video in the notebook; bigger results are only offered for download.
+PREVIEW_MAX_BYTES = 50 * 2**20
+#: The two Wav2Lip generators a notebook may choose between ("use the GAN model").
+GENERATORS = {False: "wav2lip", True: "wav2lip_gan"}
+#: Form fields that are not RunConfig fields under the same name.
+_FORM_ONLY = ("pad_top", "pad_bottom", "pad_left", "pad_right", "super_resolution", "segmentation_mask",
+              "use_gan_model")
+
+
+class NotebookError(LipsyncError):
+    """A :class:`LipsyncError` that IPython shows as its one-line message, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for custom exception display
+        return [f"\x1b[1;31mError:\x1b[0m {self}"]
+
+
+def friendly(fn: F) -> F:
+    """Re-raise the expected errors of ``fn`` as :class:`NotebookError` (one line in the notebook)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NotebookError:
+            raise
+        except LipsyncError as exc:
+            raise NotebookError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- environment ---------------------------------------------------------------------------------------------------
+def in_colab() -> bool:
+    """Whether this kernel runs on Google Colab."""
+    if "google.colab" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("google.colab") is not None
+    except ModuleNotFoundError:  # no "google" package at all
+        return False
+
+
+def _require_colab(what: str, instead: str) -> None:
+    if not in_colab():
+        raise LipsyncError(f"{what} works only on Google Colab; {instead}")
+
+
+def colab_url(notebook: str, ref: str = "main") -> str:
+    """The "Open in Colab" address of ``notebooks/<notebook>`` in the repository at ``ref``."""
+    m = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?/?", REPO_URL)
+    if m is None:
+        raise ValueError(f"REPO_URL {REPO_URL!r} is not a github.com repository URL")
+    return f"https://colab.research.google.com/github/{m[1]}/{m[2]}/blob/{ref}/notebooks/{notebook}"
+
+
+def gpu_report() -> str:
+    """One line about the accelerator this kernel will use."""
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"GPU: {props.name} ({props.total_memory / 2**30:.0f} GB); lip-sync runs on it."
+    return ("No GPU found: lip-sync will run on the CPU, which is slow (minutes per second of video with the HQ "
+            "and CodeFormer enhancers). On Colab choose Runtime > Change runtime type > T4 GPU, then run this "
+            "cell again.")
+
+
+def setup(variant: str, workdir: str | os.PathLike = "lipsync") -> Job:
+    """The setup cell: report the GPU and start a :class:`Job` for ``variant`` (files go under ``workdir``)."""
+    from . import __version__
+
+    print(f"lipsync_core {__version__}, variant {variant}. {gpu_report()}")
+    return Job(variant, Path(workdir))
+
+
+# -- Google Drive --------------------------------------------------------------------------------------------------
+def mount_drive() -> Path:
+    """Mount Google Drive (Colab asks for permission once) and return the ``MyDrive`` folder."""
+    _require_colab("Google Drive", "give a local path instead")
+    my_drive = DRIVE_ROOT / "MyDrive"
+    if not my_drive.is_dir():
+        from google.colab import drive
+
+        drive.mount(str(DRIVE_ROOT))
+    return my_drive
+
+
+def _mount_if_in_drive(text: str) -> None:
+    if text.strip().startswith(str(DRIVE_ROOT)):
+        mount_drive()
+
+
+@friendly
+def save_to_drive(path: str | os.PathLike, folder: str = DRIVE_RESULTS_FOLDER) -> Path:
+    """Copy ``path`` into ``MyDrive/<folder>`` and return the copy."""
+    dest_dir = mount_drive() / folder
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / Path(path).name
+    shutil.copy2(path, dest)
+    print(f"Copied to your Google Drive: {dest}")
+    return dest
+
+
+# -- uploads and recording -----------------------------------------------------------------------------------------
+def upload_file(dest_dir: str | os.PathLike, what: str) -> Path:
+    """Ask the browser for one file (Colab) and save it in ``dest_dir``."""
+    _require_colab("Uploading", f"give the {what} as a path next to the notebook, a URL or a Drive link")
+    from google.colab import files
+
+    print(f"Choose the {what}:")
+    uploaded = files.upload()
+    if not uploaded:
+        raise LipsyncError(f"no {what} was uploaded; run the cell again and choose a file")
+    name, data = next(iter(uploaded.items()))
+    dest = Path(dest_dir) / Path(name).name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+    return dest
+
+
+# Shown in the cell's output frame: a stop button; resolves to the recording as a data: URL.
+_RECORD_JS = """
+async function lipsyncRecord() {
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true});
+  const recorder = new MediaRecorder(stream);
+  const chunks = [];
+  recorder.ondataavailable = (event) => chunks.push(event.data);
+  const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
+  const button = document.createElement('button');
+  button.textContent = 'Stop recording';
+  document.body.appendChild(button);
+  recorder.start();
+  await new Promise((resolve) => { button.onclick = resolve; });
+  recorder.stop();
+  await stopped;
+  stream.getTracks().forEach((track) => track.stop());
+  button.remove();
+  const blob = new Blob(chunks, {type: recorder.mimeType});
+  return await new Promise((resolve) => {
+    const reader = new FileReader();
+    reader.onloadend = () => resolve(reader.result);
+    reader.readAsDataURL(blob);
+  });
+}
+"""
+
+
+def record_audio(dest_dir: str | os.PathLike) -> Path:
+    """Record from the browser's microphone (Colab) until Stop is pressed; returns a WAV file."""
+    _require_colab("Recording", "give the audio as a file path, URL or Drive link")
+    from google.colab import output
+    from IPython.display import Javascript, display
+
+    from .media.ffmpeg import run_ffmpeg
+
+    print("Recording... press 'Stop recording' when you are done.")
+    display(Javascript(_RECORD_JS))
+    data_url: str = output.eval_js("lipsyncRecord()")
+    if not data_url or "," not in data_url:
+        raise LipsyncError("the browser returned no recording; allow microphone access and try again")
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    raw = dest_dir / "recording.webm"
+    raw.write_bytes(base64.b64decode(data_url.split(",", 1)[1]))
+    wav = dest_dir / "recording.wav"
+    run_ffmpeg(["-y", "-i", raw, "-c:a", "pcm_s16le", wav], what="convert the recording")
+    raw.unlink()
+    return wav
+
+
+# -- forms -> options ----------------------------------------------------------------------------------------------
+def weight_source(text: str, role: str) -> str | None:
+    """A weights-form field -> a ``<role>_path`` option: None (the manifest default), a path, URL or Drive ID.
+
+    Accepts a Drive file ID, a Drive share link (reduced to its ID), an http(s) URL or an existing file.
+    """
+    from .download import remote_source
+
+    value = text.strip().strip("'\"")
+    if not value:
+        return None
+    _mount_if_in_drive(value)
+    local = Path(value).expanduser()
+    if local.is_file():
+        return str(local)
+    source = remote_source(value)
+    if source is None:
+        raise LipsyncError(f"{role}: {value!r} is neither a Google Drive file ID or share link, a URL nor an "
+                           "existing file; leave the field empty to use the default")
+    return source.target
+
+
+def settings_options(**form: Any) -> dict[str, Any]:
+    """The settings form -> RunConfig options (pads, positive HQ switches and "0 = off" fields converted)."""
+    opts = {k: v for k, v in form.items() if k not in _FORM_ONLY}
+    pads = [form.get(f"pad_{side}") for side in ("top", "bottom", "left", "right")]
+    if any(p is not None for p in pads):
+        if any(p is None for p in pads):
+            raise ValueError("give all four pad_* fields or none")
+        opts["pads"] = tuple(int(p) for p in pads)
+    if "super_resolution" in form:
+        opts["no_sr"] = not form["super_resolution"]
+    if "segmentation_mask" in form:
+        opts["no_segmentation"] = not form["segmentation_mask"]
+    if opts.get("mask_lower_face") == 0:
+        opts["mask_lower_face"] = None
+    return opts
+
+
+def default_generator(variant: str) -> str:
+    """The Wav2Lip generator weight id the manifest gives ``variant``."""
+    from .manifest import load_manifest
+
+    return load_manifest().roles(variant)["checkpoint"]
+
+
+# -- the job -------------------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """What the notebook's cells collect: weight sources, resolved inputs, settings, a fixed box, the result."""
+
+    variant: str
+    workdir: Path = Path("lipsync")
+    weights: dict[str, str | None] = field(default_factory=dict)  # {"<role>_path": source or None}
+    options: dict[str, Any] = field(default_factory=dict)  # RunConfig fields from the settings form
+    use_gan_model: bool | None = None  # None: the variant's default generator
+    overrides: dict[str, Any] = field(default_factory=dict)  # options no form shows; set them in a new cell
+    face: Path | None = None
+    audio: Path | None = None
+    box: Box | None = None
+    result: Path | None = None
+
+    @friendly
+    def set_weights(self, *, cache_in_drive: bool = False, **fields: str) -> None:
+        """The weights form: ``<role>_path`` fields (empty = manifest default); optionally cache in Drive."""
+        from .manifest import load_manifest
+
+        roles = load_manifest().roles(self.variant)
+        unknown = sorted(set(fields) - {f"{r}_path" for r in roles})
+        if unknown:
+            raise ValueError(f"no such weight field(s) for {self.variant}: {', '.join(unknown)}")
+        self.weights = {name: weight_source(text, name.removesuffix("_path")) for name, text in fields.items()}
+        if cache_in_drive:
+            folder = mount_drive() / DRIVE_WEIGHTS_FOLDER
+            folder.mkdir(parents=True, exist_ok=True)
+            os.environ["LIPSYNC_CACHE"] = str(folder)
+        for name, source in self.weights.items():
+            print(f"{name}: {source if source is not None else 'default (from the weights manifest)'}")
+        if cache_in_drive:
+            print(f"Weights are cached in {os.environ['LIPSYNC_CACHE']}")
+
+    @friendly
+    def set_inputs(self, face: str = "", audio: str = "", *, start: Any = "", end: Any = "",
+                   audio_start: Any = "", audio_end: Any = "", cookies: str = "") -> None:
+        """The inputs form: resolve (upload, record, download, trim) the face and audio into local files.
+
+        ``face``/``audio``: a path, URL, Drive link or YouTube URL; empty or "upload" uploads (Colab);
+        audio "record" records in the browser (Colab) and "same" uses the face video's own sound.
+        """
+        from .inputs import resolve_inputs
+
+        uploads = self.workdir / "uploads"
+        face, audio, cookies = face.strip(), audio.strip(), cookies.strip()
+        if face.lower() in ("", "upload"):
+            face = str(upload_file(uploads, "face video or image"))
+        if audio.lower() in ("", "upload"):
+            audio = str(upload_file(uploads, "audio (any audio or video file)"))
+        elif audio.lower() == "record":
+            audio = str(record_audio(uploads))
+        if cookies.lower() == "upload":
+            cookies = str(upload_file(uploads, "cookies.txt"))
+        for text in (face, audio, cookies):
+            _mount_if_in_drive(text)
+        self.face, self.audio = resolve_inputs(
+            face, audio, start=start, end=end, audio_start=audio_start, audio_end=audio_end,
+            workdir=self.workdir / "inputs", cookies=cookies or None)
+        self.box = None  # a box drawn on other footage does not apply
+        print(describe_media(self.face, "face"))
+        if self.audio != self.face:
+            print(describe_media(self.audio, "audio"))
+
+    @friendly
+    def set_settings(self, **form: Any) -> None:
+        """The settings form (see :func:`settings_options`); checked now so mistakes show in this cell."""
+        from .config import make_config
+
+        options = settings_options(**form)
+        make_config(self.variant, **{**options, **self.overrides})
+        self.options = options
+        if "use_gan_model" in form:
+            self.use_gan_model = bool(form["use_gan_model"])
+
+    def run_options(self) -> dict[str, Any]:
+        """Every option of the run as :func:`lipsync_core.lipsync` takes them."""
+        return {**self.weights, **self.options, "box": self.box, **self.overrides}
+
+    def _generator_source(self) -> str | None:
+        """A local checkpoint path when the form chose the generator the variant does not use by default."""
+        if self.weights.get("checkpoint_path") or self.use_gan_model is None:
+            return None
+        wanted = GENERATORS[self.use_gan_model]
+        if wanted == default_generator(self.variant):
+            return None
+        from .weights import fetch
+
+        print(f"Wav2Lip generator: {wanted}")
+        return str(fetch(wanted))
+
+    def _require_inputs(self) -> tuple[Path, Path]:
+        if self.face is None or self.audio is None:
+            raise LipsyncError("no inputs yet: run the inputs cell first")
+        return self.face, self.audio
+
+    @friendly
+    def run(self, *, copy_to_drive: bool = False, preview: bool = True) -> Path:
+        """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive)."""
+        from . import lipsync
+
+        face, audio = self._require_inputs()
+        options = self.run_options()
+        generator = self._generator_source()
+        if generator is not None:
+            options["checkpoint_path"] = generator
+        if self.box is not None:
+            print(f"Using the fixed face box {self.box} (top, bottom, left, right) on every frame.")
+        out = self.workdir / "results" / f"{face.stem}_{self.variant}_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+        started = time.perf_counter()
+        self.result = lipsync(face, audio, out, variant=self.variant, **options)
+        print(f"Done in {time.perf_counter() - started:.0f} s: {self.result}")
+        if preview:
+            show_result(self.result)
+        if copy_to_drive:
+            save_to_drive(self.result)
+        return self.result
+
+    @friendly
+    def box_helper(self, at: Any = 0) -> BoxHelper:
+        """Show the frame at ``at`` (seconds or mm:ss) with the face box and sliders to fix it."""
+        from .inputs import parse_time
+
+        self._require_inputs()
+        helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
+        helper.show()
+        return helper
+
+
+def describe_media(path: Path, role: str) -> str:
+    """One line about a resolved input, e.g. ``face: clip.mp4, 1280x720, 25 fps, 4.0 s``."""
+    from .media.probe import probe
+
+    info = probe(path)
+    parts = [f"{role}: {path.name}"]
+    if info.has_video and info.frame_size:
+        parts.append("{}x{}".format(*info.frame_size))
+    if info.is_image:
+        parts.append("still image")
+    elif info.has_video and info.fps:
+        parts.append(f"{info.fps:g} fps")
+    if info.duration:
+        parts.append(f"{info.duration:.1f} s")
+    return ", ".join(parts)
+
+
+# -- results -------------------------------------------------------------------------------------------------------
+def video_html(path: str | os.PathLike, width: int = 640) -> str:
+    """An HTML5 ``<video>`` with the file embedded (works in Colab, where local files are not served)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f'<video controls width="{width}" style="max-width:100%">'
+            f'<source src="data:video/mp4;base64,{data}" type="video/mp4"></video>')
+
+
+def show_result(path: str | os.PathLike) -> None:
+    """Preview the video inline and offer it for download (a button on Colab, a link in Jupyter)."""
+    from IPython.display import HTML, FileLink, display
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size <= PREVIEW_MAX_BYTES:
+        display(HTML(video_html(path)))
+    else:
+        print(f"{path.name} is {size / 2**20:.0f} MB: too big to preview here; download it instead.")
+    if not in_colab():
+        display(FileLink(os.path.relpath(path)))
+        return
+    import ipywidgets as widgets
+
+    button = widgets.Button(description="Download", icon="download", button_style="success")
+    out = widgets.Output()
+
+    def download(_: Any) -> None:
+        from google.colab import files
+
+        with out:
+            files.download(str(path))
+
+    button.on_click(download)
+    display(widgets.VBox([button, out]))
+
+
+# -- the face-box helper -------------------------------------------------------------------------------------------
+def draw_boxes(frame: Any, detected: Box | None, chosen: Box | None) -> Any:
+    """A copy of ``frame`` with the detected box (blue) and the chosen fixed box (green) drawn."""
+    import cv2
+
+    img = frame.copy()
+    thick = max(2, round(max(img.shape[:2]) / 320))
+    for box, colour in ((detected, (255, 128, 0)), (chosen, (0, 200, 0))):
+        if box is not None:
+            t, b, l, r = box
+            cv2.rectangle(img, (l, t), (r - 1, b - 1), colour, thick)
+    return img
+
+
+def clamp_box(box: Box, size: tuple[int, int]) -> Box:
+    """``box`` limited to a (width, height) frame, at least 2 pixels each way."""
+    w, h = size
+    t, b, l, r = box
+    t, l = min(max(0, t), h - 2), min(max(0, l), w - 2)
+    return t, min(max(t + 2, b), h), l, min(max(l + 2, r), w)
+
+
+class BoxHelper:
+    """One frame with the detected face box, four sliders and a "use this box" switch that sets ``job.box``.
+
+    The frame is shown as the run sees it (after resize_factor, rotate, crop), and the detected box is
+    the one the run would use there (padded, smoothed). For faces a detector misses, move the sliders
+    and tick the switch: the run then skips detection and uses that box on every frame.
+    """
+
+    def __init__(self, job: Job, at_seconds: float) -> None:
+        from .config import make_config
+        from .pipeline import Pipeline
+        from .stages.read import FaceVideo
+
+        self.job = job
+        options = {**job.run_options(), "box": None}
+        cfg = make_config(job.variant, **options)
+        pipeline = Pipeline(cfg)
+        pipeline.fetch_weights()
+        video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
+                               rotate=cfg.rotate, crop=tuple(cfg.crop))
+        wanted = 0 if video.static else round(at_seconds * video.fps)
+        self.index, self.frame = -1, None
+        for self.index, self.frame in enumerate(video.frames(max_frames=wanted + 1)):
+            pass  # keep the last frame decoded (the clip may end before the time asked for)
+        if self.frame is None:
+            raise LipsyncError(f"could not decode a frame of {job.face}")
+        track = pipeline.track(video, self.index + 1)
+        self.detected: Box | None = track.boxes[self.index]
+        self.size = video.frame_size
+        self._build()
+
+    def _build(self) -> None:
+        import ipywidgets as widgets
+
+        w, h = self.size
+        start = self.job.box or self.detected or (h // 4, 3 * h // 4, w // 4, 3 * w // 4)
+        t, b, l, r = clamp_box(start, self.size)
+        slider = functools.partial(widgets.IntSlider, continuous_update=False,
+                                   layout=widgets.Layout(width="480px"))
+        self.sliders = {"top": slider(value=t, min=0, max=h, description="top"),
+                        "bottom": slider(value=b, min=0, max=h, description="bottom"),
+                        "left": slider(value=l, min=0, max=w, description="left"),
+                        "right": slider(value=r, min=0, max=w, description="right")}
+        self.use_box = widgets.Checkbox(value=self.job.box is not None,
+                                        description="use this box on every frame (skips face detection)",
+                                        layout=widgets.Layout(width="480px"))
+        self.image = widgets.Image(format="jpeg")
+        if self.detected is None:
+            note = "No face detected in this frame: set a box with the sliders and tick the switch."
+        else:
+            note = f"Detected box (blue): {self.detected}. The green box is the one the sliders set."
+        self.note = widgets.Label(value=f"Frame {self.index}. {note}")
+        for control in (*self.sliders.values(), self.use_box):
+            control.observe(self._changed, names="value")
+        self._changed(None)
+
+    @property
+    def box(self) -> Box:
+        """The box the sliders set, clamped to the frame."""
+        s = self.sliders
+        return clamp_box((s["top"].value, s["bottom"].value, s["left"].value, s["right"].value), self.size)
+
+    def _changed(self, _: Any) -> None:
+        import cv2
+
+        self.job.box = self.box if self.use_box.value else None
+        img = draw_boxes(self.frame, self.detected, self.box)
+        scale = min(1.0, 640 / max(img.shape[:2]))
+        if scale < 1.0:
+            img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
+                             interpolation=cv2.INTER_AREA)
+        self.image.value = cv2.imencode(".jpg", img)[1].tobytes()
+
+    def show(self) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        display(widgets.VBox([self.note, self.image, *self.sliders.values(), self.use_box]))

@@ -1,0 +1,61 @@
+"""Paste the synced face back into the frame: feathered (default) or the original's hard paste."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from .base import Batch, Runtime
+
+
+def _ramp(n: int, start: float, width: float) -> np.ndarray:
+    """Smoothstep from 0 at ``start`` to 1 at ``start + width`` over ``n`` pixel centres."""
+    x = (np.arange(n, dtype=np.float32) + 0.5 - start) / max(width, 1e-6)
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+@lru_cache(maxsize=64)
+def lower_face_mask(h: int, w: int, top: float = 0.45, edge: float = 0.12) -> np.ndarray:
+    """Soft mask (h, w) float32 over the lower face: 0 above ``top``·h, 1 in the mouth area, 0 at every box edge.
+
+    ``edge`` is the feather width as a fraction of the box size; the mask reaches exactly 0 on the box
+    border, so pasting leaves no step where the box ends. Wav2Lip only redraws the lower half (its input
+    hides it), so the upper half keeps the original pixels.
+    """
+    ew, eh = max(1.0, edge * w), max(1.0, edge * h)
+    vy = _ramp(h, top * h, eh) * _ramp(h, 0.0, eh)[::-1]
+    vx = _ramp(w, 0.0, ew) * _ramp(w, 0.0, ew)[::-1]
+    m = np.outer(vy, vx).astype(np.float32)
+    m.setflags(write=False)
+    return m
+
+
+@dataclass
+class BlendStage:
+    """Resize each predicted face to its box and blend it in: ``feather`` or ``hard`` (original parity)."""
+
+    mode: str = "feather"
+    name: str = "blend"
+
+    def prepare(self, runtime: Runtime) -> None:
+        pass
+
+    def __call__(self, batch: Batch) -> None:
+        if batch.pred is None:
+            return
+        for k, i in enumerate(batch.face_positions):
+            t, b, l, r = batch.boxes[i]
+            frame = batch.frames[i]
+            if self.mode == "hard":
+                # The original casts to uint8 before resizing; kept for parity.
+                patch = cv2.resize((batch.pred[k] * 255.0).astype(np.uint8), (r - l, b - t))
+                frame[t:b, l:r] = patch
+                continue
+            patch = cv2.resize(batch.pred[k], (r - l, b - t), interpolation=cv2.INTER_LINEAR) * 255.0
+            mask = batch.masks[k] if batch.masks is not None else lower_face_mask(b - t, r - l)
+            region = frame[t:b, l:r].astype(np.float32)
+            region += mask[..., None] * (patch - region)
+            frame[t:b, l:r] = np.clip(region + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,109 @@
+"""The read stage: the face video (or still) as a stream of transformed BGR frames.
+
+Applies the original's per-frame transforms in its order (``--resize_factor``, ``--rotate``, ``--crop``),
+converts variable frame rate to constant by timestamp, loops the video when the audio is longer, and
+repeats the first frame for stills and ``--static``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import LipsyncError
+from ..media.probe import MediaInfo, probe
+from ..media.video import FrameReader
+
+
+@dataclass
+class FaceVideo:
+    """A face source with the run's transforms; frames are yielded lazily, never all held."""
+
+    path: Path
+    info: MediaInfo
+    fps: float
+    static: bool
+    resize_factor: int = 1
+    rotate: bool = False
+    crop: tuple[int, int, int, int] = (0, -1, 0, -1)
+
+    @classmethod
+    def open(cls, path: str | Path, *, still_fps: float, static: bool, resize_factor: int = 1,
+             rotate: bool = False, crop: tuple[int, int, int, int] = (0, -1, 0, -1)) -> FaceVideo:
+        info = probe(path).require_video()
+        is_still = info.is_image
+        fps = still_fps if is_still else info.fps
+        if not fps or fps <= 0:
+            raise LipsyncError(f"cannot tell the frame rate of {path}; re-encode it or pass a still image with --fps")
+        return cls(Path(path), info, float(fps), static or is_still, resize_factor, rotate, tuple(crop))
+
+    @property
+    def transforms(self) -> bool:
+        return self.resize_factor != 1 or self.rotate or tuple(self.crop) != (0, -1, 0, -1)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the transformed frames."""
+        fw, fh = self.info.frame_size
+        w, h = fw // self.resize_factor, fh // self.resize_factor
+        if self.rotate:
+            w, h = h, w
+        t, b, l, r = self.crop
+        b, r = (h if b == -1 else b), (w if r == -1 else r)
+        return r - l, b - t
+
+    def transform(self, frame: np.ndarray) -> np.ndarray:
+        if self.resize_factor != 1:
+            h, w = frame.shape[:2]
+            frame = cv2.resize(frame, (w // self.resize_factor, h // self.resize_factor))
+        if self.rotate:
+            frame = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+        t, b, l, r = self.crop
+        if (t, b, l, r) != (0, -1, 0, -1):
+            frame = frame[t:(None if b == -1 else b), l:(None if r == -1 else r)]
+        return np.ascontiguousarray(frame)
+
+    def frames(self, *, max_frames: int | None = None, det_size: int | None = None) -> Iterator[np.ndarray]:
+        """One pass over the source frames, optionally scaled so the longest side is ``det_size``."""
+        limit = 1 if self.static else max_frames
+        scale = self.detection_scale(det_size)
+        size = None
+        if scale != 1.0 and not self.transforms:
+            w, h = self.frame_size
+            size = (max(2, round(w * scale)), max(2, round(h * scale)))
+        with FrameReader(self.path, fps=None if self.info.is_image else self.fps, size=size,
+                         max_frames=limit) as reader:
+            for frame in reader:
+                if self.transforms:
+                    frame = self.transform(frame)
+                    if scale != 1.0:
+                        w, h = self.frame_size
+                        frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+                yield frame
+
+    def detection_scale(self, det_size: int | None) -> float:
+        """Factor from full-resolution to detection pixels (1.0 when already small enough)."""
+        longest = max(self.frame_size)
+        return 1.0 if not det_size or longest <= det_size else det_size / longest
+
+    def looped(self, n_out: int, n_source: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(source index, frame) for output frames 0..n_out-1, looping the source as the original does."""
+        if self.static:
+            first = next(self.frames(), None)
+            if first is None:
+                raise LipsyncError(f"could not decode a frame from {self.path}")
+            for _ in range(n_out):
+                yield 0, first.copy()
+            return
+        done = 0
+        while done < n_out:
+            produced = 0
+            for i, frame in enumerate(self.frames(max_frames=min(n_source, n_out - done))):
+                yield i, frame
+                produced += 1
+            if produced == 0:
+                raise LipsyncError(f"could not decode frames from {self.path}")
+            done += produced

@@ -1,0 +1,237 @@
+"""CodeFormer face restoration of the blended frames, and an optional unsharp mask on the mouth.
+
+Both stages edit ``batch.frames`` in place after the blend and touch only frames with a face.
+
+:class:`CodeFormerRestore` follows CodeFormer's face helper (``reference/variants.md`` §3.2): align the
+face with its 5 landmarks to the FFHQ template at the network's size (512), RGB in [-1, 1], CodeFormer
+with fidelity ``w`` and AdaIN, clamp, then paste back through a soft mask = min(square with a
+feathered edge, blurred ParseNet mask without the background/neck/cloth/hair/hat classes). Unlike
+upstream there is no background upsampling: frames keep their size. Landmark smoothing over time is
+the face tracker's job.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import LipsyncError
+from ..face.align import estimate_affine, face_template, paste_back, warp_face
+from .base import Batch, Runtime
+from .batching import AdaptiveChunker
+
+ModelSource = nn.Module | str | Path
+
+#: ParseNet classes that keep the original pixels (zeros of the reference helper's mask colour map;
+#: background, neck, cloth, hair and hat in the CelebAMask-HQ-style labelling the network was trained on).
+PARSE_EXCLUDED: tuple[int, ...] = (0, 14, 16, 17, 18)
+#: Largest accepted unsharp-mask strength (beyond it halos dominate).
+MAX_SHARPEN = 5.0
+
+
+def _place(model: ModelSource, arch: str, runtime: Runtime) -> nn.Module:
+    """The module on the runtime's device in eval mode; a path is loaded through the model registry."""
+    if not isinstance(model, nn.Module):
+        from ..models import load
+
+        model = load(arch, model, device=runtime.device)
+    return model.to(runtime.device).eval()
+
+
+def _odd(x: float) -> int:
+    return max(1, int(round(x)) // 2 * 2 + 1)
+
+
+def paste_mask(size: int, parse_map: np.ndarray | None = None,
+               excluded: tuple[int, ...] = PARSE_EXCLUDED) -> np.ndarray:
+    """Soft paste-back weight of an aligned ``size`` x ``size`` face, float32 in [0, 1].
+
+    The reference helper's two masks, expressed in aligned-face space (its sizes are for 512 and scale
+    with ``size``): a square shrunk by ``size // 20`` with its edge Gaussian-blurred over as much again,
+    and, given a ``parse_map`` (class ids, ``size`` x ``size``), 1 outside ``excluded`` blurred twice
+    (kernel 101, sigma 11) with a zeroed 10-pixel border. The result is their minimum.
+    """
+    edge = max(1, size // 20)
+    square = np.zeros((size, size), np.float32)
+    square[edge:size - edge, edge:size - edge] = 1.0
+    mask = cv2.GaussianBlur(square, (2 * edge + 1, 2 * edge + 1), 0)
+    if parse_map is None:
+        return mask
+    if parse_map.shape != (size, size):
+        raise ValueError(f"parse map {parse_map.shape} does not match the face size {size}")
+    parse = (~np.isin(parse_map, excluded)).astype(np.float32)
+    k, sigma = _odd(101 * size / 512), 11 * size / 512
+    parse = cv2.GaussianBlur(cv2.GaussianBlur(parse, (k, k), sigma), (k, k), sigma)
+    border = max(1, round(10 * size / 512))
+    parse[:border] = parse[-border:] = 0.0
+    parse[:, :border] = parse[:, -border:] = 0.0
+    return np.minimum(mask, parse)
+
+
+@dataclass
+class CodeFormerRestore:
+    """Restore every face that has landmarks with CodeFormer and paste it back; frames without one are untouched.
+
+    ``codeformer`` / ``parser`` are built modules or checkpoint paths (``codeformer`` / ``parsenet``);
+    ``parser=None`` pastes through the square mask alone. ``fidelity`` is CodeFormer's ``w`` in [0, 1]
+    (0: trust the codebook, 1: stay close to the input). Runs in the runtime's dtype under autocast (the
+    code choice inside CodeFormer stays in float32).
+    """
+
+    codeformer: ModelSource
+    parser: ModelSource | None = None
+    fidelity: float = 0.7
+    batch_size: int = 4
+    excluded_classes: tuple[int, ...] = PARSE_EXCLUDED
+    name: str = "codeformer"
+    runtime: Runtime = field(default_factory=Runtime)
+    _net: nn.Module | None = field(default=None, init=False, repr=False)
+    _parser: nn.Module | None = field(default=None, init=False, repr=False)
+    _chunker: AdaptiveChunker | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fidelity <= 1.0:
+            raise LipsyncError(f"CodeFormer fidelity must be between 0 and 1, got {self.fidelity}")
+        if self.batch_size < 1:
+            raise LipsyncError(f"CodeFormer batch size must be at least 1, got {self.batch_size}")
+
+    def prepare(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._net = _place(self.codeformer, "codeformer", runtime)
+        self._parser = None if self.parser is None else _place(self.parser, "parsenet", runtime)
+        self._chunker = AdaptiveChunker(self.batch_size, what="CodeFormer")
+
+    @property
+    def size(self) -> int:
+        """Side of the aligned face: the network's input size (512 for the published model)."""
+        if self._net is None:
+            raise RuntimeError("CodeFormerRestore.prepare() was not called")
+        return int(self._net.img_size)
+
+    def _restore(self, faces: torch.Tensor) -> torch.Tensor:
+        """uint8 BGR (n, S, S, 3) faces -> restored, same layout; on the device in between."""
+        x = faces.to(self.runtime.device).flip(-1).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        with torch.inference_mode(), self.runtime.autocast:
+            out = self._net(x, w=self.fidelity, adain=True)[0]
+        rgb = ((out.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+        return rgb.permute(0, 2, 3, 1).flip(-1).cpu()
+
+    def _parse(self, faces: torch.Tensor) -> torch.Tensor:
+        """uint8 BGR (n, S, S, 3) restored faces -> (n, S, S) uint8 class ids."""
+        x = faces.to(self.runtime.device).flip(-1).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        with torch.inference_mode(), self.runtime.autocast:
+            logits = self._parser(x)[0]
+        return logits.argmax(1).to(torch.uint8).cpu()
+
+    def __call__(self, batch: Batch) -> None:
+        positions = batch.face_positions
+        if not positions:
+            return
+        if self._chunker is None:
+            raise RuntimeError("CodeFormerRestore.prepare() was not called")
+        if batch.landmarks is None:
+            raise LipsyncError("CodeFormer restoration needs 5-point face landmarks: track faces with RetinaFace")
+        size = self.size
+        template = face_template(size)
+        todo = [i for i in positions if batch.landmarks[i] is not None]
+        if not todo:
+            return
+        matrices = [estimate_affine(batch.landmarks[i], template) for i in todo]
+        aligned = np.stack([warp_face(batch.frames[i], M, size) for i, M in zip(todo, matrices)])
+        restored = self._chunker(self._restore, torch.from_numpy(aligned))
+        parsed = None if self._parser is None else self._chunker(self._parse, restored).numpy()
+        restored_np = restored.numpy()
+        for n, (i, M) in enumerate(zip(todo, matrices)):
+            mask = paste_mask(size, None if parsed is None else parsed[n], self.excluded_classes)
+            paste_back(batch.frames[i], restored_np[n], M, mask)
+
+
+def _mouth_ellipse(landmarks: np.ndarray | None, box: tuple[int, int, int, int]
+                   ) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """(centre (x, y), semi-axes (a, b), angle in radians) of the mouth region.
+
+    From landmarks: centred a tenth of the mouth width below the corners' midpoint, 0.85 x 0.5 mouth widths,
+    turned with the line through the corners. Without landmarks, from the box (top, bottom, left, right):
+    centred at 78% of its height, 0.3 x 0.17 of its width and height (a typical frontal face's mouth).
+    """
+    if landmarks is not None:
+        left, right = np.asarray(landmarks, np.float64)[3], np.asarray(landmarks, np.float64)[4]
+        d = right - left
+        width = float(np.hypot(*d))
+        angle = math.atan2(d[1], d[0])
+        down = np.array([-math.sin(angle), math.cos(angle)])
+        centre = (left + right) / 2 + 0.1 * width * down
+        return (float(centre[0]), float(centre[1])), (0.85 * width, 0.5 * width), angle
+    t, b, l, r = box
+    return ((l + r) / 2, t + 0.78 * (b - t)), (0.3 * (r - l), 0.17 * (b - t)), 0.0
+
+
+def _region_weight(frame_shape: tuple[int, ...], centre: tuple[float, float], axes: tuple[float, float],
+                   angle: float, margin: float) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The ellipse's bounding rectangle (x0, y0, x1, y1) grown by ``margin`` and clipped, and the weight over it:
+    1 inside 70% of the ellipse, smoothly 0 at its edge and beyond. None when it misses the frame."""
+    (cx, cy), (a, b) = centre, axes
+    ext_x = math.hypot(a * math.cos(angle), b * math.sin(angle)) + margin
+    ext_y = math.hypot(a * math.sin(angle), b * math.cos(angle)) + margin
+    h, w = frame_shape[:2]
+    x0, y0 = max(0, int(math.floor(cx - ext_x))), max(0, int(math.floor(cy - ext_y)))
+    x1, y1 = min(w, int(math.ceil(cx + ext_x)) + 1), min(h, int(math.ceil(cy + ext_y)) + 1)
+    if x0 >= x1 or y0 >= y1 or a <= 0 or b <= 0:
+        return None
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    dx, dy = xs - cx, ys - cy
+    u = (dx * math.cos(angle) + dy * math.sin(angle)) / a
+    v = (-dx * math.sin(angle) + dy * math.cos(angle)) / b
+    t = np.clip((1.0 - np.sqrt(u * u + v * v)) / 0.3, 0.0, 1.0)
+    return (x0, y0, x1, y1), (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+@dataclass
+class Sharpen:
+    """Unsharp mask (``x + strength * (x - gaussian(x))``) on the mouth of every face, feathered to 0 at the edge.
+
+    ``region``: ``"mouth"`` (an ellipse from the mouth-corner landmarks, or from the lower box without
+    landmarks) or ``"face"`` (the ellipse inscribed in the box). The blur's sigma is 1/50 of the region
+    width, at least 1 pixel. Pixels outside the region keep their exact values. A strength of 0 means
+    no sharpening: do not build the stage then.
+    """
+
+    strength: float
+    region: str = "mouth"
+    name: str = "sharpen"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.strength <= MAX_SHARPEN:
+            raise LipsyncError(f"sharpen strength must be in (0, {MAX_SHARPEN:g}], got {self.strength} "
+                               "(0 turns sharpening off)")
+        if self.region not in ("mouth", "face"):
+            raise LipsyncError(f"sharpen region must be 'mouth' or 'face', got {self.region!r}")
+
+    def prepare(self, runtime: Runtime) -> None:
+        """Nothing to load: the stage runs on the CPU with OpenCV."""
+
+    def _ellipse(self, batch: Batch, i: int) -> tuple[tuple[float, float], tuple[float, float], float]:
+        box = batch.boxes[i]
+        if self.region == "face":
+            t, b, l, r = box
+            return ((l + r) / 2, (t + b) / 2), ((r - l) / 2, (b - t) / 2), 0.0
+        return _mouth_ellipse(None if batch.landmarks is None else batch.landmarks[i], box)
+
+    def __call__(self, batch: Batch) -> None:
+        for i in batch.face_positions:
+            frame = batch.frames[i]
+            centre, axes, angle = self._ellipse(batch, i)
+            sigma = max(1.0, 2.0 * axes[0] / 50.0)
+            found = _region_weight(frame.shape, centre, axes, angle, margin=3.0 * sigma)
+            if found is None:
+                continue
+            (x0, y0, x1, y1), weight = found
+            roi = frame[y0:y1, x0:x1].astype(np.float32)
+            detail = roi - cv2.GaussianBlur(roi, (0, 0), sigma)
+            out = roi + (self.strength * weight)[..., None] * detail
+            frame[y0:y1, x0:x1] = np.clip(np.rint(out), 0, 255).astype(np.uint8)

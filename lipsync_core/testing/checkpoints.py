@@ -1,0 +1,91 @@
+"""Procedural checkpoints in the published files' formats, for tests, benchmarks and the notebooks' test mode.
+
+``write_checkpoint("wav2lip", path, wrapper="state_dict", legacy=True, module_prefix=True, optimizer=True)``
+writes a file shaped like the released ``wav2lip.pth`` (legacy pickle, ``module.`` keys, Adam state), with
+the parity formula's deterministic weights. Reduced configurations (``num_block=1`` for RRDBNet, a small
+CodeFormer) go through the same registry path as the real ones.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .procedural import procedural_for_module
+
+#: arch -> (class path, fixed constructor kwargs)
+_CLASSES: dict[str, tuple[str, dict[str, Any]]] = {
+    "wav2lip": ("lipsync_core.models.wav2lip:Wav2Lip", {}),
+    "s3fd": ("lipsync_core.models.s3fd:S3FD", {}),
+    "syncnet_color": ("lipsync_core.models.syncnet:SyncNetColor", {}),
+    "rrdbnet_x4": ("lipsync_core.models.rrdbnet:RRDBNet", {"scale": 4}),
+    "rrdbnet_x2": ("lipsync_core.models.rrdbnet:RRDBNet", {"scale": 2}),
+    "bisenet19": ("lipsync_core.models.bisenet:BiSeNet", {}),
+    "codeformer": ("lipsync_core.models.codeformer:CodeFormer", {}),
+    "retinaface_resnet50": ("lipsync_core.models.retinaface:RetinaFace", {}),
+    "parsenet": ("lipsync_core.models.parsenet:ParseNet", {}),
+}
+
+#: The key each published file keeps its weights under (None: a bare state dict).
+WRAPPERS = {"state_dict": "state_dict", "params": "params", "params_ema": "params_ema", "raw": None}
+
+
+def procedural_module(arch: str, **config: Any) -> nn.Module:
+    """``arch`` with procedural weights; ``config`` reduces it (RRDBNet kwargs, CodeFormerConfig fields)."""
+    path, fixed = _CLASSES[arch]
+    module_name, cls_name = path.split(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    if arch == "codeformer" and config:
+        from ..models.codeformer import CodeFormerConfig
+
+        model = cls(CodeFormerConfig(**config))
+    else:
+        model = cls(**fixed, **config)
+    model.load_state_dict(procedural_for_module(model), strict=True)
+    return model.eval()
+
+
+def write_checkpoint(arch: str, path: str | Path, *, wrapper: str = "raw", legacy: bool = False,
+                     module_prefix: bool = False, optimizer: bool = False, model: nn.Module | None = None,
+                     **config: Any) -> Path:
+    """Save ``arch``'s procedural weights (or ``model``'s) as a checkpoint file in a published format."""
+    model = model if model is not None else procedural_module(arch, **config)
+    state = {("module." + k if module_prefix else k): v.clone() for k, v in model.state_dict().items()}
+    key = WRAPPERS[wrapper]
+    obj: Any = state if key is None else {key: state}
+    if optimizer:
+        if key is None:
+            raise ValueError("optimizer state needs a wrapper dict (e.g. wrapper='state_dict')")
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=1e-3)
+        for p in params:  # one step's worth of Adam moments, as in a training checkpoint
+            p.grad = torch.zeros_like(p)
+        opt.step()
+        obj.update(optimizer=opt.state_dict(), global_step=1000, global_epoch=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+#: S3FD confidence heads and the channel of each that scores "face" (conv3_3's has three max-out background channels).
+S3FD_CONF_HEADS = {"conv3_3_norm_mbox_conf": 3, "conv4_3_norm_mbox_conf": 1, "conv5_3_norm_mbox_conf": 1,
+                   "fc7_mbox_conf": 1, "conv6_2_mbox_conf": 1, "conv7_2_mbox_conf": 1}
+
+
+@torch.inference_mode()
+def bias_s3fd_heads(model: nn.Module, net_input: torch.Tensor, candidates: int = 30) -> nn.Module:
+    """Shift the face-logit biases of a procedural S3FD so ``net_input`` yields about ``candidates`` anchors above
+    the detector's 0.05 threshold, as real weights do on a frame with a face (procedural weights make every anchor
+    a candidate, which would time the NMS instead of the network)."""
+    maps = model(net_input)
+    diffs = torch.cat([(c[:, 1] - c[:, 0]).flatten() for c in maps[0::2]])
+    k = min(candidates, diffs.numel())
+    kth = torch.topk(diffs, k).values[-1]
+    delta = float(torch.logit(torch.tensor(0.05)) - kth) + 1e-3
+    for name, channel in S3FD_CONF_HEADS.items():
+        getattr(model, name).bias[channel] += delta
+    return model

@@ -1,0 +1,316 @@
+"""Write the five notebooks of the suite from one template.
+
+    python notebooks/build_notebooks.py          # rewrite notebooks/*.ipynb
+    python notebooks/build_notebooks.py --check  # exit 1 if a committed notebook differs
+
+Every default a form shows comes from the package: settings from the variant's preset
+(:func:`lipsync_core.config.make_config`), weights from ``weights_manifest.json``, the install and
+badge addresses from :data:`lipsync_core.REPO_URL`. So after changing any of those, run this script;
+``tests/notebooks`` fails while a committed notebook differs from what it writes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from lipsync_core import REPO_URL
+from lipsync_core.config import BLENDS, DETECTORS, make_config
+from lipsync_core.download import describe
+from lipsync_core.manifest import Manifest, load_manifest
+from lipsync_core.models.registry import SPECS
+from lipsync_core.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE.parent / "weights_manifest.json"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One notebook: its file, the variant it runs, and the words around the forms."""
+
+    file: str
+    variant: str
+    title: str
+    summary: str
+    gan_choice: bool = False  # whether the settings let the user pick the Wav2Lip generator
+
+
+NOTEBOOKS = (
+    Spec("lipsync_original.ipynb", "original", "Wav2Lip",
+         "The original Wav2Lip: the mouth region is regenerated at 96x96 pixels and pasted back with a soft edge. "
+         "Fastest of the suite and the best lip sync; the mouth is softer than the rest of the face.",
+         gan_choice=True),
+    Spec("lipsync_hq.ipynb", "hq", "Wav2Lip-HQ (without GAN)",
+         "Wav2Lip-HQ with the non-GAN generator: Wav2Lip, then ESRGAN x4 super-resolution of the face and a "
+         "face-segmentation mask so only the face is replaced. Sharper than the original."),
+    Spec("lipsync_hq_gan.ipynb", "hq_gan", "Wav2Lip-HQ + GAN",
+         "Wav2Lip-HQ with the GAN generator (wav2lip_gan): ESRGAN x4 super-resolution and a face-segmentation "
+         "mask as in HQ, starting from the generator trained with a visual-quality discriminator."),
+    Spec("lipsync_codeformer.ipynb", "codeformer", "Wav2Lip + CodeFormer",
+         "Wav2Lip followed by CodeFormer face restoration (5-point alignment, ParseNet paste-back mask), "
+         "optional sharpening and a RealESRGAN x2 upscale of the whole frame. The most detailed faces; slowest.",
+         gan_choice=True),
+)
+SIMPLE = Spec("lipsync_simple.ipynb", "original", "Wav2Lip: Simple",
+              "The fewest choices: a YouTube link (or an upload), the part to use, your audio (upload or record), "
+              "the padding, go. Runs the original Wav2Lip.", gan_choice=True)
+ALL = (*NOTEBOOKS, SIMPLE)
+
+
+# -- form lines ----------------------------------------------------------------------------------------------------
+def param(name: str, value: Any, spec: str | None = None) -> str:
+    """A Colab form field: ``name = value  #@param ...`` (the type follows the value unless ``spec`` is given)."""
+    if spec is None:
+        kind = {bool: "boolean", int: "integer", float: "number", str: "string"}[type(value)]
+        spec = f'{{type:"{kind}"}}'
+    literal = json.dumps(value) if isinstance(value, str) else repr(value)  # Python, with double-quoted strings
+    return f"{name} = {literal}  #@param {spec}"
+
+
+def choices(options: tuple[str, ...], allow_input: bool = False) -> str:
+    return json.dumps(list(options)) + (" {allow-input: true}" if allow_input else "")
+
+
+def slider(lo: float, hi: float, step: float) -> str:
+    return f'{{type:"slider", min:{lo}, max:{hi}, step:{step}}}'
+
+
+def call(target: str, kwargs: list[str], args: tuple[str, ...] = ()) -> str:
+    """``target(args..., k=k, ...)`` wrapped one argument per line when it is long."""
+    parts = [*args, *(f"{k}={k}" for k in kwargs)]
+    one_line = f"{target}({', '.join(parts)})"
+    if len(one_line) <= 100:
+        return one_line
+    return f"{target}(\n" + "".join(f"    {p},\n" for p in parts) + ")"
+
+
+def form(title: str, lines: list[str], code: str) -> str:
+    return "\n".join([f"#@title {title}", *lines, "", code])
+
+
+def names(lines: list[str]) -> list[str]:
+    return [line.split(" = ", 1)[0] for line in lines if "#@param" in line]
+
+
+# -- cells ---------------------------------------------------------------------------------------------------------
+def intro(spec: Spec, manifest: Manifest) -> str:
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(spec.file)})"
+    roles = manifest.roles(spec.variant)
+    rows = []
+    for role, wid in roles.items():
+        entry = manifest.entry(wid)
+        rows.append(f"| `{role}_path` | `{entry.file}` | {SPECS[entry.arch].description} | {entry.license} |")
+    steps = ("Run the cells from top to bottom (Runtime > Run all works once the forms are filled in). "
+             "Open a cell's form to change its fields; the code behind each form is one call into "
+             "`lipsync_core.notebook`.")
+    if spec is SIMPLE:
+        steps = "Fill in the two forms and run the three cells in order."
+    parts = [badge, "", f"# {spec.title}", "", spec.summary, "", steps, "",
+             "Weights are downloaded on first use, checked against their published sha256 and cached "
+             "(optionally in your Google Drive). This notebook uses:", "",
+             "| field | file | model | licence |", "|---|---|---|---|", *rows]
+    if spec.gan_choice:
+        other = manifest.entry(GENERATORS[not _gan_default(spec.variant, manifest)])
+        parts.append(f"| (use_gan_model) | `{other.file}` | the other Wav2Lip generator | {other.license} |")
+    parts += ["", "The Wav2Lip weights are for research and personal, non-commercial use only. "
+              f"Source code, issues and the command-line tool: <{REPO_URL}>."]
+    return "\n".join(parts)
+
+
+def setup_cell(spec: Spec) -> str:
+    return "\n".join([
+        "#@title 1. Setup",
+        "#@markdown Checks for a GPU and installs `lipsync_core` with an up-to-date `yt-dlp`.",
+        "#@markdown The install is skipped when `lipsync_core` is already installed (e.g. in a local Jupyter).",
+        "import importlib.util",
+        "import subprocess",
+        "import sys",
+        "",
+        f"REPO_URL = {json.dumps(REPO_URL)}",
+        'if importlib.util.find_spec("lipsync_core") is None:',
+        '    pip = [sys.executable, "-m", "pip", "install", "--quiet"]',
+        '    subprocess.run([*pip, f"lipsync_core[notebook] @ git+{REPO_URL}"], check=True)',
+        '    subprocess.run([*pip, "--upgrade", "yt-dlp"], check=True)  # YouTube changes often',
+        "    importlib.invalidate_caches()",
+        "",
+        "from lipsync_core import notebook as ln  # noqa: E402 - installed just above",
+        "",
+        f"job = ln.setup({json.dumps(spec.variant)})",
+    ])
+
+
+def weights_cell(spec: Spec, manifest: Manifest) -> str:
+    lines = ["#@markdown Leave a field empty to use the default file (downloaded on first use, sha256-checked).",
+             "#@markdown To use your own copy (e.g. when Google Drive says too many users downloaded a file),",
+             "#@markdown paste a Google Drive file ID or share link, a URL, or a path in your mounted Drive."]
+    fields = []
+    for role, wid in manifest.roles(spec.variant).items():
+        entry = manifest.entry(wid)
+        what = SPECS[entry.arch].description
+        if role == "checkpoint" and spec.gan_choice:
+            what += " (the default follows *use_gan_model* in the settings)"
+        mirrors = f" and {len(entry.sources) - 1} mirror(s)" if len(entry.sources) > 1 else ""
+        lines += [f"#@markdown **{role}_path**: {what}.",
+                  f"#@markdown Default: `{entry.file}` from {describe(entry.sources[0])}{mirrors}."]
+        lines.append(param(f"{role}_path", ""))
+        fields.append(f"{role}_path")
+    lines += [f"#@markdown Keep downloaded weights in your Google Drive (`MyDrive/{DRIVE_WEIGHTS_FOLDER}`) so that",
+              "#@markdown a new Colab session does not download them again:",
+              param("cache_weights_in_drive", False)]
+    code = call("job.set_weights", fields, ("cache_in_drive=cache_weights_in_drive",))
+    return form("2. Model weights", lines, code)
+
+
+_SOURCES_HELP = "a path (`/content/drive/MyDrive/...` mounts your Drive), a Drive share link, a URL or a YouTube link"
+
+
+def inputs_cell() -> str:
+    lines = ["#@markdown **face**: the video or image with the face; leave empty to upload it, or give",
+             f"#@markdown {_SOURCES_HELP}.",
+             param("face", ""),
+             "#@markdown Use only part of the face video (seconds or mm:ss; empty = from the start / to the end):",
+             param("start", ""), param("end", ""),
+             "#@markdown **audio**: the speech; the same kinds of sources, empty to upload, `record` to record in",
+             "#@markdown the browser (Colab), `same` to keep the face video's own sound.",
+             param("audio", ""), param("audio_start", ""), param("audio_end", ""),
+             "#@markdown **cookies**: only if YouTube asks you to sign in: a `cookies.txt` exported from your",
+             "#@markdown browser (its path, or `upload`).",
+             param("cookies", "")]
+    code = call("job.set_inputs", ["start", "end", "audio_start", "audio_end", "cookies"], ("face", "audio"))
+    return form("3. Inputs", lines, code)
+
+
+def _pads(cfg: Any) -> list[str]:
+    return [param(f"pad_{side}", int(v)) for side, v in zip(("top", "bottom", "left", "right"), cfg.pads)]
+
+
+def _gan_default(variant: str, manifest: Manifest) -> bool:
+    return manifest.roles(variant)["checkpoint"] == GENERATORS[True]
+
+
+def settings_cell(spec: Spec, manifest: Manifest) -> str:
+    cfg = make_config(spec.variant)
+    lines = ["#@markdown **Padding** of the face box in pixels (more bottom padding includes the chin):",
+             *_pads(cfg),
+             "#@markdown `resize_factor` divides the video resolution (try 2 for 1080p); `nosmooth` stops box",
+             "#@markdown smoothing over time (for fast head motion):",
+             param("resize_factor", cfg.resize_factor), param("nosmooth", cfg.nosmooth),
+             "#@markdown **Face detection**: the detector, the size of the frames it sees (0 = full resolution)",
+             "#@markdown and every how many frames it runs (boxes in between are interpolated):",
+             param("detector", cfg.detector, choices(DETECTORS)),
+             param("det_size", cfg.det_size or 0), param("det_stride", cfg.det_stride),
+             "#@markdown **Batch sizes**: lower them if the GPU runs out of memory.",
+             param("face_det_batch_size", cfg.face_det_batch_size),
+             param("wav2lip_batch_size", cfg.wav2lip_batch_size),
+             "#@markdown **Blending** of the new mouth: `feather` (no visible box edge) or `hard` (as the original).",
+             param("blend", cfg.blend, choices(BLENDS)),
+             param("device", cfg.device, choices(("auto", "cuda", "cpu")))]
+    if spec.gan_choice:
+        lines += ["#@markdown **use_gan_model**: the GAN generator looks sharper; the plain one syncs slightly better.",
+                  param("use_gan_model", _gan_default(spec.variant, manifest))]
+    if "sr" in cfg.stages:
+        lines += ["#@markdown **HQ**: super-resolution of the face, the segmentation mask, the mask's soft edge",
+                  "#@markdown (pixels of the 96-pixel face) and, above 0, keeping only the face below that fraction:",
+                  param("super_resolution", not cfg.no_sr), param("segmentation_mask", not cfg.no_segmentation),
+                  param("mask_feather", cfg.mask_feather, slider(0, 32, 1)),
+                  param("mask_lower_face", float(cfg.mask_lower_face or 0.0), slider(0.0, 0.9, 0.05))]
+    if "codeformer" in cfg.stages:
+        lines += ["#@markdown **CodeFormer**: `fidelity` 0 = strongest restoration, 1 = closest to the input;",
+                  "#@markdown `sharpen` the mouth (0 = off); `upscale` 2 doubles the output resolution.",
+                  param("fidelity", float(cfg.fidelity), slider(0.0, 1.0, 0.05)),
+                  param("sharpen", float(cfg.sharpen), slider(0.0, 2.0, 0.1)),
+                  param("upscale", cfg.upscale, slider(1, 2, 1))]
+    return form("4. Settings", lines, call("job.set_settings", names(lines)))
+
+
+def box_cell() -> str:
+    lines = ["#@markdown Optional, for faces the detector misses or gets wrong (animation, profile shots): shows",
+             "#@markdown the frame at `frame_time` with the detected box (blue). Move the sliders to place the",
+             "#@markdown green box and tick the switch: the run then uses that box on every frame.",
+             param("frame_time", "0")]
+    return form("5. Face box helper", lines, "box_helper = job.box_helper(at=frame_time)")
+
+
+def run_cell(number: int) -> str:
+    lines = ["#@markdown Runs the lip sync (progress bars below), then shows the video with a download button.",
+             f"#@markdown Tick to also copy it to your Google Drive (`MyDrive/{DRIVE_RESULTS_FOLDER}`):",
+             param("copy_to_drive", False)]
+    return form(f"{number}. Lip-sync", lines, "result = job.run(copy_to_drive=copy_to_drive)")
+
+
+def simple_inputs_cell() -> str:
+    lines = ["#@markdown **video**: a YouTube link (or any video URL, Drive link or path); empty to upload one.",
+             param("video", ""),
+             "#@markdown The part to use, in seconds or mm:ss (empty = from the start / to the end):",
+             param("start", ""), param("end", ""),
+             "#@markdown **audio**: upload the speech, record it in the browser (Colab), or type a path or URL.",
+             param("audio", "upload", choices(("upload", "record"), allow_input=True))]
+    return form("2. Video and audio", lines, "job.set_inputs(video, audio, start=start, end=end)")
+
+
+def simple_run_cell(manifest: Manifest) -> str:
+    cfg = make_config(SIMPLE.variant)
+    lines = ["#@markdown **Padding** of the face box in pixels (more bottom padding includes the chin):",
+             *_pads(cfg),
+             "#@markdown **use_gan_model**: the GAN generator looks sharper; the plain one syncs slightly better.",
+             param("use_gan_model", _gan_default(SIMPLE.variant, manifest))]
+    code = call("job.set_settings", names(lines)) + "\nresult = job.run()"
+    return form("3. Lip-sync", lines, code)
+
+
+# -- notebooks -----------------------------------------------------------------------------------------------------
+def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
+    """The notebook for ``spec`` (no outputs)."""
+    v4 = nbformat.v4
+
+    def code(cell_id: str, source: str) -> nbformat.NotebookNode:
+        return v4.new_code_cell(source, id=cell_id, metadata={"cellView": "form"})
+
+    cells = [v4.new_markdown_cell(intro(spec, manifest), id="intro"), code("setup", setup_cell(spec))]
+    if spec is SIMPLE:
+        cells += [code("inputs", simple_inputs_cell()), code("run", simple_run_cell(manifest))]
+    else:
+        cells += [code("weights", weights_cell(spec, manifest)), code("inputs", inputs_cell()),
+                  code("settings", settings_cell(spec, manifest)), code("face-box", box_cell()),
+                  code("run", run_cell(6))]
+    nb = v4.new_notebook(cells=cells, metadata={
+        "accelerator": "GPU",
+        "colab": {"gpuType": "T4", "provenance": [], "name": spec.file},
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.validate(nb)
+    return nb
+
+
+def render_all(manifest_path: Path = MANIFEST) -> dict[str, str]:
+    """``{file name: notebook JSON}`` for the whole suite, built against ``manifest_path``."""
+    manifest = load_manifest(manifest_path)
+    return {spec.file: nbformat.writes(build(spec, manifest)) + "\n" for spec in ALL}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when a notebook is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in render_all().items():
+        path = HERE / name
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.write_text(text, encoding="utf-8")
+    verb = "out of date" if args.check else "written"
+    print(f"{verb}: {', '.join(stale)}" if stale else "all notebooks up to date")
+    return 1 if stale and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

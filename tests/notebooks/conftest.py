@@ -1,0 +1,112 @@
+"""Fixtures for the notebook tests: procedural weights behind a fake Google Drive, a test manifest, media.
+
+The notebooks run in a real kernel (a child process). Everything reaches it through the environment
+it inherits: ``LIPSYNC_MANIFEST`` (the test manifest), ``LIPSYNC_TEST_GDRIVE`` (the loopback Drive),
+``LIPSYNC_CACHE`` (the test's cache) and ``PYTHONPATH`` (this checkout, so the setup cell skips the install).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lipsync_core.download import TEST_GDRIVE_ENV
+from lipsync_core.manifest import load_manifest
+from lipsync_core.media.ffmpeg import run_ffmpeg
+from lipsync_core.testing.checkpoints import write_checkpoint
+from lipsync_core.testing.fake_drive import DriveFile, fake_drive
+from tests.conftest import REPO, shared_path
+from tests.notebooks.nbrun import install_kernel
+
+#: Reduced enhancers: the real ones take seconds per face on a CPU (RRDBNet x4, CodeFormer at 512).
+SMALL_SR = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
+SMALL_CODEFORMER = {"img_size": 64, "nf": 32, "ch_mult": (1, 1, 2), "num_res_blocks": 1, "attn_resolutions": (16,),
+                    "codebook_size": 64, "emb_dim": 32, "dim_embd": 64, "n_head": 8, "n_layers": 2, "dim_mlp": 128,
+                    "connect_list": (32, 64)}
+
+#: weight id -> write_checkpoint arguments, in each published file's wrapper.
+CHECKPOINTS: dict[str, dict] = {
+    "wav2lip": {"arch": "wav2lip", "wrapper": "state_dict", "module_prefix": True},
+    "wav2lip_gan": {"arch": "wav2lip", "wrapper": "state_dict", "module_prefix": True, "legacy": True},
+    "s3fd": {"arch": "s3fd"},
+    "face_segmentation": {"arch": "bisenet19"},
+    "esrgan_yunying": {"arch": "rrdbnet_x4", "wrapper": "params", **SMALL_SR},
+    "codeformer": {"arch": "codeformer", "wrapper": "params_ema", **SMALL_CODEFORMER},
+    "retinaface_resnet50": {"arch": "retinaface_resnet50"},
+    "parsenet": {"arch": "parsenet"},
+    "realesrgan_x2": {"arch": "rrdbnet_x2", "wrapper": "params_ema", **SMALL_SR},
+}
+
+
+@dataclass(frozen=True)
+class TestWeights:
+    """A manifest whose every weight is a procedural checkpoint served by a running fake Drive."""
+
+    manifest: Path
+    drive_url: str
+    files: dict[str, Path]  # weight id -> the local checkpoint (what the fake Drive serves)
+
+
+def drive_id(weight_id: str) -> str:
+    """A Drive-shaped (33 character) file ID for a test weight."""
+    return ("test" + hashlib.sha256(weight_id.encode()).hexdigest())[:33]
+
+
+@pytest.fixture(scope="session")
+def test_weights(tmp_path_factory) -> TestWeights:
+    root = tmp_path_factory.mktemp("nb-weights")
+    real = load_manifest(REPO / "weights_manifest.json")
+    files, served, entries = {}, {}, {}
+    for wid, spec in CHECKPOINTS.items():
+        spec = dict(spec)
+        arch = spec.pop("arch")
+        entry = real.entry(wid)
+        path = files[wid] = write_checkpoint(arch, root / entry.file, **spec)
+        data = path.read_bytes()
+        served[drive_id(wid)] = DriveFile(data, name=entry.file, mode="confirm")  # large-file page, as for real
+        entries[wid] = {"file": entry.file, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                        "license": entry.license, "arch": entry.arch, "convention": entry.convention,
+                        "sources": [{"kind": "gdrive", "id": drive_id(wid), "hash_bound": True}]}
+    manifest = root / "test_manifest.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "weights": entries, "variants": real.variants}, indent=1))
+    with fake_drive(served) as (url, _log):
+        yield TestWeights(manifest, url, files)
+
+
+@pytest.fixture(scope="session")
+def jupyter_path(tmp_path_factory) -> Path:
+    return install_kernel(tmp_path_factory.mktemp("jupyter"))
+
+
+@pytest.fixture
+def kernel_env(test_weights, jupyter_path, tmp_path, monkeypatch) -> Path:
+    """Point this process's environment (which kernels inherit) at the test weights; returns a kernel cwd."""
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
+    monkeypatch.setenv("LIPSYNC_MANIFEST", str(test_weights.manifest))
+    monkeypatch.setenv(TEST_GDRIVE_ENV, test_weights.drive_url)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # gdown keeps cookies under ~/.cache
+    cwd = tmp_path / "nb"
+    cwd.mkdir()
+    return cwd
+
+
+@dataclass(frozen=True)
+class Media:
+    face: Path  # a real talking-head clip (trimmed by the notebooks' start/end)
+    speech: Path  # real speech, several seconds (trimmed by audio_start/audio_end)
+    short_speech: Path  # 0.8 s of it, for the Simple notebook (which has no audio trim)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> Media:
+    face = shared_path("media", "talking_head_glasses_vrt5.mp4")
+    speech = shared_path("media", "speech_vrt1_44k1_stereo_5s.wav")
+    short = tmp_path_factory.mktemp("nb-media") / "speech.wav"
+    run_ffmpeg(["-y", "-ss", "1.0", "-i", speech, "-t", "0.8", short], what="cut test speech")
+    return Media(face, speech, short)

@@ -1,0 +1,164 @@
+"""The weights manifest: its schema, the repository's filled-in copy, and the variant table."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from lipsync_core.download import drive_id
+from lipsync_core.errors import LipsyncError
+from lipsync_core.manifest import (
+    ROLES,
+    VARIANTS,
+    WEIGHT_IDS,
+    load_manifest,
+    manifest_path,
+    parse_manifest,
+)
+from lipsync_core.models.registry import SPECS
+from tests.conftest import REPO
+
+MANIFEST = REPO / "weights_manifest.json"
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return load_manifest(MANIFEST)
+
+
+def test_the_repository_manifest_is_the_default(monkeypatch):
+    monkeypatch.delenv("LIPSYNC_MANIFEST", raising=False)
+    assert manifest_path().resolve() in (MANIFEST.resolve(), (REPO / "lipsync_core" / MANIFEST.name).resolve())
+
+
+def test_every_weight_id_is_present(manifest):
+    assert set(manifest.weights) == set(WEIGHT_IDS)
+
+
+def test_every_entry_has_size_hash_licence_and_a_registry_arch(manifest):
+    for wid, e in manifest.weights.items():
+        assert isinstance(e.size, int) and e.size > 1_000_000, wid
+        assert SHA256.fullmatch(e.sha256), wid
+        assert e.license.strip(), wid
+        assert e.arch in SPECS, wid
+        assert e.file.endswith(".pth"), wid
+    hashes = [e.sha256 for e in manifest.weights.values()]
+    assert len(set(hashes)) == len(hashes)
+
+
+def test_checkpoint_conventions_follow_the_published_files(manifest):
+    conventions = {wid: e.convention for wid, e in manifest.weights.items()}
+    assert conventions["wav2lip"] == conventions["wav2lip_gan"] == "state_dict"
+    assert conventions["esrgan_yunying"] == "params"  # wav2lip-hq's apply_sr.py loads ['params']
+    assert conventions["codeformer"] == "params_ema"
+    assert conventions["s3fd"] == conventions["face_segmentation"] == "raw"
+
+
+def test_sources_are_ordered_hash_bound_first_and_drive_last(manifest):
+    for wid, e in manifest.weights.items():
+        assert e.sources, wid
+        kinds = [s.kind for s in e.sources]
+        assert kinds == sorted(kinds, key=lambda k: k == "gdrive"), wid  # no URL after a Drive ID
+        urls = [s for s in e.sources if s.kind == "url"]
+        bound = [s.hash_bound for s in urls]
+        assert bound == sorted(bound, reverse=True), wid  # no hash-bound URL after an unbound one
+        assert e.sources[0].hash_bound, wid
+
+
+def test_sources_are_direct_downloads(manifest):
+    for wid, e in manifest.weights.items():
+        for s in e.sources:
+            if s.kind == "url":
+                assert s.target.startswith("https://"), (wid, s)
+                assert "/blob/" not in s.target and "sharepoint.com" not in s.target, (wid, s)
+                if "huggingface.co" in s.target:
+                    assert "/resolve/" in s.target, (wid, s)
+            else:
+                assert drive_id(s.target) == s.target, (wid, s)
+
+
+def test_official_drive_link_serving_another_file_is_not_a_source(manifest):
+    # Since 2025-04 the official README's "Wav2Lip + GAN" Drive link serves Wav2Lip-SD-GAN.pt (TorchScript).
+    sd_gan = "15G3U08c8xsCkOqQxE38Z2XXDnPcOptNk"
+    assert all(s.target != sd_gan for e in manifest.weights.values() for s in e.sources)
+    sd_gan_sha = "180cfd49d31d47f195d5bfc62830ffe2c40724b7bbbce6faadc73ac6ab1a3b8e"
+    assert "Wav2Lip-SD-GAN.pt" in manifest.known_files[sd_gan_sha]
+
+
+def test_known_files_are_not_weights(manifest):
+    weights = {e.sha256 for e in manifest.weights.values()}
+    for sha, what in manifest.known_files.items():
+        assert SHA256.fullmatch(sha) and sha not in weights and what
+
+
+def test_variant_table(manifest):
+    assert set(manifest.variants) == set(VARIANTS)
+    for name, roles in manifest.variants.items():
+        assert "checkpoint" in roles, name
+        assert set(roles) <= set(ROLES), name
+        assert set(roles.values()) <= set(manifest.weights), name
+    assert manifest.roles("original") == {"checkpoint": "wav2lip", "s3fd": "s3fd"}
+    hq, hq_gan = manifest.roles("hq"), manifest.roles("hq_gan")
+    assert (hq.pop("checkpoint"), hq_gan.pop("checkpoint")) == ("wav2lip", "wav2lip_gan")
+    assert hq == hq_gan == {"s3fd": "s3fd", "sr": "esrgan_yunying", "segmentation": "face_segmentation"}
+    assert manifest.roles("codeformer") == {"checkpoint": "wav2lip_gan", "retinaface": "retinaface_resnet50",
+                                            "codeformer": "codeformer", "parsenet": "parsenet",
+                                            "upscaler": "realesrgan_x2"}
+
+
+def test_every_weight_is_used_by_some_variant(manifest):
+    used = {wid for roles in manifest.variants.values() for wid in roles.values()}
+    assert used == set(manifest.weights)
+
+
+def test_role_architectures_are_consistent(manifest):
+    archs: dict[str, set[str]] = {}
+    for roles in manifest.variants.values():
+        for role, wid in roles.items():
+            archs.setdefault(role, set()).add(manifest.entry(wid).arch)
+    assert all(len(a) == 1 for a in archs.values()), archs
+
+
+def _minimal() -> dict:
+    return {"schema_version": 1,
+            "weights": {"w": {"file": "w.pth", "size": None, "sha256": None, "license": "x", "arch": "wav2lip",
+                              "convention": "state_dict", "sources": [{"kind": "gdrive", "id": "abc"}]}},
+            "variants": {"original": {"checkpoint": "w"}}}
+
+
+def test_minimal_manifest_parses_with_optional_fields_absent(tmp_path):
+    m = parse_manifest(_minimal(), tmp_path / "m.json")
+    assert m.known_files == {} and m.entry("w").sources[0].hash_bound is False
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: d.update(schema_version=2), "schema_version"),
+    (lambda d: d["weights"]["w"].update(convention="pickle"), "convention"),
+    (lambda d: d["weights"]["w"]["sources"].append({"kind": "ftp", "url": "ftp://x"}), "source kind"),
+    (lambda d: d["variants"]["original"].update(checkpoint="missing"), "bad role"),
+    (lambda d: d["variants"]["original"].update(vocoder="w"), "bad role"),
+])
+def test_schema_violations_are_reported(tmp_path, breakage, message):
+    data = _minimal()
+    breakage(data)
+    with pytest.raises(ValueError, match=message):
+        parse_manifest(data, tmp_path / "m.json")
+
+
+def test_manifest_env_var_and_missing_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_minimal()))
+    monkeypatch.setenv("LIPSYNC_MANIFEST", str(path))
+    assert set(load_manifest().weights) == {"w"}
+    monkeypatch.setenv("LIPSYNC_MANIFEST", str(tmp_path / "absent.json"))
+    with pytest.raises(LipsyncError, match="LIPSYNC_MANIFEST"):
+        load_manifest()
+
+
+def test_unknown_ids_name_the_known_ones(manifest):
+    with pytest.raises(LipsyncError, match="known: codeformer, esrgan_yunying, face_segmentation"):
+        manifest.entry("wav2lip_hd")
+    with pytest.raises(LipsyncError, match="choose one of original, hq, hq_gan, codeformer"):
+        manifest.roles("gfpgan")
