@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 PARITY = {"det_size": 0, "det_stride": 1, "dtype": "float32", "blend": "hard"}
-STAGE_ORDER = ("decode", "detect", "mel", "decode_wait", "sync", "sr", "segmentation", "blend", "upscale",
+STAGE_ORDER = ("decode", "detect", "mel", "decode_wait", "sync", "super_resolution", "segmentation", "blend", "upscale",
                "codeformer", "sharpen", "encode")
 
 

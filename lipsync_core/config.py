@@ -90,7 +90,7 @@ class RunConfig:
             (self.det_stride >= 1, "--det_stride must be >= 1"),
             (all(p >= 0 for p in self.pads), "--pads must be non-negative"),
             (0.0 <= self.fidelity <= 1.0, "--fidelity must be between 0 and 1"),
-            (self.sharpen >= 0, "--sharpen must be >= 0 (0 = off)"),
+            (0 <= self.sharpen <= 5, "--sharpen must be between 0 (off) and 5"),
             (self.upscale in (1, 2), "--upscale must be 1 or 2"),
             (0 <= self.crf <= 51, "--crf must be between 0 and 51"),
             (self.mask_feather >= 0, "--mask_feather must be >= 0"),

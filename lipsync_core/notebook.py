@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import functools
 import importlib.util
+import logging
 import os
 import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +35,7 @@ DRIVE_ROOT = Path("/content/drive")
 DRIVE_WEIGHTS_FOLDER = "lipsync_weights"
 DRIVE_RESULTS_FOLDER = "lipsync_results"
 #: Inline previews embed the video in the notebook; bigger results are only offered for download.
-PREVIEW_MAX_BYTES = 50 * 2**20
+PREVIEW_MAX_BYTES = 20 * 2**20
 #: The two Wav2Lip generators a notebook may choose between ("use the GAN model").
 GENERATORS = {False: "wav2lip", True: "wav2lip_gan"}
 #: Form fields that are not RunConfig fields under the same name.
@@ -278,6 +280,8 @@ class Job:
             folder = mount_drive() / DRIVE_WEIGHTS_FOLDER
             folder.mkdir(parents=True, exist_ok=True)
             os.environ["LIPSYNC_CACHE"] = str(folder)
+        elif os.environ.get("LIPSYNC_CACHE", "").startswith(str(DRIVE_ROOT)):
+            del os.environ["LIPSYNC_CACHE"]  # unticked after an earlier run: back to the local cache
         for name, source in self.weights.items():
             print(f"{name}: {source if source is not None else 'default (from the weights manifest)'}")
         if cache_in_drive:
@@ -325,20 +329,26 @@ class Job:
             self.use_gan_model = bool(form["use_gan_model"])
 
     def run_options(self) -> dict[str, Any]:
-        """Every option of the run as :func:`lipsync_core.lipsync` takes them."""
+        """Every option of the run from the forms, as :func:`lipsync_core.lipsync` takes them."""
         return {**self.weights, **self.options, "box": self.box, **self.overrides}
 
-    def _generator_source(self) -> str | None:
-        """A local checkpoint path when the form chose the generator the variant does not use by default."""
-        if self.weights.get("checkpoint_path") or self.use_gan_model is None:
-            return None
+    def _options_and_generator(self) -> tuple[dict[str, Any], str | None]:
+        """:meth:`run_options`, plus the generator the settings chose when it is not the variant's default.
+
+        RunConfig names weights by source, not by id, so that generator is fetched here and passed as a
+        local ``checkpoint_path``; a checkpoint from the weights form wins. Returns (options, its path or None).
+        """
+        options = self.run_options()
+        if options.get("checkpoint_path") or self.use_gan_model is None:
+            return options, None
         wanted = GENERATORS[self.use_gan_model]
         if wanted == default_generator(self.variant):
-            return None
+            return options, None
         from .weights import fetch
 
         print(f"Wav2Lip generator: {wanted}")
-        return str(fetch(wanted))
+        options["checkpoint_path"] = str(fetch(wanted))
+        return options, options["checkpoint_path"]
 
     def _require_inputs(self) -> tuple[Path, Path]:
         if self.face is None or self.audio is None:
@@ -351,15 +361,13 @@ class Job:
         from . import lipsync
 
         face, audio = self._require_inputs()
-        options = self.run_options()
-        generator = self._generator_source()
-        if generator is not None:
-            options["checkpoint_path"] = generator
+        options, generator = self._options_and_generator()
         if self.box is not None:
             print(f"Using the fixed face box {self.box} (top, bottom, left, right) on every frame.")
-        out = self.workdir / "results" / f"{face.stem}_{self.variant}_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+        out = self.workdir / "results" / f"lipsync_{self.variant}_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
         started = time.perf_counter()
-        self.result = lipsync(face, audio, out, variant=self.variant, **options)
+        with _generator_accepted(generator):
+            self.result = lipsync(face, audio, out, variant=self.variant, **options)
         print(f"Done in {time.perf_counter() - started:.0f} s: {self.result}")
         if preview:
             show_result(self.result)
@@ -376,6 +384,31 @@ class Job:
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
         helper.show()
         return helper
+
+
+class _DropMessagesAbout(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+@contextmanager
+def _generator_accepted(path: str | None) -> Iterator[None]:
+    """Silence the weights check's "differs from the manifest's file" warning about the generator the
+    settings chose (see :meth:`Job._options_and_generator`): that difference is the point."""
+    if path is None:
+        yield
+        return
+    logger = logging.getLogger("lipsync_core.weights")
+    drop = _DropMessagesAbout(path)
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def describe_media(path: Path, role: str) -> str:
@@ -467,10 +500,11 @@ class BoxHelper:
         from .stages.read import FaceVideo
 
         self.job = job
-        options = {**job.run_options(), "box": None}
-        cfg = make_config(job.variant, **options)
+        options, generator = job._options_and_generator()
+        cfg = make_config(job.variant, **{**options, "box": None})
         pipeline = Pipeline(cfg)
-        pipeline.fetch_weights()
+        with _generator_accepted(generator):
+            pipeline.fetch_weights()  # all of the run's weights: the run needs them next anyway
         video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
                                rotate=cfg.rotate, crop=tuple(cfg.crop))
         wanted = 0 if video.static else round(at_seconds * video.fps)

@@ -126,7 +126,7 @@ class Pipeline:
                                 batch_size=self.cfg.face_det_batch_size)
         from .face.retinaface import RetinaFaceDetector
 
-        return RetinaFaceDetector(self._model("retinaface"), device=self.runtime.device,
+        return RetinaFaceDetector(self._model("retinaface"), device=self.runtime.device, dtype=self.runtime.dtype,
                                   batch_size=self.cfg.face_det_batch_size)
 
     def detection_settings(self):
@@ -311,6 +311,10 @@ class Pipeline:
             if cfg.box is not None:
                 _check_box(cfg.box, video.frame_size)
             track = self.track(video, n_out)
+            if "codeformer" in cfg.stages and track.landmarks is None:
+                from .face.align import landmarks_from_box
+
+                track.landmarks = [None if b is None else landmarks_from_box(b) for b in track.boxes]
             if not track.any_face:
                 raise LipsyncError(f"no face found in any frame of {face}; try --detector haar or s3fd, "
                                    "a fixed --box top bottom left right, or a clip where the face is visible")

@@ -101,25 +101,29 @@ def names(lines: list[str]) -> list[str]:
 # -- cells ---------------------------------------------------------------------------------------------------------
 def intro(spec: Spec, manifest: Manifest) -> str:
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(spec.file)})"
-    roles = manifest.roles(spec.variant)
     rows = []
-    for role, wid in roles.items():
+    for role, wid in manifest.roles(spec.variant).items():
         entry = manifest.entry(wid)
-        rows.append(f"| `{role}_path` | `{entry.file}` | {SPECS[entry.arch].description} | {entry.license} |")
-    steps = ("Run the cells from top to bottom (Runtime > Run all works once the forms are filled in). "
-             "Open a cell's form to change its fields; the code behind each form is one call into "
-             "`lipsync_core.notebook`.")
+        rows.append(f"| `{role}` | `{entry.file}` | {SPECS[entry.arch].description} | {entry.license} |")
+    if spec.gan_choice:
+        gan = not _gan_default(spec.variant, manifest)
+        other = manifest.entry(GENERATORS[gan])
+        rows.append(f"| `checkpoint` with *use_gan_model* {'ticked' if gan else 'unticked'} | `{other.file}` | "
+                    f"{SPECS[other.arch].description} | {other.license} |")
     if spec is SIMPLE:
-        steps = "Fill in the two forms and run the three cells in order."
-    parts = [badge, "", f"# {spec.title}", "", spec.summary, "", steps, "",
+        steps = ["Fill in the two forms and run the three cells in order.", "",
+                 "Any other option of the `lipsync` command can be set in a cell of your own after the setup "
+                 'cell, e.g. `job.overrides["detector"] = "haar"` for cartoon faces the default detector misses.']
+    else:
+        steps = ["Run the cells from top to bottom (Runtime > Run all works once the forms are filled in). "
+                 "Open a cell's form to change its fields; the code behind each form is one call into "
+                 "`lipsync_core.notebook`."]
+    parts = [badge, "", f"# {spec.title}", "", spec.summary, "", *steps, "",
              "Weights are downloaded on first use, checked against their published sha256 and cached "
              "(optionally in your Google Drive). This notebook uses:", "",
-             "| field | file | model | licence |", "|---|---|---|---|", *rows]
-    if spec.gan_choice:
-        other = manifest.entry(GENERATORS[not _gan_default(spec.variant, manifest)])
-        parts.append(f"| (use_gan_model) | `{other.file}` | the other Wav2Lip generator | {other.license} |")
-    parts += ["", "The Wav2Lip weights are for research and personal, non-commercial use only. "
-              f"Source code, issues and the command-line tool: <{REPO_URL}>."]
+             "| role | file | model | licence |", "|---|---|---|---|", *rows, "",
+             "The Wav2Lip weights are for research and personal, non-commercial use only. "
+             f"Source code, issues and the command-line tool: <{REPO_URL}>."]
     return "\n".join(parts)
 
 

@@ -94,3 +94,16 @@ def paste_back(frame: np.ndarray, face: np.ndarray, M: np.ndarray, mask: np.ndar
     blended = roi + alpha[..., None] * (back - roi)
     frame[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return frame
+
+
+#: Where the five template points fall inside a face box (fractions of its width and height), from the
+#: FFHQ template and the box a face detector draws around that aligned face (forehead to chin, cheek to cheek:
+#: x 130-382, y 150-440 of 512). An approximation, for boxes that come without landmarks.
+_POINTS_IN_BOX = np.array([[0.25, 0.31], [0.75, 0.31], [0.50, 0.57], [0.28, 0.76], [0.73, 0.76]], np.float32)
+
+
+def landmarks_from_box(box: tuple[int, int, int, int]) -> np.ndarray:
+    """Approximate (5, 2) landmarks for a (top, bottom, left, right) face box: for a fixed ``--box``, Haar boxes
+    and faces the landmark detector misses, so restoration still has an alignment (an upright face is assumed)."""
+    t, b, l, r = box
+    return (_POINTS_IN_BOX * np.array([r - l, b - t], np.float32) + np.array([l, t], np.float32)).astype(np.float32)

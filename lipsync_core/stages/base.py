@@ -8,12 +8,15 @@ sync (Wav2Lip, fills ``pred``) -> optional super-resolution (replaces ``pred``) 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 Box = tuple[int, int, int, int]
+ModelSource = nn.Module | str | Path  # a built module, or a checkpoint path loaded through the registry
 
 
 @dataclass
@@ -56,3 +59,16 @@ class Stage(Protocol):
 
     def __call__(self, batch: Batch) -> None:
         """Process one batch in place."""
+
+
+def place_model(model: ModelSource, arch: str, runtime: Runtime) -> nn.Module:
+    """The module on the runtime's device in eval mode (channels-last on CUDA, where convolutions prefer it);
+    a path is loaded through the model registry as ``arch``."""
+    if not isinstance(model, nn.Module):
+        from ..models import load
+
+        model = load(arch, model, device=runtime.device)
+    model = model.to(runtime.device).eval()
+    if runtime.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model

@@ -54,7 +54,9 @@ class BlendStage:
                 patch = cv2.resize((batch.pred[k] * 255.0).astype(np.uint8), (r - l, b - t))
                 frame[t:b, l:r] = patch
                 continue
-            patch = cv2.resize(batch.pred[k], (r - l, b - t), interpolation=cv2.INTER_LINEAR) * 255.0
+            shrink = batch.pred[k].shape[0] > b - t  # e.g. a 384-pixel super-resolved face into a smaller box
+            patch = cv2.resize(batch.pred[k], (r - l, b - t),
+                               interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR) * 255.0
             mask = batch.masks[k] if batch.masks is not None else lower_face_mask(b - t, r - l)
             region = frame[t:b, l:r].astype(np.float32)
             region += mask[..., None] * (patch - region)

@@ -8,7 +8,6 @@ mask; here the mask edge is feathered and, optionally, limited to the lower face
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,23 +15,10 @@ import torch
 from torch import nn
 
 from ..errors import LipsyncError
-from ..models import load
 from ..models.bisenet import MEAN_RGB, STD_RGB, STRIDE
 from . import masks
-from .base import Batch, Runtime
+from .base import Batch, ModelSource, Runtime, place_model
 from .batching import AdaptiveChunker
-
-ModelSource = nn.Module | str | Path
-
-
-def _place(model: ModelSource, arch: str, runtime: Runtime) -> nn.Module:
-    """The module on the runtime's device in eval mode; a path is loaded through the model registry."""
-    if not isinstance(model, nn.Module):
-        model = load(arch, model, device=runtime.device)
-    model = model.to(runtime.device).eval()
-    if runtime.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
 
 
 def _to_device(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
@@ -60,7 +46,7 @@ class SuperResolution:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._net = _place(self.model, self.arch, runtime)
+        self._net = place_model(self.model, self.arch, runtime)
         self._chunker = AdaptiveChunker(self.batch_size, what="super-resolution")
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +96,7 @@ class SegmentationMask:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._net = _place(self.model, self.arch, runtime)
+        self._net = place_model(self.model, self.arch, runtime)
         self._chunker = AdaptiveChunker(self.batch_size, what="face segmentation")
 
     def network_input(self, crops: list[np.ndarray]) -> torch.Tensor:

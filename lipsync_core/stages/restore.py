@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,25 +21,14 @@ from torch import nn
 
 from ..errors import LipsyncError
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
-from .base import Batch, Runtime
+from .base import Batch, ModelSource, Runtime, place_model
 from .batching import AdaptiveChunker
-
-ModelSource = nn.Module | str | Path
 
 #: ParseNet classes that keep the original pixels (zeros of the reference helper's mask colour map;
 #: background, neck, cloth, hair and hat in the CelebAMask-HQ-style labelling the network was trained on).
 PARSE_EXCLUDED: tuple[int, ...] = (0, 14, 16, 17, 18)
 #: Largest accepted unsharp-mask strength (beyond it halos dominate).
 MAX_SHARPEN = 5.0
-
-
-def _place(model: ModelSource, arch: str, runtime: Runtime) -> nn.Module:
-    """The module on the runtime's device in eval mode; a path is loaded through the model registry."""
-    if not isinstance(model, nn.Module):
-        from ..models import load
-
-        model = load(arch, model, device=runtime.device)
-    return model.to(runtime.device).eval()
 
 
 def _odd(x: float) -> int:
@@ -102,8 +90,8 @@ class CodeFormerRestore:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._net = _place(self.codeformer, "codeformer", runtime)
-        self._parser = None if self.parser is None else _place(self.parser, "parsenet", runtime)
+        self._net = place_model(self.codeformer, "codeformer", runtime)
+        self._parser = None if self.parser is None else place_model(self.parser, "parsenet", runtime)
         self._chunker = AdaptiveChunker(self.batch_size, what="CodeFormer")
 
     @property

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Batch, Runtime
+from .base import Batch, Runtime, place_model
 from .batching import AdaptiveChunker
 
 IMG_SIZE = 96
@@ -34,9 +34,7 @@ class SyncStage:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.model.to(runtime.device)
-        if runtime.device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
+        self.model = place_model(self.model, "wav2lip", runtime)
         self._chunker = AdaptiveChunker(self.batch_size, what="Wav2Lip")
 
     def _forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Batch, Runtime
+from .base import Batch, Runtime, place_model
 
 
 def upscale_tiled(model: nn.Module, image: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:
@@ -48,16 +48,17 @@ class UpscaleStage:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.model.to(runtime.device)
+        self.model = place_model(self.model, "rrdbnet_x2", runtime)
 
     def __call__(self, batch: Batch) -> None:
         rt, s = self.runtime, self.scale
         for i, frame in enumerate(batch.frames):
             x = torch.from_numpy(np.ascontiguousarray(frame[..., ::-1])).to(rt.device)
             x = x.permute(2, 0, 1)[None].float().div_(255.0)
-            with torch.inference_mode(), rt.autocast:
-                y = upscale_tiled(self.model, x, s, self.tile, self.overlap)
-            y = y[0].float().clamp_(0, 1).mul_(255.0).round_().byte().permute(1, 2, 0).cpu().numpy()
+            with torch.inference_mode():
+                with rt.autocast:
+                    y = upscale_tiled(self.model, x, s, self.tile, self.overlap)
+                y = y[0].float().clamp_(0, 1).mul_(255.0).round_().byte().permute(1, 2, 0).cpu().numpy()
             batch.frames[i] = np.ascontiguousarray(y[..., ::-1])
         batch.boxes = [None if b is None else tuple(v * s for v in b) for b in batch.boxes]
         if batch.landmarks is not None:

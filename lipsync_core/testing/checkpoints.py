@@ -16,34 +16,35 @@ from torch import nn
 
 from .procedural import procedural_for_module
 
-#: arch -> (class path, fixed constructor kwargs)
-_CLASSES: dict[str, tuple[str, dict[str, Any]]] = {
-    "wav2lip": ("lipsync_core.models.wav2lip:Wav2Lip", {}),
-    "s3fd": ("lipsync_core.models.s3fd:S3FD", {}),
-    "syncnet_color": ("lipsync_core.models.syncnet:SyncNetColor", {}),
-    "rrdbnet_x4": ("lipsync_core.models.rrdbnet:RRDBNet", {"scale": 4}),
-    "rrdbnet_x2": ("lipsync_core.models.rrdbnet:RRDBNet", {"scale": 2}),
-    "bisenet19": ("lipsync_core.models.bisenet:BiSeNet", {}),
-    "codeformer": ("lipsync_core.models.codeformer:CodeFormer", {}),
-    "retinaface_resnet50": ("lipsync_core.models.retinaface:RetinaFace", {}),
-    "parsenet": ("lipsync_core.models.parsenet:ParseNet", {}),
+#: arch -> (class, its config dataclass or None for plain kwargs, fixed constructor kwargs)
+_CLASSES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
+    "wav2lip": ("wav2lip:Wav2Lip", None, {}),
+    "s3fd": ("s3fd:S3FD", None, {}),
+    "syncnet_color": ("syncnet:SyncNetColor", None, {}),
+    "rrdbnet_x4": ("rrdbnet:RRDBNet", None, {"scale": 4}),
+    "rrdbnet_x2": ("rrdbnet:RRDBNet", None, {"scale": 2}),
+    "bisenet19": ("bisenet:BiSeNet", None, {}),
+    "codeformer": ("codeformer:CodeFormer", "codeformer:CodeFormerConfig", {}),
+    "retinaface_resnet50": ("retinaface:RetinaFace", "retinaface:RetinaFaceConfig", {}),
+    "parsenet": ("parsenet:ParseNet", "parsenet:ParseNetConfig", {}),
 }
+
+
+def _import(path: str) -> Any:
+    module, name = path.split(":")
+    return getattr(importlib.import_module("lipsync_core.models." + module), name)
+
 
 #: The key each published file keeps its weights under (None: a bare state dict).
 WRAPPERS = {"state_dict": "state_dict", "params": "params", "params_ema": "params_ema", "raw": None}
 
 
 def procedural_module(arch: str, **config: Any) -> nn.Module:
-    """``arch`` with procedural weights; ``config`` reduces it (RRDBNet kwargs, CodeFormerConfig fields)."""
-    path, fixed = _CLASSES[arch]
-    module_name, cls_name = path.split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    if arch == "codeformer" and config:
-        from ..models.codeformer import CodeFormerConfig
-
-        model = cls(CodeFormerConfig(**config))
-    else:
-        model = cls(**fixed, **config)
+    """``arch`` with procedural weights; ``config`` reduces it (RRDBNet kwargs, or the fields of the
+    architecture's config dataclass, e.g. ``CodeFormerConfig``)."""
+    cls_path, cfg_path, fixed = _CLASSES[arch]
+    cls = _import(cls_path)
+    model = cls(_import(cfg_path)(**config)) if cfg_path else cls(**fixed, **config)
     model.load_state_dict(procedural_for_module(model), strict=True)
     return model.eval()
 

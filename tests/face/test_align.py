@@ -127,3 +127,14 @@ def test_face_entirely_outside_the_frame_changes_nothing():
     out = paste_back(frame.copy(), np.zeros((64, 64, 3), np.uint8), M, np.ones((64, 64), np.float32))
     assert face_region(M, 64, frame.shape) is None
     assert np.array_equal(out, frame)
+
+
+def test_landmarks_from_a_box_align_the_face_like_the_template():
+    from lipsync_core.face.align import landmarks_from_box
+
+    box = (150, 440, 130, 382)  # the detector box of the template face itself, in 512-pixel template space
+    lm = landmarks_from_box(box)
+    assert lm.shape == (5, 2) and lm.dtype == np.float32
+    assert np.abs(lm - face_template(512)).max() < 8  # pixels of 512
+    M = estimate_affine(landmarks_from_box((75, 220, 65, 191)), face_template(512))  # the same face at half size
+    assert np.allclose(M[:, :2], [[2, 0], [0, 2]], atol=0.05)

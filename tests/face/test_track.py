@@ -235,7 +235,7 @@ def test_real_cutaway_clip_has_no_face_exactly_on_the_cutaway():
     path = shared_media("face_noface_cutaway_7s.mp4")
     if path is None:
         pytest.skip("needs ../shared/media/face_noface_cutaway_7s.mp4 (a real face; Haar ignores drawn ones)")
-    settings = DetectionSettings(detector="haar")
+    settings = DetectionSettings(detector="haar", det_size=320)
     with FrameReader(path) as probe_reader:
         full = probe_reader.size
     with FrameReader(path, size=detection_size(full, settings.det_size)) as reader:

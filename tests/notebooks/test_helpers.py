@@ -1,0 +1,238 @@
+"""lipsync_core.notebook: forms -> options, one-line errors, Colab features (against a stand-in Colab), box helper."""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lipsync_core import notebook as ln
+from lipsync_core.download import TEST_GDRIVE_ENV
+from lipsync_core.errors import LipsyncError
+
+DRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456"
+
+
+@pytest.fixture
+def colab(tmp_path, monkeypatch):
+    """A stand-in ``google.colab`` (files.upload, drive.mount) with Drive "mounted" under tmp_path."""
+    calls: dict[str, list] = {"upload": [], "mount": []}
+    uploads: list[dict[str, bytes]] = []
+
+    def upload():
+        calls["upload"].append(True)
+        return uploads.pop(0) if uploads else {}
+
+    def mount(where):
+        calls["mount"].append(where)
+        (Path(where) / "MyDrive").mkdir(parents=True, exist_ok=True)
+
+    google = types.ModuleType("google")
+    module = types.ModuleType("google.colab")
+    module.files = types.SimpleNamespace(upload=upload)
+    module.drive = types.SimpleNamespace(mount=mount)
+    google.colab = module
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", module)
+    monkeypatch.setattr(ln, "DRIVE_ROOT", tmp_path / "drive")
+    return types.SimpleNamespace(calls=calls, uploads=uploads, root=tmp_path / "drive")
+
+
+# -- forms -> options ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("", None),
+    ("   ", None),
+    (DRIVE_ID, DRIVE_ID),
+    (f" https://drive.google.com/file/d/{DRIVE_ID}/view?usp=sharing ", DRIVE_ID),
+    (f"'https://drive.google.com/open?id={DRIVE_ID}'", DRIVE_ID),
+    ("https://example.org/models/wav2lip.pth", "https://example.org/models/wav2lip.pth"),
+])
+def test_weight_field_becomes_a_source_or_the_default(text, expected):
+    assert ln.weight_source(text, "checkpoint") == expected
+
+
+def test_weight_field_accepts_an_existing_file(tmp_path):
+    path = tmp_path / "mine.pth"
+    path.write_bytes(b"x")
+    assert ln.weight_source(str(path), "checkpoint") == str(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"https://drive.google.com/drive/folders/{DRIVE_ID}", "folder link"),
+    ("my weights", "checkpoint: 'my weights' is neither"),
+])
+def test_weight_field_that_is_no_source_is_refused(text, message):
+    with pytest.raises(LipsyncError, match=message):
+        ln.weight_source(text, "checkpoint")
+
+
+def test_settings_form_maps_to_run_options():
+    opts = ln.settings_options(pad_top=1, pad_bottom=2, pad_left=3, pad_right=4, super_resolution=False,
+                               segmentation_mask=True, mask_lower_face=0.0, det_size=0, blend="hard")
+    assert opts == {"pads": (1, 2, 3, 4), "no_sr": True, "no_segmentation": False, "mask_lower_face": None,
+                    "det_size": 0, "blend": "hard"}
+    assert ln.settings_options(mask_lower_face=0.5)["mask_lower_face"] == 0.5
+
+
+def test_settings_are_checked_in_their_cell():
+    job = ln.Job("codeformer")
+    with pytest.raises(ln.NotebookError, match="--fidelity"):
+        job.set_settings(fidelity=2.0)
+    assert job.options == {}
+
+
+def test_overrides_apply_on_top_of_the_forms():
+    job = ln.Job("original")
+    job.set_settings(pad_top=0, pad_bottom=5, pad_left=0, pad_right=0, detector="s3fd")
+    job.overrides["detector"] = "haar"
+    assert job.run_options()["detector"] == "haar" and job.run_options()["pads"] == (0, 5, 0, 0)
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+def test_expected_errors_render_as_one_line_without_traceback():
+    @ln.friendly
+    def fails():
+        raise LipsyncError("the end (1 s) must be after the start (2 s)")
+
+    with pytest.raises(ln.NotebookError) as info:
+        fails()
+    assert isinstance(info.value, LipsyncError)
+    (line,) = info.value._render_traceback_()
+    assert line.endswith("Error:\x1b[0m the end (1 s) must be after the start (2 s)")
+
+
+def test_bugs_keep_their_traceback():
+    @ln.friendly
+    def bug():
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        bug()
+
+
+def test_running_before_the_inputs_cell_says_so():
+    with pytest.raises(ln.NotebookError, match="run the inputs cell first"):
+        ln.Job("original").run()
+
+
+# -- Colab-only features -------------------------------------------------------------------------------------------
+def test_outside_colab_uploads_drive_and_recording_say_they_need_colab(tmp_path):
+    assert not ln.in_colab()
+    job = ln.Job("original", tmp_path)
+    with pytest.raises(ln.NotebookError, match="Uploading works only on Google Colab"):
+        job.set_inputs("", "x.wav")
+    with pytest.raises(ln.NotebookError, match="Recording works only on Google Colab"):
+        job.set_inputs(__file__, "record")
+    with pytest.raises(ln.NotebookError, match="Google Drive works only on Google Colab"):
+        ln.save_to_drive(__file__)
+
+
+def test_upload_saves_the_chosen_file(colab, tmp_path):
+    colab.uploads.append({"my clip.mp4": b"video bytes"})
+    path = ln.upload_file(tmp_path / "up", "face video")
+    assert path == tmp_path / "up" / "my clip.mp4" and path.read_bytes() == b"video bytes"
+
+
+def test_cancelled_upload_is_an_expected_error(colab, tmp_path):
+    with pytest.raises(LipsyncError, match="no face video was uploaded"):
+        ln.upload_file(tmp_path, "face video")
+
+
+def test_result_copies_to_drive_mounting_it_once(colab, tmp_path):
+    result = tmp_path / "out.mp4"
+    result.write_bytes(b"mp4")
+    first = ln.save_to_drive(result)
+    second = ln.save_to_drive(result)
+    assert first == second == colab.root / "MyDrive" / ln.DRIVE_RESULTS_FOLDER / "out.mp4"
+    assert first.read_bytes() == b"mp4" and len(colab.calls["mount"]) == 1
+
+
+def test_weights_cache_can_live_in_drive_and_leave_it_again(colab):
+    job = ln.Job("original")
+    job.set_weights(cache_in_drive=True, checkpoint_path=DRIVE_ID, s3fd_path="")
+    assert job.weights == {"checkpoint_path": DRIVE_ID, "s3fd_path": None}
+    assert os.environ["LIPSYNC_CACHE"] == str(colab.root / "MyDrive" / ln.DRIVE_WEIGHTS_FOLDER)
+    job.set_weights(cache_in_drive=False, checkpoint_path="", s3fd_path="")
+    assert "LIPSYNC_CACHE" not in os.environ  # the autouse fixture restores its own value afterwards
+
+
+def test_weight_fields_are_the_variants_roles():
+    with pytest.raises(ValueError, match="sr_path"):
+        ln.Job("original").set_weights(sr_path="")
+
+
+# -- inputs and results --------------------------------------------------------------------------------------------
+def test_inputs_resolve_to_local_files_and_same_uses_the_face_sound(tmp_path, capsys):
+    from lipsync_core.testing.media import talking_head_video
+
+    clip = talking_head_video(tmp_path / "clip.mp4", seconds=1.0)
+    job = ln.Job("original", tmp_path / "work")
+    job.box = (1, 2, 3, 4)
+    job.set_inputs(str(clip), "same", end="0.5")
+    assert job.face == job.audio and job.face.parent == tmp_path / "work" / "inputs"
+    assert job.box is None  # a box from other footage is dropped
+    assert "face: " in capsys.readouterr().out
+
+
+def test_video_preview_embeds_the_file(tmp_path):
+    path = tmp_path / "v.mp4"
+    path.write_bytes(b"\x00\x01")
+    html = ln.video_html(path)
+    assert html.startswith("<video controls") and 'src="data:video/mp4;base64,AAE="' in html
+
+
+def test_colab_url_points_at_the_notebook_in_the_repo():
+    assert ln.colab_url("lipsync_hq.ipynb", ref="v1") == (
+        "https://colab.research.google.com/github/" + ln.REPO_URL.removeprefix("https://github.com/")
+        + "/blob/v1/notebooks/lipsync_hq.ipynb")
+
+
+# -- the face-box helper -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("box, expected", [
+    ((10, 50, 20, 60), (10, 50, 20, 60)),
+    ((-5, 500, 90, 10), (0, 100, 90, 92)),
+    ((99, 99, 0, 0), (98, 100, 0, 2)),
+])
+def test_box_is_kept_inside_the_frame(box, expected):
+    assert ln.clamp_box(box, (200, 100)) == expected
+
+
+@pytest.fixture
+def haar_job(test_weights, tmp_path, monkeypatch):
+    """A job on a real face clip with Haar detection, weights from the fake Drive."""
+    from tests.conftest import shared_path
+
+    monkeypatch.setenv("LIPSYNC_MANIFEST", str(test_weights.manifest))
+    monkeypatch.setenv(TEST_GDRIVE_ENV, test_weights.drive_url)
+    job = ln.Job("original", tmp_path)
+    job.set_settings(detector="haar", device="cpu")
+    job.face = job.audio = shared_path("media", "talking_head_glasses_vrt5.mp4")
+    return job
+
+
+def test_box_helper_starts_from_the_detected_box_and_sets_a_fixed_one(haar_job):
+    helper = ln.BoxHelper(haar_job, at_seconds=0.2)
+    assert helper.index == 5 and helper.detected is not None
+    assert helper.box == helper.detected and haar_job.box is None
+    helper.use_box.value = True
+    assert haar_job.box == helper.detected
+    helper.sliders["top"].value -= 20
+    assert haar_job.box == (helper.detected[0] - 20, *helper.detected[1:])
+    jpeg = cv2.imdecode(np.frombuffer(helper.image.value, np.uint8), cv2.IMREAD_COLOR)
+    assert jpeg.shape == (524, 524, 3)
+    helper.use_box.value = False
+    assert haar_job.box is None
+
+
+def test_box_helper_without_a_face_offers_a_centred_box(haar_job, tmp_path):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 90, np.uint8))
+    haar_job.face = blank
+    helper = ln.BoxHelper(haar_job, at_seconds=3.0)
+    assert helper.index == 0 and helper.detected is None
+    assert helper.box == (30, 90, 40, 120)
+    assert "No face detected" in helper.note.value

@@ -1,0 +1,149 @@
+"""The committed notebooks: generated, stripped, linted, and every default they show agrees with the package."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lipsync_core import REPO_URL
+from lipsync_core.config import make_config
+from lipsync_core.manifest import load_manifest
+from lipsync_core.notebook import GENERATORS, colab_url, settings_options
+from tests.conftest import REPO
+from tests.notebooks import nbrun
+
+FULL = {"lipsync_original.ipynb": "original", "lipsync_hq.ipynb": "hq", "lipsync_hq_gan.ipynb": "hq_gan",
+        "lipsync_codeformer.ipynb": "codeformer"}
+ALL = [*FULL, "lipsync_simple.ipynb"]
+SETTINGS_ONLY = {"use_gan_model"}  # settings fields that are not RunConfig options
+
+
+@pytest.fixture(scope="module")
+def builder():
+    spec = importlib.util.spec_from_file_location("build_notebooks", REPO / "notebooks" / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return load_manifest(REPO / "weights_manifest.json")
+
+
+def test_the_suite_is_exactly_the_five_notebooks():
+    assert sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")) == sorted(ALL)
+
+
+def test_committed_notebooks_equal_the_generated_ones(builder):
+    rendered = builder.render_all()
+    assert sorted(rendered) == sorted(ALL)
+    stale = [name for name, text in rendered.items()
+             if (REPO / "notebooks" / name).read_text(encoding="utf-8") != text]
+    assert not stale, f"run `python notebooks/build_notebooks.py` to regenerate {stale}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_notebook_is_committed_without_outputs(name):
+    for c in nbrun.read(name).cells:
+        if c.cell_type == "code":
+            assert c.outputs == [] and c.execution_count is None, c.id
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_install_url_is_the_package_repo_url(name):
+    setup = nbrun.cell(nbrun.read(name), "setup").source
+    assert re.findall(r'^REPO_URL = "(.*)"$', setup, re.M) == [REPO_URL]
+    assert 'f"lipsync_core[notebook] @ git+{REPO_URL}"' in setup
+    assert '"--upgrade", "yt-dlp"' in setup
+    assert 'if importlib.util.find_spec("lipsync_core") is None:' in setup
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_badge_opens_this_notebook_from_the_repo(name):
+    intro = nbrun.read(name).cells[0]
+    assert intro.cell_type == "markdown"
+    assert f"(https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(name)})" in intro.source
+    owner_repo = REPO_URL.removeprefix("https://github.com/")
+    assert colab_url(name) == f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{name}"
+
+
+@pytest.mark.parametrize("name, variant", FULL.items())
+def test_weights_form_has_one_field_per_role_and_defaults_from_the_manifest(name, variant, manifest):
+    c = nbrun.cell(nbrun.read(name), "weights")
+    form = nbrun.fields(c)
+    roles = manifest.roles(variant)
+    assert {k for k in form if k.endswith("_path")} == {f"{role}_path" for role in roles}
+    for role, wid in roles.items():
+        entry = manifest.entry(wid)
+        default = form[f"{role}_path"]
+        assert default == "" or default in {s.target for s in entry.sources}  # empty = the manifest's sources
+        shown = re.search(rf"\*\*{role}_path\*\*.*\n#@markdown Default: `([^`]+)`", c.source)
+        assert shown is not None and shown[1] == entry.file
+
+
+@pytest.mark.parametrize("name, variant", FULL.items())
+def test_settings_form_defaults_are_the_variants_defaults(name, variant, manifest):
+    form = nbrun.fields(nbrun.cell(nbrun.read(name), "settings"))
+    options = settings_options(**{k: v for k, v in form.items() if k not in SETTINGS_ONLY})
+    assert make_config(variant, **options) == make_config(variant)
+    if "use_gan_model" in form:
+        assert GENERATORS[form["use_gan_model"]] == manifest.roles(variant)["checkpoint"]
+
+
+def test_settings_forms_cover_the_original_options_and_each_variants_own():
+    common = {"pad_top", "pad_bottom", "pad_left", "pad_right", "resize_factor", "nosmooth", "face_det_batch_size",
+              "wav2lip_batch_size", "detector", "det_size", "det_stride", "blend", "device"}
+    own = {"original": {"use_gan_model"}, "hq": {"super_resolution", "segmentation_mask", "mask_feather",
+                                                 "mask_lower_face"},
+           "codeformer": {"use_gan_model", "fidelity", "sharpen", "upscale"}}
+    own["hq_gan"] = own["hq"]
+    for name, variant in FULL.items():
+        assert set(nbrun.fields(nbrun.cell(nbrun.read(name), "settings"))) == common | own[variant], name
+
+
+def test_simple_notebook_has_only_the_fewest_fields_and_runs_original(manifest):
+    nb = nbrun.read("lipsync_simple.ipynb")
+    assert set(nbrun.fields(nb)) == {"video", "start", "end", "audio", "pad_top", "pad_bottom", "pad_left",
+                                     "pad_right", "use_gan_model"}
+    assert 'job = ln.setup("original")' in nbrun.cell(nb, "setup").source
+    assert nbrun.fields(nb)["use_gan_model"] is (manifest.roles("original")["checkpoint"] == GENERATORS[True])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_form_field_is_passed_on(name):
+    for c in nbrun.read(name).cells:
+        if c.cell_type != "code":
+            continue
+        code = "\n".join(line for line in c.source.splitlines() if not nbrun.PARAM.match(line))
+        for field in nbrun.fields(c):
+            assert re.search(rf"\b{field}\b", code), f"{name}: form field {field} is never used"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_cells_hold_forms_and_calls_only(name):
+    """Thin notebooks: outside the setup cell, code is form fields plus calls on ``job``/``ln``."""
+    for c in nbrun.read(name).cells:
+        if c.cell_type != "code" or c.id == "setup":
+            continue
+        assert c.metadata.get("cellView") == "form"
+        code = [line for line in c.source.splitlines()
+                if line and not line.startswith("#@") and not nbrun.PARAM.match(line)]
+        statements = [line for line in code if not line.startswith((" ", ")"))]
+        assert statements and all(re.match(r"(\w+ = )?job\.\w+\(", s) for s in statements), statements
+
+
+def test_notebooks_pass_ruff():
+    if importlib.util.find_spec("ruff") is None and shutil.which("ruff") is None:
+        pytest.skip("ruff is not installed (it is in the test extra)")
+    cmd = [sys.executable, "-m", "ruff"] if importlib.util.find_spec("ruff") else ["ruff"]
+    res = subprocess.run([*cmd, "check", "--no-cache", "notebooks"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -1,0 +1,81 @@
+"""Pass 1 and pass 2 pieces of the pipeline: face choice, the track cache, audio offset, atomic output."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lipsync_core import audio as audio_mod
+from lipsync_core.config import make_config
+from lipsync_core.face.types import FaceTrack
+from lipsync_core.media.ffmpeg import run_ffmpeg
+from lipsync_core.pipeline import Pipeline
+from lipsync_core.stages.blend import BlendStage
+from lipsync_core.stages.read import FaceVideo
+from tests.conftest import shared_media
+
+
+def pipeline(**options) -> Pipeline:
+    return Pipeline(make_config("original", detector="haar", device="cpu", progress=False, **options))
+
+
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory):
+    """Two real talking heads side by side, the left one larger."""
+    a, b = shared_media("talking_head_glasses_vrt5.mp4"), shared_media("talking_head_man_vrt2.mp4")
+    if a is None or b is None:
+        pytest.skip("needs two real talking-head clips from ../shared/media (Haar does not find drawn faces)")
+    out = tmp_path_factory.mktemp("two") / "two.mp4"
+    run_ffmpeg(["-y", "-i", str(a), "-i", str(b), "-t", "0.6", "-filter_complex",
+                "[0:v]scale=320:320[l];[1:v]scale=200:200,pad=200:320:0:60[r];[l][r]hstack[v]",
+                "-map", "[v]", "-c:v", "libx264", "-crf", "18", str(out)], what="make a two-face clip")
+    return FaceVideo.open(out, still_fps=25, static=False)
+
+
+def centres_x(track: FaceTrack) -> list[float]:
+    return [(l + r) / 2 for (_, _, l, r) in (b for b in track.boxes if b is not None)]
+
+
+def test_several_faces_the_largest_is_followed_on_every_frame(two_faces):
+    track = pipeline(det_stride=1, track_cache=False).track(two_faces, 15)
+    xs = centres_x(track)
+    assert len(xs) == 15 and all(x < 320 for x in xs)
+
+
+def test_several_faces_the_one_nearest_a_given_point_is_followed(two_faces):
+    track = pipeline(det_stride=1, track_cache=False, face_point=(420, 160)).track(two_faces, 15)
+    xs = centres_x(track)
+    assert len(xs) == 15 and all(x > 320 for x in xs)
+
+
+def test_a_rerun_with_the_same_video_reuses_the_face_track(two_faces, monkeypatch):
+    first = pipeline().track(two_faces, 15)
+    second = pipeline()
+    monkeypatch.setattr(second, "_detector", lambda: pytest.fail("detected again instead of using the cache"))
+    assert second.track(two_faces, 15).boxes == first.boxes
+    changed = pipeline(pads=(0, 20, 0, 0))  # other settings: another track
+    assert changed.track(two_faces, 15).boxes != first.boxes
+
+
+def test_audio_offset_shifts_the_mel_windows(tmp_path):
+    from lipsync_core.testing.media import still_image
+
+    video = FaceVideo.open(still_image(tmp_path / "f.png"), still_fps=25, static=False)
+    mel = audio_mod.melspectrogram(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)
+    track = FaceTrack.constant((0, 10, 0, 10), 1, 25.0, video.frame_size)
+    plain = next(pipeline(wav2lip_batch_size=8)._batches(video, track, mel, 8))
+    shifted = next(pipeline(wav2lip_batch_size=8, audio_offset_ms=200)._batches(video, track, mel, 8))
+    assert np.array_equal(shifted.mels[0], plain.mels[5])  # 200 ms = 5 frames at 25 fps
+    assert not np.array_equal(shifted.mels[0], plain.mels[0])
+
+
+def test_a_failure_during_rendering_leaves_no_output(tmp_path, monkeypatch, face_clip, speech, w2l_checkpoint):
+    face, box = face_clip
+    out_dir = tmp_path / "out"
+
+    def boom(self, batch):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(BlendStage, "__call__", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        pipeline(box=box, checkpoint_path=str(w2l_checkpoint)).run(face, speech, out_dir / "o.mp4")
+    assert list(out_dir.iterdir()) == []
