@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     x = p.add_argument_group("this package's options")
     x.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N (default: auto)")
     x.add_argument("--dtype", choices=DTYPES, default=d.dtype, help="compute dtype (auto: float16 on CUDA)")
+    x.add_argument("--compile", action="store_true",
+                   help="torch.compile the generator: slower start, faster frames (CUDA, long videos)")
     x.add_argument("--detector", choices=DETECTORS, help="face detector (default: the variant's)")
     x.add_argument("--det_size", type=int, default=d.det_size,
                    help="longest side of frames given to the detector; 0 = full resolution (default: %(default)s)")

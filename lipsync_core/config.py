@@ -47,6 +47,7 @@ class RunConfig:
     # Ours.
     device: str = "auto"
     dtype: str = "auto"
+    compile: bool = False  # torch.compile the generator (worth it on CUDA for long videos)
     detector: str | None = None  # None: the variant's detector
     det_size: int | None = 640  # longest side of the frames the detector sees; None or 0: full resolution
     det_stride: int = 5  # detect every k-th frame, interpolate between (re-detect at cuts)

@@ -11,14 +11,12 @@ from __future__ import annotations
 import base64
 import functools
 import importlib.util
-import logging
 import os
 import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -243,13 +241,6 @@ def settings_options(**form: Any) -> dict[str, Any]:
     return opts
 
 
-def default_generator(variant: str) -> str:
-    """The Wav2Lip generator weight id the manifest gives ``variant``."""
-    from .manifest import load_manifest
-
-    return load_manifest().roles(variant)["checkpoint"]
-
-
 # -- the job -------------------------------------------------------------------------------------------------------
 @dataclass
 class Job:
@@ -329,26 +320,15 @@ class Job:
             self.use_gan_model = bool(form["use_gan_model"])
 
     def run_options(self) -> dict[str, Any]:
-        """Every option of the run from the forms, as :func:`lipsync_core.lipsync` takes them."""
-        return {**self.weights, **self.options, "box": self.box, **self.overrides}
+        """Every option of the run from the forms, as :func:`lipsync_core.lipsync` takes them.
 
-    def _options_and_generator(self) -> tuple[dict[str, Any], str | None]:
-        """:meth:`run_options`, plus the generator the settings chose when it is not the variant's default.
-
-        RunConfig names weights by source, not by id, so that generator is fetched here and passed as a
-        local ``checkpoint_path``; a checkpoint from the weights form wins. Returns (options, its path or None).
+        The "use the GAN model" box picks the generator by its manifest id; a checkpoint from the weights
+        form wins over it.
         """
-        options = self.run_options()
-        if options.get("checkpoint_path") or self.use_gan_model is None:
-            return options, None
-        wanted = GENERATORS[self.use_gan_model]
-        if wanted == default_generator(self.variant):
-            return options, None
-        from .weights import fetch
-
-        print(f"Wav2Lip generator: {wanted}")
-        options["checkpoint_path"] = str(fetch(wanted))
-        return options, options["checkpoint_path"]
+        options = {**self.weights, **self.options, "box": self.box, **self.overrides}
+        if self.use_gan_model is not None and not options.get("checkpoint_path"):
+            options["checkpoint_path"] = GENERATORS[self.use_gan_model]
+        return options
 
     def _require_inputs(self) -> tuple[Path, Path]:
         if self.face is None or self.audio is None:
@@ -361,13 +341,14 @@ class Job:
         from . import lipsync
 
         face, audio = self._require_inputs()
-        options, generator = self._options_and_generator()
+        options = self.run_options()
+        if options.get("checkpoint_path") in GENERATORS.values():
+            print(f"Wav2Lip generator: {options['checkpoint_path']}")
         if self.box is not None:
             print(f"Using the fixed face box {self.box} (top, bottom, left, right) on every frame.")
         out = self.workdir / "results" / f"lipsync_{self.variant}_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
         started = time.perf_counter()
-        with _generator_accepted(generator):
-            self.result = lipsync(face, audio, out, variant=self.variant, **options)
+        self.result = lipsync(face, audio, out, variant=self.variant, **options)
         print(f"Done in {time.perf_counter() - started:.0f} s: {self.result}")
         if preview:
             show_result(self.result)
@@ -384,31 +365,6 @@ class Job:
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
         helper.show()
         return helper
-
-
-class _DropMessagesAbout(logging.Filter):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
-
-
-@contextmanager
-def _generator_accepted(path: str | None) -> Iterator[None]:
-    """Silence the weights check's "differs from the manifest's file" warning about the generator the
-    settings chose (see :meth:`Job._options_and_generator`): that difference is the point."""
-    if path is None:
-        yield
-        return
-    logger = logging.getLogger("lipsync_core.weights")
-    drop = _DropMessagesAbout(path)
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
 
 
 def describe_media(path: Path, role: str) -> str:
@@ -500,11 +456,9 @@ class BoxHelper:
         from .stages.read import FaceVideo
 
         self.job = job
-        options, generator = job._options_and_generator()
-        cfg = make_config(job.variant, **{**options, "box": None})
+        cfg = make_config(job.variant, **{**job.run_options(), "box": None})
         pipeline = Pipeline(cfg)
-        with _generator_accepted(generator):
-            pipeline.fetch_weights()  # all of the run's weights: the run needs them next anyway
+        pipeline.fetch_weights()  # all of the run's weights: the run needs them next anyway
         video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
                                rotate=cfg.rotate, crop=tuple(cfg.crop))
         wanted = 0 if video.static else round(at_seconds * video.fps)

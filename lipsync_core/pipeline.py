@@ -92,14 +92,14 @@ class Pipeline:
         from .manifest import load_manifest
 
         manifest = load_manifest()
-        roles = manifest.roles(self.cfg.variant)
         for role in required_roles(self.cfg):
             if role in self._weights:
                 continue
-            wid = roles.get(role) or ROLE_FALLBACK[role]
-            arch = manifest.entry(wid).arch
+            wid = self._weight_id(role)
             source = getattr(self.cfg, f"{role}_path")
-            self._weights[role] = weights.fetch(wid, source=source, validate=models.validator(arch))
+            if source == wid:
+                source = None  # named by its manifest id (e.g. --checkpoint_path wav2lip_gan): its own sources
+            self._weights[role] = weights.fetch(wid, source=source, validate=models.validator(manifest.entry(wid).arch))
         return self._weights
 
     def _model(self, role: str) -> torch.nn.Module:
@@ -107,10 +107,25 @@ class Pipeline:
         from .manifest import load_manifest
 
         if role not in self._models:
-            manifest = load_manifest()
-            wid = manifest.roles(self.cfg.variant).get(role) or ROLE_FALLBACK[role]
-            self._models[role] = models.load(manifest.entry(wid).arch, self._weights[role], device=self.runtime.device)
+            arch = load_manifest().entry(self._weight_id(role)).arch
+            self._models[role] = models.load(arch, self._weights[role], device=self.runtime.device)
         return self._models[role]
+
+    def _weight_id(self, role: str) -> str:
+        """The manifest entry for ``role``: the one its ``--<role>_path`` names, else the variant's."""
+        from .manifest import load_manifest
+
+        manifest = load_manifest()
+        default = manifest.roles(self.cfg.variant).get(role) or ROLE_FALLBACK[role]
+        given = getattr(self.cfg, f"{role}_path")
+        if given not in manifest.weights or Path(given).exists():
+            return default
+        arch = manifest.entry(default).arch
+        if manifest.entry(given).arch != arch:
+            fits = sorted(w for w, e in manifest.weights.items() if e.arch == arch)
+            raise LipsyncError(f"--{role}_path {given} names weights of another kind; use one of {', '.join(fits)}, "
+                               "a file, a URL or a Drive ID")
+        return given
 
     # -- pass 1 ----------------------------------------------------------------------------------
     def _detector(self):
@@ -183,7 +198,8 @@ class Pipeline:
 
         cfg = self.cfg
         chosen = set(cfg.stages)
-        stages: list[Stage] = [SyncStage(self._model("checkpoint"), batch_size=cfg.wav2lip_batch_size)]
+        stages: list[Stage] = [SyncStage(self._model("checkpoint"), batch_size=cfg.wav2lip_batch_size,
+                                         compile=cfg.compile)]
         if "sr" in chosen and not cfg.no_sr:
             from .stages.hq import SuperResolution
 

@@ -85,7 +85,8 @@ class RetinaFaceDetector:
     """
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 batch_size: int = 8, conf_threshold: float = 0.8, nms_threshold: float = 0.4) -> None:
+                 batch_size: int = 8, conf_threshold: float = 0.8, nms_threshold: float = 0.4,
+                 box_expand: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if not 0.0 <= conf_threshold < 1.0 or not 0.0 < nms_threshold <= 1.0:
@@ -95,6 +96,7 @@ class RetinaFaceDetector:
         self.batch_size = batch_size
         self.conf_threshold = conf_threshold
         self.nms_threshold = nms_threshold
+        self.box_expand = box_expand  # see retinaface_to_s3fd_box: the boxes drive Wav2Lip's crops
         self.model = model.to(self.device, dtype).eval()
         self._mean = torch.tensor(MEAN_BGR, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
 
@@ -119,8 +121,10 @@ class RetinaFaceDetector:
             h, w = batch[0].shape[:2]
             with torch.inference_mode():
                 loc, conf, landmarks = self.model(self.preprocess(batch))
-                results.extend(postprocess(loc, conf, landmarks, h, w, conf_threshold=self.conf_threshold,
-                                           nms_threshold=self.nms_threshold))
+                found = postprocess(loc, conf, landmarks, h, w, conf_threshold=self.conf_threshold,
+                                    nms_threshold=self.nms_threshold)
+            results.extend([Detection(retinaface_to_s3fd_box(d.box, self.box_expand), d.score, d.landmarks)
+                            for d in dets] for dets in found)
         return results
 
 

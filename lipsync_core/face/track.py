@@ -29,6 +29,8 @@ from .types import Box, Detection, Detector, FaceTrack
 MIN_FOLLOW_IOU = 0.25
 #: Side of the grayscale thumbnails compared by the cut / large-motion test.
 THUMB_SIZE = 32
+#: Two detections of the face this dissimilar (IoU below) are too far apart to interpolate: detect between them.
+MOTION_IOU = 0.5
 
 
 @dataclass
@@ -216,11 +218,11 @@ class _Tracker:
         state = copy.deepcopy(self.follower)
         while True:
             faces = self._follow(dets, cuts, anchor)
-            # The followed face present at one end of a gap only: detect the gap rather than guess where it ends.
-            edges = [i for a, b in gaps() if (faces[a] is None) != (faces[b] is None) for i in range(a + 1, b)]
-            if not edges:
+            # The face present at one end of a gap only, or moved a lot across it: detect rather than guess.
+            unsure = [i for a, b in gaps() if not _interpolable(faces[a], faces[b]) for i in range(a + 1, b)]
+            if not unsure:
                 break
-            self._detect(chunk, dets, edges)
+            self._detect(chunk, dets, unsure)
             self.follower = copy.deepcopy(state)
         for a, b in gaps():
             for i in range(a + 1, b):
@@ -240,6 +242,12 @@ class _Tracker:
         for i in sorted(dets):
             faces[i] = self.follower.step(dets[i], cuts[i])
         return faces
+
+
+def _interpolable(a: Detection | None, b: Detection | None) -> bool:
+    if a is None or b is None:
+        return a is b  # no face at either end: none between (a face appearing alone would be a cut)
+    return float(_iou(a.box, b.box[None])[0]) >= MOTION_IOU
 
 
 def _interpolate(a: Detection | None, b: Detection | None, t: float) -> Detection | None:

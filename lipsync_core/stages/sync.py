@@ -28,6 +28,7 @@ class SyncStage:
 
     model: nn.Module
     batch_size: int = 128
+    compile: bool = False
     name: str = "sync"
     runtime: Runtime = field(default_factory=Runtime)
     _chunker: AdaptiveChunker | None = field(default=None, repr=False)
@@ -35,6 +36,9 @@ class SyncStage:
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.model = place_model(self.model, "wav2lip", runtime)
+        if self.compile:
+            # Batches vary in size (faces per batch, the last batch): compile for dynamic shapes once.
+            self.model = torch.compile(self.model, dynamic=True)
         self._chunker = AdaptiveChunker(self.batch_size, what="Wav2Lip")
 
     def _forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:

@@ -90,3 +90,17 @@ def bias_s3fd_heads(model: nn.Module, net_input: torch.Tensor, candidates: int =
     for name, channel in S3FD_CONF_HEADS.items():
         getattr(model, name).bias[channel] += delta
     return model
+
+
+@torch.inference_mode()
+def bias_retinaface_heads(model: nn.Module, net_input: torch.Tensor, candidates: int = 3,
+                          threshold: float = 0.8) -> nn.Module:
+    """Shift a procedural RetinaFace's face-class biases so ``net_input`` yields about ``candidates`` anchors
+    above ``threshold`` (the detector's confidence cut), so the pipeline sees a few faces per frame."""
+    _, conf, _ = model(net_input)
+    diffs = (conf[..., 1].clamp_min(1e-12).log() - conf[..., 0].clamp_min(1e-12).log()).flatten()
+    kth = torch.topk(diffs, min(candidates, diffs.numel())).values[-1]
+    delta = float(torch.logit(torch.tensor(threshold)) - kth) + 1e-3
+    for head in model.ClassHead:
+        head.conv1x1.bias[1::2] += delta  # channels are (background, face) per anchor
+    return model

@@ -112,7 +112,7 @@ def test_the_face_is_chosen_again_after_frames_without_any_face():
 
 
 def moving(i: int) -> list[XYXY]:
-    x = 20 + 30 * np.sin(i / 12)
+    x = 20 + 30 * np.sin(i / 30)
     return [(x, 30 + i / 4, x + 50, 90 + i / 4)]
 
 
@@ -198,6 +198,14 @@ def test_smoothing_never_crosses_a_frame_without_a_face():
     boxes = [(0, 50, 0, 50)] * 5 + [None] + [(60, 110, 60, 110)] * 5
     raw = FaceTrack(boxes=boxes, fps=25.0, frame_size=(W, H))
     assert finalize_track(raw, DetectionSettings(pads=(0, 0, 0, 0))).boxes == boxes
+
+
+def test_landmarks_are_smoothed_with_a_centred_window():
+    spike = [0, 0, 10, 0, 0]
+    landmarks = [np.full((5, 2), v, np.float32) for v in spike]
+    raw = FaceTrack(boxes=[(10, 40, 10, 40)] * 5, fps=25.0, frame_size=(W, H), landmarks=landmarks)
+    out = finalize_track(raw, DetectionSettings())
+    assert [round(float(lm[0, 0]), 3) for lm in out.landmarks] == [3.333, 2.5, 2.0, 2.5, 3.333]
 
 
 def test_nosmooth_keeps_the_padded_boxes():

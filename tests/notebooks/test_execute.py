@@ -48,13 +48,14 @@ def assert_previewed(nb) -> None:
 
 
 #: (notebook, form values beyond full_form, seconds of audio). Frame counts are kept small where a stage is slow
-#: on a CPU even reduced (the full-size BiSeNet, CodeFormer's RetinaFace-R50 and ParseNet).
+#: on a CPU even reduced (the full-size BiSeNet, CodeFormer's RetinaFace-R50 and ParseNet); RetinaFace sees small
+#: frames because its procedural weights flood NMS with candidates.
 FULL = [
     pytest.param("lipsync_original.ipynb", {}, 0.8, id="original"),
     pytest.param("lipsync_hq.ipynb", {}, 0.4, id="hq"),
     pytest.param("lipsync_hq_gan.ipynb", {"segmentation_mask": False}, 0.8, id="hq_gan-no-segmentation"),
-    pytest.param("lipsync_codeformer.ipynb", {"detector": "retinaface", "sharpen": 0.5, "upscale": 2}, 0.4,
-                 id="codeformer-sharpen-upscale"),
+    pytest.param("lipsync_codeformer.ipynb", {"detector": "retinaface", "det_size": 160, "sharpen": 0.5, "upscale": 2},
+                 0.4, id="codeformer-sharpen-upscale"),
 ]
 
 

@@ -132,3 +132,20 @@ def test_inputs_are_not_modified(tmp_path, face_clip, speech, w2l_checkpoint, co
     before = (f.read_bytes(), a.read_bytes())
     run(f, a, tmp_path / "out.mp4", w2l_checkpoint, box=box)
     assert (f.read_bytes(), a.read_bytes()) == before
+
+
+def test_resize_rotate_and_crop_apply_in_the_original_order(tmp_path, face_clip, speech, w2l_checkpoint):
+    face, _ = face_clip
+    w, h = probe(face).frame_size
+    out = run(face, speech, tmp_path / "out.mp4", w2l_checkpoint, box=(20, 100, 20, 100), resize_factor=2,
+              rotate=True, crop=(0, -1, 10, -1))
+    assert probe(out).frame_size == (h // 2 - 10, w // 2)  # rotated: width and height swap
+
+
+def test_paths_with_spaces_and_quotes_work(tmp_path, face_clip, speech, w2l_checkpoint, copy_of):
+    face, box = face_clip
+    odd = tmp_path / "it's a \"clip\" (1)"
+    odd.mkdir()
+    f = copy_of(face, "my face's clip.mp4").rename(odd / "my face's clip.mp4")
+    out = run(f, speech, odd / "out put.mp4", w2l_checkpoint, box=box)
+    assert probe(out).has_audio

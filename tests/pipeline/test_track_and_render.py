@@ -79,3 +79,15 @@ def test_a_failure_during_rendering_leaves_no_output(tmp_path, monkeypatch, face
     with pytest.raises(RuntimeError, match="boom"):
         pipeline(box=box, checkpoint_path=str(w2l_checkpoint)).run(face, speech, out_dir / "o.mp4")
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_role_option_may_name_a_manifest_weight(monkeypatch, tmp_path):
+    from lipsync_core import weights
+    from lipsync_core.errors import LipsyncError
+
+    fetched = []
+    monkeypatch.setattr(weights, "fetch", lambda wid, source=None, validate=None: fetched.append((wid, source)))
+    Pipeline(make_config("original", checkpoint_path="wav2lip_gan", detector="haar", device="cpu")).fetch_weights()
+    assert fetched == [("wav2lip_gan", None)]
+    with pytest.raises(LipsyncError, match="another kind"):
+        Pipeline(make_config("original", checkpoint_path="s3fd", detector="haar", device="cpu")).fetch_weights()

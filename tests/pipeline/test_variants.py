@@ -88,3 +88,20 @@ def test_skipped_enhancers_are_neither_loaded_nor_downloaded(tmp_path, face_clip
               box=box, sr_path=str(tmp_path / "missing.pth"))
     assert len(read_frames(out)) == 20
     assert np.isfinite(probe(out).duration)
+
+
+def test_codeformer_variant_runs_on_its_own_retinaface_track(tmp_path, face_clip, speech, w2l_checkpoint, reduced):
+    import torch
+
+    from lipsync_core.testing.checkpoints import bias_retinaface_heads, procedural_module
+
+    face, _ = face_clip
+    short = _trim(face, tmp_path / "short.mp4", 0.0, 0.2)
+    w, h = probe(short).frame_size
+    net = procedural_module("retinaface_resnet50", layers=(1, 1, 1, 1), width=8, out_channels=16)
+    sample = torch.from_numpy(read_frames(short, max_frames=1)[0]).permute(2, 0, 1)[None].float() - 110
+    retina = write_checkpoint("retinaface_resnet50", tmp_path / "retina.pth", model=bias_retinaface_heads(net, sample))
+    out = run(short, speech, tmp_path / "out.mp4", w2l_checkpoint, variant="codeformer", detector=None, det_size=0,
+              retinaface_path=str(retina), codeformer_path=reduced["codeformer_path"],
+              parsenet_path=reduced["parsenet_path"])
+    assert len(read_frames(out)) == 20 and probe(out).frame_size == (w, h)

@@ -139,3 +139,11 @@ def test_blend_uses_a_given_mask():
     before = b.frames[0].copy()
     BlendStage("feather")(b)
     assert np.array_equal(b.frames[0], before)
+
+
+def test_compile_wraps_the_generator_only_when_asked():
+    plain, compiled = SyncStage(Recorder()), SyncStage(Recorder(), compile=True)
+    plain.prepare(Runtime())
+    compiled.prepare(Runtime())
+    assert isinstance(plain.model, Recorder)
+    assert not isinstance(compiled.model, Recorder) and isinstance(compiled.model._orig_mod, Recorder)
