@@ -3,8 +3,8 @@
 The top-level ``weights_manifest.json`` is the single source of the weights manifest; ``build_py``
 copies it into the package so a non-editable install (``pip install git+...``, as on Colab) has it too.
 """
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import LipsyncError
+from .face.track import DetectionSettings
 
 Box = tuple[int, int, int, int]
 
@@ -49,8 +50,10 @@ class RunConfig:
     dtype: str = "auto"
     compile: bool = False  # torch.compile the generator (worth it on CUDA for long videos)
     detector: str | None = None  # None: the variant's detector
-    det_size: int | None = 640  # longest side of the frames the detector sees; None or 0: full resolution
-    det_stride: int = 5  # detect every k-th frame, interpolate between (re-detect at cuts)
+    # Longest side of the frames the detector sees (None or 0: full resolution), and detection on every k-th
+    # frame with interpolation between (re-detected at cuts): measured in benchmarks/track_agreement.py.
+    det_size: int | None = DetectionSettings.det_size
+    det_stride: int = DetectionSettings.det_stride
     face_point: tuple[int, int] | None = None  # choose the face nearest this (x, y) instead of the largest
     blend: str = "feather"
     audio_offset_ms: float = 0.0

@@ -153,31 +153,35 @@ class Pipeline:
                                  face_point=c.face_point, box=c.box)
 
     def track(self, video: FaceVideo, n_needed: int) -> FaceTrack:
-        """Pass 1: the face track over the first ``n_needed`` source frames (cached per video and settings)."""
+        """Pass 1: the face track over the first ``n_needed`` source frames.
+
+        The detected track is cached per (video content, detection settings, detector); pads and smoothing are
+        applied after the cache, so changing them never re-runs detection.
+        """
         from .face import cache
-        from .face.track import build_track
+        from .face.track import build_track, detect_track, finalize_track
 
         t0 = time.perf_counter()
         settings = self.detection_settings()
+        frames = self._timed(video.frames(max_frames=n_needed, det_size=settings.det_size), "decode")
+        if settings.box is not None:
+            return build_track(frames, None, settings, frame_size=video.frame_size, fps=video.fps)
         key = None
-        if self.cfg.track_cache and settings.box is None:
+        if self.cfg.track_cache:
             key = cache.track_key(video.path, settings, self._detector_identity(),
                                   extra=self._video_key_extra(video, n_needed))
-            hit = cache.load_track(key)
-            if hit is not None:
+            raw = cache.load_track(key)
+            if raw is not None:
                 log.info("face track reused from cache")
-                self.timings.add("detect", t0)
-                return hit
-        frames = self._timed(video.frames(max_frames=n_needed, det_size=settings.det_size), "decode")
+                return finalize_track(raw, settings)
         before = self.timings.seconds["decode"]
-        detector = self._detector() if settings.box is None else None
-        track = build_track(self._progress(frames, "detect", n_needed), detector, settings,
-                            scale=video.detection_scale(settings.det_size), frame_size=video.frame_size, fps=video.fps)
+        raw = detect_track(self._progress(frames, "detect", n_needed), self._detector(), settings,
+                           scale=video.detection_scale(settings.det_size), frame_size=video.frame_size, fps=video.fps)
         self.timings.add("detect", t0)
         self.timings.seconds["detect"] -= self.timings.seconds["decode"] - before
         if key is not None:
-            cache.save_track(key, track)
-        return track
+            cache.save_track(key, raw)
+        return finalize_track(raw, settings)
 
     def _detector_identity(self) -> str:
         name = self.cfg.detector

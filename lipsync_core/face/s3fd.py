@@ -8,13 +8,18 @@ keep score > 0.5, negative coordinates clipped to 0.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..batching import is_oom
+from ..errors import LipsyncError
 from .types import Detection
+
+log = logging.getLogger(__name__)
 
 #: Channel means subtracted from the RGB-ordered input (the original's ``[104, 117, 123]``).
 MEAN_RGB_ORDER = (104.0, 117.0, 123.0)
@@ -116,10 +121,25 @@ class S3FDDetector:
         return x.to(self.dtype).contiguous()
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
+        """Detections per frame, best first. Out of device memory on a batch halves the batch size (for this
+        and later calls) and retries that batch; at one frame it is a LipsyncError."""
         results: list[list[Detection]] = []
-        for start in range(0, len(frames), self.batch_size):
+        start = 0
+        while start < len(frames):
             batch = frames[start:start + self.batch_size]
-            with torch.inference_mode():
-                maps = self.model(self.preprocess(batch))
-                results.extend(postprocess(maps))
+            try:
+                with torch.inference_mode():
+                    results.extend(postprocess(self.model(self.preprocess(batch))))
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+                if not is_oom(exc):
+                    raise
+                if len(batch) == 1:
+                    raise LipsyncError("out of device memory detecting faces in a single frame; use a smaller "
+                                       "--det_size or --device cpu") from None
+                self.batch_size = max(1, len(batch) // 2)
+                log.warning("out of memory in face detection: batch size reduced to %d", self.batch_size)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            start += len(batch)
         return results

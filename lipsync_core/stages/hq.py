@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..batching import AdaptiveChunker
 from ..errors import LipsyncError
 from ..models.bisenet import MEAN_RGB, STD_RGB, STRIDE
 from . import masks
 from .base import Batch, ModelSource, Runtime, place_model
-from .batching import AdaptiveChunker
 
 
 def _to_device(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:

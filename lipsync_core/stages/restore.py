@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..batching import AdaptiveChunker
 from ..errors import LipsyncError
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
 from .base import Batch, ModelSource, Runtime, place_model
-from .batching import AdaptiveChunker
 
 #: ParseNet classes that keep the original pixels (zeros of the reference helper's mask colour map;
 #: background, neck, cloth, hair and hat in the CelebAMask-HQ-style labelling the network was trained on).

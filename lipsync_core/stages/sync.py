@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..batching import AdaptiveChunker
 from .base import Batch, Runtime, place_model
-from .batching import AdaptiveChunker
 
 IMG_SIZE = 96
 

@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from .servers import serving
+
 MODES = ("direct", "confirm", "quota", "permission")
 
 QUOTA_MESSAGE = ("Too many users have viewed or downloaded this file recently. Please try accessing the file "
@@ -142,11 +144,5 @@ class _Server(http.server.ThreadingHTTPServer):
 def fake_drive(files: dict[str, DriveFile]) -> Iterator[tuple[str, list]]:
     """Serve ``files`` (ID -> DriveFile) on 127.0.0.1; yields (base URL, request log of (Host, path, Range))."""
     log: list = []
-    server = _Server(("127.0.0.1", 0), _handler(files, log, threading.Lock()))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", log
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Server(("127.0.0.1", 0), _handler(files, log, threading.Lock()))) as url:
+        yield url, log

@@ -4,9 +4,9 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def _handler(root: Path, ranges: bool, log: list) -> type[http.server.BaseHTTPRequestHandler]:
@@ -53,14 +53,20 @@ def _handler(root: Path, ranges: bool, log: list) -> type[http.server.BaseHTTPRe
 
 
 @contextmanager
-def static_server(root: str | Path, *, ranges: bool = True) -> Iterator[tuple[str, list]]:
-    """Serve ``root`` on 127.0.0.1; yields (base URL, request log of (method, path, Range))."""
-    log: list = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(Path(root), ranges, log))
+def serving(server: http.server.HTTPServer) -> Iterator[str]:
+    """Run ``server`` in a thread; yields its base URL and shuts it down afterwards."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", log
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def static_server(root: str | Path, *, ranges: bool = True) -> Iterator[tuple[str, list]]:
+    """Serve ``root`` on 127.0.0.1; yields (base URL, request log of (method, path, Range))."""
+    log: list = []
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(Path(root), ranges, log))) as url:
+        yield url, log

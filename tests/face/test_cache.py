@@ -50,8 +50,6 @@ def test_entries_live_under_the_cache_dir(video):
 @pytest.mark.parametrize("change", [
     {"settings": DetectionSettings(det_stride=1)},
     {"settings": DetectionSettings(det_size=None)},
-    {"settings": DetectionSettings(pads=(0, 20, 0, 0))},
-    {"settings": DetectionSettings(nosmooth=True)},
     {"settings": DetectionSettings(face_point=(10, 20))},
     {"detector_id": "s3fd:other-weights"},
     {"extra": "resize_factor=2"},
@@ -63,9 +61,11 @@ def test_any_change_of_settings_detector_or_frame_options_misses(video, change):
     assert cache.load_track(changed) is None
 
 
-def test_the_batch_size_does_not_change_the_key(video):
-    assert (cache.track_key(video, DetectionSettings(batch_size=4), "haar")
-            == cache.track_key(video, DetectionSettings(batch_size=64), "haar"))
+@pytest.mark.parametrize("other", [DetectionSettings(batch_size=64), DetectionSettings(pads=(0, 20, 0, 0)),
+                                   DetectionSettings(nosmooth=True)])
+def test_settings_applied_after_detection_do_not_change_the_key(video, other):
+    """The cache holds the raw detected track; batch size, pads and smoothing do not change what is detected."""
+    assert cache.track_key(video, DetectionSettings(), "haar") == cache.track_key(video, other, "haar")
 
 
 def test_the_same_bytes_elsewhere_hit_and_changed_bytes_of_the_same_size_miss(video, tmp_path):

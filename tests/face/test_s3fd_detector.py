@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from lipsync_core.errors import LipsyncError
 from lipsync_core.face.s3fd import STRIDES, S3FDDetector, nms, postprocess
 
 BG, FACE = 0, 1
@@ -148,6 +149,35 @@ def test_frames_are_detected_in_batches_of_batch_size():
     frames = [np.full((32, 32, 3), i, np.uint8) for i in range(5)]
     assert len(S3FDDetector(spy, batch_size=2).detect(frames)) == 5
     assert [x.shape[0] for x in spy.inputs] == [2, 2, 1]
+
+
+class OomAbove(Spy):
+    """Runs out of device memory on batches larger than ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[0] > self.limit:
+            self.inputs.append(x[:0])
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 7.03 GiB")
+        return super().forward(x)
+
+
+def test_out_of_memory_halves_the_batch_and_continues_from_that_batch():
+    spy = OomAbove(limit=2)
+    frames = [np.full((32, 32, 3), i, np.uint8) for i in range(7)]
+    detector = S3FDDetector(spy, batch_size=4)
+    assert len(detector.detect(frames)) == 7
+    assert [x.shape[0] for x in spy.inputs] == [0, 2, 2, 2, 1]  # the failed batch of 4, then 2s from frame 0
+    assert [int(x[0, 0, 0, 0]) for x in spy.inputs[1:]] == [0 - 104, 2 - 104, 4 - 104, 6 - 104]
+    assert detector.batch_size == 2
+
+
+def test_out_of_memory_on_a_single_frame_is_a_user_error():
+    with pytest.raises(LipsyncError, match="--det_size"):
+        S3FDDetector(OomAbove(limit=0), batch_size=2).detect([np.zeros((32, 32, 3), np.uint8)] * 2)
 
 
 def test_float16_dtype_reaches_the_network():

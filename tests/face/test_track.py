@@ -97,6 +97,15 @@ def test_a_lost_face_is_not_replaced_by_another_person():
     assert track.boxes[5:] == [None] * 5
 
 
+def test_a_face_that_moves_fast_is_kept_rather_than_swapped_for_a_bigger_bystander():
+    def scene(i: int) -> list[XYXY]:
+        x = 10 if i < 3 else 45  # the chosen face jumps past its own width; the bystander stays
+        return [(x, 60, x + 30, 90), (100, 10, 150, 60)]
+
+    track, _ = raw_track(scene, 6, det_stride=1, face_point=(20, 70))
+    assert track.boxes == [tblr(scene(i)[0]) for i in range(6)]
+
+
 def test_the_face_is_chosen_again_after_frames_without_any_face():
     def scene(i: int) -> list[XYXY]:
         if i < 5:
@@ -144,6 +153,16 @@ def test_nothing_is_interpolated_across_a_frame_without_a_face():
     track, detector = raw_track(scene, 11, det_stride=5)
     assert set(range(11)) == set(detector.seen)  # both gaps touch the face-less stride frame 5
     assert track.boxes == [tblr(b[0]) if b else None for b in map(scene, range(11))]
+
+
+def test_a_face_that_moves_far_between_two_detections_is_detected_in_between():
+    def scene(i: int) -> list[XYXY]:  # a small face jumping right at frame 7: too small a change for a "cut"
+        x = 20 if i < 7 else 70
+        return [(x, 30, x + 20, 50)]
+
+    track, detector = raw_track(scene, 11, det_stride=5)
+    assert set(range(5, 11)) <= set(detector.seen)
+    assert track.boxes == [tblr(scene(i)[0]) for i in range(11)]
 
 
 def test_boxes_are_mapped_back_to_full_resolution():

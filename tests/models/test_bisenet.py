@@ -1,7 +1,6 @@
 """BiSeNet-19 face parsing: published key layout and numerical parity of all three heads."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -9,8 +8,7 @@ from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.bisenet import BiSeNet, build_from_state
 from lipsync_core.testing.checkpoints import write_checkpoint
-from lipsync_core.testing.procedural import load_rows
-from tests.models.test_rrdbnet import assert_matches_reference, listing
+from tests.models.parity import arrays, assert_listing, assert_matches, built_strictly, forward, keys
 
 
 @pytest.fixture(scope="module")
@@ -18,34 +16,29 @@ def reference_run(parity_dir, tmp_path_factory):
     """Reference io, and the outputs of the procedural weights loaded from a raw checkpoint (the
     published ``face_segmentation.pth`` layout) through the registry."""
     path = write_checkpoint("bisenet19", tmp_path_factory.mktemp("bisenet") / "face_segmentation.pth", wrapper="raw")
-    io = np.load(parity_dir / "bisenet19_io.npz")
-    with torch.no_grad():
-        outs = load("bisenet19", path)(torch.from_numpy(io["in_x"]))
-    return path, io, [o.numpy() for o in outs]
+    io = arrays(parity_dir, "bisenet19")
+    return path, io, forward(load("bisenet19", path), io["in_x"])
 
 
 def test_state_dict_matches_published_listing(parity_dir):
-    rows = load_rows(parity_dir / "bisenet19_keys.json")
-    assert listing(BiSeNet(19)) == [row[:3] for row in rows]
+    assert_listing(BiSeNet(19), keys(parity_dir, "bisenet19"))
 
 
 def test_main_head_reproduces_reference_logits(reference_run):
     _, io, (out, _, _) = reference_run
-    assert_matches_reference(out, io["out"])
+    assert_matches(out, io["out"])
 
 
 @pytest.mark.parametrize("head,key", [(1, "aux_out16_s4"), (2, "aux_out32_s4")])
 def test_auxiliary_heads_reproduce_reference(reference_run, head, key):
     _, io, outs = reference_run
-    assert_matches_reference(outs[head][:, :, ::4, ::4], io[key])
+    assert_matches(outs[head][:, :, ::4, ::4], io[key])
 
 
 def test_unfused_module_reproduces_reference_logits(parity_dir, tmp_path):
     path = write_checkpoint("bisenet19", tmp_path / "face_segmentation.pth")
-    io = np.load(parity_dir / "bisenet19_io.npz")
-    with torch.no_grad():
-        out = load("bisenet19", path, fuse=False)(torch.from_numpy(io["in_x"]))[0].numpy()
-    assert_matches_reference(out, io["out"])
+    io = arrays(parity_dir, "bisenet19")
+    assert_matches(forward(load("bisenet19", path, fuse=False), io["in_x"])[0], io["out"])
 
 
 def test_outputs_are_upsampled_to_the_input_size():
@@ -56,8 +49,7 @@ def test_outputs_are_upsampled_to_the_input_size():
 
 def test_class_count_is_read_from_the_checkpoint():
     state = BiSeNet(5).state_dict()
-    net = build_from_state(state)
-    net.load_state_dict(state, strict=True)
+    net = built_strictly(build_from_state, state)
     assert net.conv_out.conv_out.out_channels == 5
 
 

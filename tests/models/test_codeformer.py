@@ -1,8 +1,6 @@
 """CodeFormer: published key layout, numerical parity (code choice first), reduced configs, loading."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -12,31 +10,30 @@ from lipsync_core.models import load
 from lipsync_core.models.codeformer import CodeFormer, CodeFormerConfig, build_from_state, config_from_state
 from lipsync_core.models.parsenet import ParseNet, ParseNetConfig
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
-from lipsync_core.testing.procedural import load_rows, procedural_state_dict
-from tests.models.test_rrdbnet import assert_matches_reference, listing
+from lipsync_core.testing.procedural import procedural_state_dict
+from tests.models.parity import (
+    F16_RTOL,
+    arrays,
+    assert_listing,
+    assert_matches,
+    built_strictly,
+    forward,
+    keys,
+    regenerated_input,
+)
 
 #: A small model through the same class: 64x64 faces, a 16x16 token grid (64 / 2**2), two transformer layers.
 SMALL = dict(img_size=64, nf=32, ch_mult=(1, 1, 2), num_res_blocks=1, attn_resolutions=(16,), codebook_size=64,
              emb_dim=32, dim_embd=64, n_head=8, n_layers=2, dim_mlp=128, connect_list=(32, 64))
 
 
-def procedural_input(shape: tuple[int, ...], amp: float, off: float, f: float, p: float) -> np.ndarray:
-    """The parity README's input formula ``off + amp * sin(f*i + p)`` over the flat index, as float32."""
-    i = np.arange(int(np.prod(shape)), dtype=np.float64)
-    return (off + amp * np.sin(f * i + p)).astype(np.float32).reshape(shape)
-
-
 @pytest.fixture(scope="module")
 def reference_run(parity_dir):
     """The full model with the procedural weights, run once on the regenerated 512 input at w=0.5."""
-    manifest = json.loads((parity_dir / "manifest.json").read_text())["codeformer"]["inputs"]["x"]
-    x = procedural_input(tuple(manifest["shape"]), manifest["amp"], manifest["off"], manifest["f"], manifest["p"])
-    state = procedural_state_dict(load_rows(parity_dir / "codeformer_keys.json"))
-    net = build_from_state(state)
-    net.load_state_dict(state, strict=True)
-    with torch.no_grad():
-        out, logits, lq_feat = net.eval()(torch.from_numpy(x), w=0.5, adain=True)
-    return manifest, x, np.load(parity_dir / "codeformer_io.npz"), out.numpy(), logits.numpy(), lq_feat.numpy()
+    manifest, x = regenerated_input(parity_dir, "codeformer", "x")
+    net = built_strictly(build_from_state, procedural_state_dict(keys(parity_dir, "codeformer")))
+    out, logits, lq_feat = (t.numpy() for t in forward(net, x, w=0.5, adain=True))
+    return manifest, x, arrays(parity_dir, "codeformer"), out, logits, lq_feat
 
 
 def small_model() -> CodeFormer:
@@ -46,12 +43,11 @@ def small_model() -> CodeFormer:
 def test_state_dict_matches_published_listing(parity_dir):
     with torch.device("meta"):
         net = CodeFormer()
-    assert listing(net) == [row[:3] for row in load_rows(parity_dir / "codeformer_keys.json")]
+    assert_listing(net, keys(parity_dir, "codeformer"))
 
 
 def test_published_configuration_is_read_from_the_listing(parity_dir):
-    rows = load_rows(parity_dir / "codeformer_keys.json")
-    state = {key: torch.empty(shape, device="meta") for key, shape, _dt, _rule in rows}
+    state = {key: torch.empty(shape, device="meta") for key, shape, _dt, _rule in keys(parity_dir, "codeformer")}
     assert config_from_state(state) == CodeFormerConfig()
 
 
@@ -68,29 +64,26 @@ def test_codebook_choice_matches_reference(reference_run):
 
 def test_top_logits_and_encoder_features_match_reference(reference_run):
     _, _, io, _, logits, lq_feat = reference_run
-    assert_matches_reference(np.take_along_axis(logits, io["logits_top5_idx"], axis=2), io["logits_top5_val"])
-    assert_matches_reference(lq_feat, io["lq_feat"])
+    assert_matches(np.take_along_axis(logits, io["logits_top5_idx"], axis=2), io["logits_top5_val"])
+    assert_matches(lq_feat, io["lq_feat"])
 
 
 def test_restored_image_matches_reference_exact_subsamples(reference_run):
     _, _, io, out, _, _ = reference_run
-    assert_matches_reference(out[:, :, ::4, ::4], io["out_w0p5_s4"])
-    assert_matches_reference(out[:, :, 224:288, 224:288], io["out_w0p5_crop"])
+    assert_matches(out[:, :, ::4, ::4], io["out_w0p5_s4"])
+    assert_matches(out[:, :, 224:288, 224:288], io["out_w0p5_crop"])
 
 
 def test_restored_image_matches_reference_float16_copy(reference_run):
     _, _, io, out, _, _ = reference_run
-    ref = io["out_w0p5_f16"].astype(np.float32)
-    bound = 1e-4 * np.abs(ref).max() + 1e-3 * np.abs(ref)
-    assert np.all(np.abs(out - ref) <= bound)
+    assert_matches(out, io["out_w0p5_f16"].astype(np.float32), rtol=F16_RTOL)
 
 
 def test_reduced_configuration_is_read_from_state_shapes():
     small = small_model()
     state = small.state_dict()
     assert config_from_state(state) == CodeFormerConfig(**SMALL)
-    rebuilt = build_from_state(state).eval()
-    rebuilt.load_state_dict(state, strict=True)
+    rebuilt = built_strictly(build_from_state, state)
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.equal(rebuilt(x, w=0.3)[0], small(x, w=0.3)[0])

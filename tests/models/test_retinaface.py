@@ -1,6 +1,8 @@
 """RetinaFace ResNet-50: published key layout, numerical parity, reduced configs, checkpoint prefixes."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -8,17 +10,14 @@ import torch
 from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.retinaface import RetinaFace, RetinaFaceConfig, build_from_state, config_from_state
-from lipsync_core.testing.checkpoints import write_checkpoint
-from lipsync_core.testing.procedural import load_rows, procedural_for_module
-from tests.models.test_rrdbnet import assert_matches_reference, listing
+from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
+from tests.models.parity import arrays, assert_listing, assert_matches, forward, keys
 
 SMALL = RetinaFaceConfig(layers=(1, 2, 1, 1), width=8, out_channels=16)
 
 
 def small_model() -> RetinaFace:
-    net = RetinaFace(SMALL)
-    net.load_state_dict(procedural_for_module(net), strict=True)
-    return net.eval()
+    return procedural_module("retinaface_resnet50", **asdict(SMALL))
 
 
 @pytest.fixture(scope="module")
@@ -27,22 +26,20 @@ def reference_run(parity_dir, tmp_path_factory):
     whose keys carry DataParallel's ``module.`` prefix) and loaded through the registry."""
     folder = tmp_path_factory.mktemp("retinaface")
     path = write_checkpoint("retinaface_resnet50", folder / "detection_Resnet50_Final.pth", module_prefix=True)
-    io = np.load(parity_dir / "retinaface_resnet50_io.npz")
-    with torch.no_grad():
-        outs = load("retinaface_resnet50", path)(torch.from_numpy(io["in_x"]))
-    return io, [o.numpy() for o in outs]
+    io = arrays(parity_dir, "retinaface_resnet50")
+    return io, [o.numpy() for o in forward(load("retinaface_resnet50", path), io["in_x"])]
 
 
 def test_state_dict_matches_published_listing(parity_dir):
     with torch.device("meta"):
         net = RetinaFace()
-    assert listing(net) == [row[:3] for row in load_rows(parity_dir / "retinaface_resnet50_keys.json")]
+    assert_listing(net, keys(parity_dir, "retinaface_resnet50"))
 
 
 @pytest.mark.parametrize("index,key", [(0, "loc"), (1, "conf"), (2, "landmarks")])
 def test_prefixed_raw_checkpoint_reproduces_reference(reference_run, index, key):
     io, outs = reference_run
-    assert_matches_reference(outs[index], io[key])
+    assert_matches(outs[index], io[key])
 
 
 def test_class_probabilities_are_softmaxed(reference_run):

@@ -1,7 +1,6 @@
 """ESRGAN RRDBNet: published key layout, numerical parity, and configuration read from checkpoint shapes."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -9,37 +8,23 @@ from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.rrdbnet import RRDBNet, build_from_state
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
-from lipsync_core.testing.procedural import load_rows, procedural_for_module
+from lipsync_core.testing.procedural import procedural_for_module
+from tests.models.parity import arrays, assert_listing, assert_matches, built_strictly, forward, keys
 
 REDUCED = {"num_feat": 16, "num_block": 2, "num_grow_ch": 8}
 
 
-def assert_matches_reference(out: np.ndarray, ref: np.ndarray) -> None:
-    """The parity README's float32 rule: |out - ref| <= 1e-4·max|ref| + 1e-4·|ref| elementwise."""
-    assert out.shape == ref.shape
-    bound = 1e-4 * np.abs(ref).max() + 1e-4 * np.abs(ref)
-    assert np.all(np.abs(out - ref) <= bound), f"worst excess {np.max(np.abs(out - ref) / bound):.3g}x the bound"
-
-
-def listing(module: torch.nn.Module) -> list[list]:
-    """``[key, shape, dtype]`` rows of a module's state dict, in order, as the ``*_keys.json`` files list them."""
-    return [[k, list(t.shape), str(t.dtype).replace("torch.", "")] for k, t in module.state_dict().items()]
-
-
 @pytest.mark.parametrize("name,scale", [("rrdbnet_x4", 4), ("rrdbnet_x2", 2)])
 def test_state_dict_matches_published_listing(parity_dir, name, scale):
-    rows = load_rows(parity_dir / f"{name}_keys.json")
-    assert listing(RRDBNet(scale=scale)) == [row[:3] for row in rows]
+    assert_listing(RRDBNet(scale=scale), keys(parity_dir, name))
 
 
 @pytest.mark.parametrize("name,wrapper", [("rrdbnet_x4", "params"), ("rrdbnet_x2", "params_ema")])
 def test_published_checkpoint_format_reproduces_reference_output(parity_dir, tmp_path, name, wrapper):
     # esrgan_yunying.pth stores {'params': ...}, RealESRGAN_x2plus.pth {'params_ema': ...}.
     path = write_checkpoint(name, tmp_path / f"{name}.pth", wrapper=wrapper)
-    io = np.load(parity_dir / f"{name}_io.npz")
-    with torch.no_grad():
-        out = load(name, path)(torch.from_numpy(io["in_x"])).numpy()
-    assert_matches_reference(out, io["out"])
+    io = arrays(parity_dir, name)
+    assert_matches(forward(load(name, path), io["in_x"]), io["out"])
 
 
 @pytest.mark.parametrize("scale", [4, 2, 1])
@@ -47,8 +32,7 @@ def test_reduced_configuration_is_read_from_state_shapes(scale):
     small = RRDBNet(scale=scale, **REDUCED).eval()
     state = procedural_for_module(small)
     small.load_state_dict(state)
-    rebuilt = build_from_state(state).eval()
-    rebuilt.load_state_dict(state, strict=True)
+    rebuilt = built_strictly(build_from_state, state)
     assert (rebuilt.scale, len(rebuilt.body)) == (scale, 2)
     x = torch.rand(1, 3, 8, 12)
     with torch.no_grad():

@@ -1,42 +1,28 @@
 """S3FD network: the released checkpoint's keys, and the reference function loaded from its file format."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
 
 from lipsync_core.models import load
 from lipsync_core.models.s3fd import S3FD, L2Norm
-from lipsync_core.testing.procedural import load_rows, procedural_state_dict
+from lipsync_core.testing.procedural import procedural_state_dict
+from tests.models.parity import arrays, assert_listing, assert_matches, forward, keys
 
 
-@pytest.fixture(scope="module")
-def rows(parity_dir):
-    return load_rows(parity_dir / "s3fd_keys.json")
+def test_state_dict_has_the_released_keys_shapes_and_dtypes(parity_dir):
+    assert_listing(S3FD(), keys(parity_dir, "s3fd"))
 
 
-@pytest.fixture(scope="module")
-def io(parity_dir):
-    return dict(np.load(parity_dir / "s3fd_io.npz"))
-
-
-def test_state_dict_has_the_released_keys_shapes_and_dtypes(rows):
-    got = {k: [list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in S3FD().state_dict().items()}
-    assert got == {row[0]: row[1:3] for row in rows}
-
-
-def test_released_checkpoint_format_loads_and_reproduces_all_twelve_maps(rows, io, tmp_path):
+def test_released_checkpoint_format_loads_and_reproduces_all_twelve_maps(parity_dir, tmp_path):
     # s3fd.pth: a raw state dict in the legacy pickle format.
     path = tmp_path / "s3fd.pth"
-    torch.save(procedural_state_dict(rows), path, _use_new_zipfile_serialization=False)
-    model = load("s3fd", path)
-    with torch.no_grad():
-        out = model(torch.from_numpy(io["in_x"]))
+    torch.save(procedural_state_dict(keys(parity_dir, "s3fd")), path, _use_new_zipfile_serialization=False)
+    io = arrays(parity_dir, "s3fd")
+    out = forward(load("s3fd", path), io["in_x"])
     names = sorted(k for k in io if k.startswith("out_"))  # out_00_cls1 ... out_11_reg6, in list order
     assert len(out) == len(names) == 12
     for got, name in zip(out, names):
-        ref = torch.from_numpy(io[name])
-        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item(), msg=name)
+        assert_matches(got, io[name], name=name)
 
 
 def test_l2norm_stays_finite_for_large_float16_activations():

@@ -1,48 +1,38 @@
 """SyncNet_color (lip-sync expert): the released checkpoint's keys, and the reference function, unfused and fused."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from lipsync_core.models import load
 from lipsync_core.models.syncnet import SyncNetColor, build_from_state
-from lipsync_core.testing.procedural import load_rows, procedural_state_dict
+from lipsync_core.testing.procedural import procedural_state_dict
+from tests.models.parity import arrays, assert_listing, assert_matches, built_strictly, forward, keys
 
 
 @pytest.fixture(scope="module")
-def rows(parity_dir):
-    return load_rows(parity_dir / "syncnet_color_keys.json")
-
-
-@pytest.fixture(scope="module")
-def state(rows):
-    return procedural_state_dict(rows)
+def state(parity_dir):
+    return procedural_state_dict(keys(parity_dir, "syncnet_color"))
 
 
 @pytest.fixture(scope="module")
 def io(parity_dir):
-    return dict(np.load(parity_dir / "syncnet_color_io.npz"))
+    return arrays(parity_dir, "syncnet_color")
 
 
 def assert_reference(model: nn.Module, io: dict) -> None:
-    with torch.no_grad():
-        audio_emb, face_emb = model(torch.from_numpy(io["in_mel"]), torch.from_numpy(io["in_face"]))
-    for got, name in ((audio_emb, "audio_emb"), (face_emb, "face_emb")):
-        ref = torch.from_numpy(io[name])
-        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item(), msg=name)
+    audio_emb, face_emb = forward(model, io["in_mel"], io["in_face"])
+    assert_matches(audio_emb, io["audio_emb"], name="audio_emb")
+    assert_matches(face_emb, io["face_emb"], name="face_emb")
 
 
-def test_state_dict_has_the_released_keys_shapes_and_dtypes(rows):
-    got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in SyncNetColor().state_dict().items()]
-    assert got == [row[:3] for row in rows]
+def test_state_dict_has_the_released_keys_shapes_and_dtypes(parity_dir):
+    assert_listing(SyncNetColor(), keys(parity_dir, "syncnet_color"))
 
 
 def test_forward_reproduces_the_reference(state, io):
-    model = build_from_state(state)
-    model.load_state_dict(state, strict=True)
-    assert_reference(model.eval(), io)
+    assert_reference(built_strictly(build_from_state, state), io)
 
 
 def test_released_checkpoint_format_loads_fused_and_reproduces_the_reference(state, io, tmp_path):

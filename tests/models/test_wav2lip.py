@@ -1,51 +1,36 @@
 """Wav2Lip generator: the released checkpoints' keys, and the reference function, in every form it is loaded."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from lipsync_core.models import load, load_wav2lip
 from lipsync_core.models.wav2lip import Wav2Lip, build_from_state
-from lipsync_core.testing.procedural import load_rows, procedural_state_dict
-
-
-@pytest.fixture(scope="module")
-def rows(parity_dir):
-    return load_rows(parity_dir / "wav2lip_keys.json")
+from lipsync_core.testing.procedural import procedural_state_dict
+from tests.models.parity import arrays, assert_listing, assert_matches, built_strictly, forward, keys
 
 
 @pytest.fixture(scope="module")
 def io(parity_dir):
-    return dict(np.load(parity_dir / "wav2lip_io.npz"))
+    return arrays(parity_dir, "wav2lip")
 
 
 @pytest.fixture(scope="module")
-def reference_model(rows) -> Wav2Lip:
-    state = procedural_state_dict(rows)
-    model = build_from_state(state)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+def reference_model(parity_dir) -> Wav2Lip:
+    return built_strictly(build_from_state, procedural_state_dict(keys(parity_dir, "wav2lip")))
 
 
-def run(model: nn.Module, io: dict) -> torch.Tensor:
-    with torch.no_grad():
-        return model(torch.from_numpy(io["in_mel"]), torch.from_numpy(io["in_face"]))
+def assert_reference(model: nn.Module, io: dict) -> None:
+    assert_matches(forward(model, io["in_mel"], io["in_face"]), io["out"])
 
 
-def assert_reference(out: torch.Tensor, io: dict) -> None:
-    ref = torch.from_numpy(io["out"])
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
-
-
-def test_state_dict_has_the_released_keys_shapes_and_dtypes(rows):
-    got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")] for k, v in Wav2Lip().state_dict().items()]
-    assert got == [row[:3] for row in rows]
+def test_state_dict_has_the_released_keys_shapes_and_dtypes(parity_dir):
+    assert_listing(Wav2Lip(), keys(parity_dir, "wav2lip"))
 
 
 def test_forward_reproduces_the_reference(reference_model, io):
-    assert_reference(run(reference_model, io), io)
+    assert_reference(reference_model, io)
 
 
 def test_released_training_checkpoint_loads_fused_frozen_and_reproduces_the_reference(reference_model, io, tmp_path,
@@ -63,7 +48,7 @@ def test_released_training_checkpoint_loads_fused_frozen_and_reproduces_the_refe
     assert isinstance(model, Wav2Lip) and not model.training
     assert not any(p.requires_grad for p in model.parameters())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # folded into the convolutions
-    assert_reference(run(model, io), io)
+    assert_reference(model, io)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace; the export format is TorchScript

@@ -147,3 +147,11 @@ def test_notebooks_pass_ruff():
     cmd = [sys.executable, "-m", "ruff"] if importlib.util.find_spec("ruff") else ["ruff"]
     res = subprocess.run([*cmd, "check", "--no-cache", "notebooks"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_readme_links_every_notebook_with_its_colab_badge():
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert f"({colab_url(path.name)})" in readme, path.name

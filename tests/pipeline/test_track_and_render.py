@@ -49,11 +49,18 @@ def test_several_faces_the_one_nearest_a_given_point_is_followed(two_faces):
 
 def test_a_rerun_with_the_same_video_reuses_the_face_track(two_faces, monkeypatch):
     first = pipeline().track(two_faces, 15)
-    second = pipeline()
-    monkeypatch.setattr(second, "_detector", lambda: pytest.fail("detected again instead of using the cache"))
+    second, padded = pipeline(), pipeline(pads=(0, 30, 0, 0), nosmooth=True)
+    for p in (second, padded):
+        monkeypatch.setattr(p, "_detector", lambda: pytest.fail("detected again instead of using the cache"))
     assert second.track(two_faces, 15).boxes == first.boxes
-    changed = pipeline(pads=(0, 20, 0, 0))  # other settings: another track
-    assert changed.track(two_faces, 15).boxes != first.boxes
+    # Pads and smoothing apply after the cache: a new track without a new detection.
+    assert [b[1] for b in padded.track(two_faces, 15).boxes] != [b[1] for b in first.boxes]
+    other = pipeline(det_size=200)  # a detection setting: detected again
+    calls = []
+    real = other._detector
+    monkeypatch.setattr(other, "_detector", lambda: calls.append(1) or real())
+    other.track(two_faces, 15)
+    assert calls == [1]
 
 
 def test_audio_offset_shifts_the_mel_windows(tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import LipsyncError
+from .errors import LipsyncError
 
 log = logging.getLogger(__name__)
 
