@@ -9,8 +9,8 @@ default run is this package's defaults. Each run is a fresh process (so peak RSS
     python benchmarks/bench_pipeline.py --face my.mp4 --audio my.wav
 
 Weights are procedural (no download): a Wav2Lip checkpoint in the 436 MB legacy training format (``module.``
-keys, Adam state), so load-time memory is realistic, and an S3FD whose confidence heads are biased so a frame
-yields a realistic handful of candidates.
+keys, Adam state), so load-time memory is realistic, and an S3FD whose heads are set so every frame yields the
+same handful of candidates on steady boxes, as real weights do on a talking head (``testing.checkpoints.steady_s3fd``).
 """
 from __future__ import annotations
 
@@ -31,20 +31,16 @@ STAGE_ORDER = ("decode", "detect", "mel", "decode_wait", "sync", "super_resoluti
 
 def prepare(work: Path, size: tuple[int, int], seconds: float, fps: float) -> dict[str, Path]:
     """Generated media and procedural checkpoints, reused from ``work`` when already there."""
-    import torch
-
-    from lipsync_core.testing.checkpoints import bias_s3fd_heads, procedural_module, write_checkpoint
+    from lipsync_core.testing.checkpoints import procedural_module, steady_s3fd, write_checkpoint
     from lipsync_core.testing.media import speech_wav, talking_head_video
 
     work.mkdir(parents=True, exist_ok=True)
-    files = {"wav2lip": work / "wav2lip_legacy.pth", "s3fd": work / "s3fd_biased.pth"}
+    files = {"wav2lip": work / "wav2lip_legacy.pth", "s3fd": work / "s3fd_steady.pth"}
     if not files["wav2lip"].exists():
         write_checkpoint("wav2lip", files["wav2lip"], wrapper="state_dict", legacy=True, module_prefix=True,
                          optimizer=True)
     if not files["s3fd"].exists():
-        s3fd = procedural_module("s3fd")
-        sample = torch.randn(1, 3, size[1], size[0]) * 60
-        write_checkpoint("s3fd", files["s3fd"], model=bias_s3fd_heads(s3fd, sample), legacy=True)
+        write_checkpoint("s3fd", files["s3fd"], model=steady_s3fd(procedural_module("s3fd")), legacy=True)
     w, h = size
     files["face"] = work / f"face_{w}x{h}_{seconds:g}s_{fps:g}.mp4"
     if not files["face"].exists():

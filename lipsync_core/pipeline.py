@@ -64,6 +64,16 @@ def required_roles(cfg: RunConfig) -> list[str]:
     return roles
 
 
+#: Frames of one render batch held in memory at most (decoded frames are the render pass's only big buffers:
+#: one batch computed, one decoded ahead), so peak memory does not depend on resolution or video length.
+RENDER_BATCH_BYTES = 64 * 2**20
+
+
+def render_batch_frames(wav2lip_batch_size: int, frame_bytes: int) -> int:
+    """Frames per render batch: ``--wav2lip_batch_size``, fewer for large frames (e.g. 23 at 720p, 10 at 1080p)."""
+    return max(1, min(wav2lip_batch_size, RENDER_BATCH_BYTES // frame_bytes))
+
+
 @dataclass
 class Timings:
     """Seconds spent per stage of the run (for the benchmark and the log)."""
@@ -233,7 +243,8 @@ class Pipeline:
 
     def _batches(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int) -> Iterator[Batch]:
         """Decoded batches of output frames with their boxes and mel windows (runs in a prefetch thread)."""
-        bs = self.cfg.wav2lip_batch_size
+        w, h = video.frame_size
+        bs = render_batch_frames(self.cfg.wav2lip_batch_size, w * h * 3)
         idx: list[int] = []
         frames: list[np.ndarray] = []
         has_lm = track.landmarks is not None
@@ -262,7 +273,7 @@ class Pipeline:
         stages = self.build_stages()
         scale = self.cfg.upscale if "upscale" in self.cfg.stages else 1
         w, h = video.frame_size
-        prefetch: queue.Queue = queue.Queue(maxsize=2)
+        prefetch: queue.Queue = queue.Queue(maxsize=1)  # one batch decoded ahead while one is computed
 
         def producer() -> None:
             try:

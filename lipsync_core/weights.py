@@ -4,8 +4,8 @@
 is the *weights-only copy* (a zip-format checkpoint holding only the state dict, made once after the
 original passed verification): it loads faster and needs far less memory than unpickling, say, the
 436 MB ``wav2lip_gan.pth`` with its optimizer state. The original stays beside it, byte-for-byte as
-published, so its sha256 can be re-checked (``lipsync weights verify``). A user's local file is
-returned as it is: it is used in place and never modified or copied.
+published, so its sha256 can be re-checked (``lipsync weights verify``). A user's local file is never
+modified or moved; its weights-only copy goes into the cache (``local/``).
 
 Cache layout, under ``<root>/weights`` where root is the ``cache_dir`` argument, else ``LIPSYNC_CACHE``,
 else ``$XDG_CACHE_HOME/lipsync``, else ``~/.cache/lipsync`` (notebooks may point it at a mounted Drive
@@ -19,6 +19,7 @@ folder so weights survive runtime resets)::
     sources/<key>/<file>           a download from a user-given URL or Drive ID (it may differ from the
                                    manifest's file, so it never takes the manifest file's place)
     local/<key>.json               what was verified about a user's local file
+    local/<key>.stripped.pth       its weights-only copy
 
 A cached file is checked by size on every use and by sha256 once; its record remembers the result
 (re-checked when size or mtime change). Anything that fails a check is deleted. ``LIPSYNC_OFFLINE=1``
@@ -334,18 +335,19 @@ def _cached(entry: WeightEntry, slot: Path, validate: Validator | None, man: Man
 
 
 def _use_local(entry: WeightEntry, path: Path, root: Path, validate: Validator | None, man: Manifest) -> Path:
-    """A user's local file, verified (once per size and mtime) and used in place."""
+    """A user's local file, verified (once per size and mtime), never modified; returns its weights-only copy,
+    kept in the cache (``local/``), so later runs load it fast."""
     path = path.resolve()
-    rpath = root / "local" / (hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".json")
+    key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    rpath = root / "local" / f"{key}.json"
     rec = _read_record(rpath)
-    if rec is not None and rec.matches(path) and (rec.validated or validate is None):
-        return path
-    try:
-        rec = _verified(entry, path, validate, man, user_given=True, source=str(path))
-    except DownloadError as exc:
-        raise LipsyncError(f"{entry.id}: {exc}") from None
-    _write_record(rpath, rec)
-    return path
+    if rec is None or not rec.matches(path) or not (rec.validated or validate is None):
+        try:
+            rec = _verified(entry, path, validate, man, user_given=True, source=str(path))
+        except DownloadError as exc:
+            raise LipsyncError(f"{entry.id}: {exc}") from None
+        _write_record(rpath, rec)
+    return _loadable(entry, path, rec, stripped=root / "local" / f"{key}.stripped.pth", record=rpath)
 
 
 # -- the weights-only copy ---------------------------------------------------------------------------
@@ -354,13 +356,17 @@ def _stripped_path(slot: Path) -> Path:
     return slot.with_name(f"{slot.stem}.stripped.pth")
 
 
-def _loadable(entry: WeightEntry, slot: Path, rec: _Record) -> Path:
-    """The weights-only copy beside ``slot`` (made now if missing or stale), or ``slot`` when none can be made.
+def _loadable(entry: WeightEntry, slot: Path, rec: _Record, *, stripped: Path | None = None,
+              record: Path | None = None) -> Path:
+    """The weights-only copy of ``slot`` (made now if missing or stale), or ``slot`` when none can be made.
+
+    The copy and ``rec`` live beside ``slot`` unless ``stripped``/``record`` say where (a user's own file
+    gets nothing written beside it).
 
     A TorchScript export (what the official Wav2Lip link serves now) gets a copy of its parameters too,
     so the loader then reads a plain state dict.
     """
-    stripped = _stripped_path(slot)
+    stripped = stripped or _stripped_path(slot)
     if rec.stripped_matches(stripped):
         return stripped
     from .models import checkpoints
@@ -376,7 +382,7 @@ def _loadable(entry: WeightEntry, slot: Path, rec: _Record) -> Path:
     checkpoints.save_stripped(state, stripped)
     st = stripped.stat()
     rec.stripped_size, rec.stripped_mtime_ns = st.st_size, st.st_mtime_ns
-    _write_record(_record_path(slot), rec)
+    _write_record(record or _record_path(slot), rec)
     return stripped
 
 

@@ -97,13 +97,13 @@ class RetinaFaceDetector:
         self.conf_threshold = conf_threshold
         self.nms_threshold = nms_threshold
         self.box_expand = box_expand  # see retinaface_to_s3fd_box: the boxes drive Wav2Lip's crops
-        self.model = model.to(self.device, dtype).eval()
+        self.model = model.to(self.device, dtype).eval().to(memory_format=torch.channels_last)
         self._mean = torch.tensor(MEAN_BGR, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """(B, 3, H, W) network input: BGR minus the means, in ``dtype`` on ``device``."""
         x = torch.from_numpy(np.stack(frames)).to(self.device)  # uint8 (B, H, W, 3); converted on device
-        return (x.permute(0, 3, 1, 2).float() - self._mean).to(self.dtype).contiguous()
+        return (x.permute(0, 3, 1, 2).float() - self._mean).to(self.dtype).contiguous(memory_format=torch.channels_last)
 
     def _batches(self, frames: Sequence[np.ndarray]) -> list[Sequence[np.ndarray]]:
         batches: list[list[np.ndarray]] = []

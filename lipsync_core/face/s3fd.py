@@ -111,14 +111,14 @@ class S3FDDetector:
         self.device = torch.device(device)
         self.dtype = dtype
         self.batch_size = batch_size
-        self.model = model.to(self.device, dtype).eval()
+        self.model = model.to(self.device, dtype).eval().to(memory_format=torch.channels_last)
         self._mean = torch.tensor(MEAN_RGB_ORDER, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """(B, 3, H, W) network input: RGB channel order minus the means, in ``dtype`` on ``device``."""
         x = torch.from_numpy(np.stack(frames)).to(self.device)  # uint8 (B, H, W, 3) BGR; converted on device
         x = x.flip(-1).permute(0, 3, 1, 2).float() - self._mean
-        return x.to(self.dtype).contiguous()
+        return x.to(self.dtype).contiguous(memory_format=torch.channels_last)
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
         """Detections per frame, best first. Out of device memory on a batch halves the batch size (for this

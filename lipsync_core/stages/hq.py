@@ -22,10 +22,7 @@ from .base import Batch, ModelSource, Runtime, place_model
 
 
 def _to_device(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
-    x = x.to(runtime.device, non_blocking=True)
-    if runtime.device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return x.to(runtime.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from ..batching import AdaptiveChunker
 from .base import Batch, Runtime, place_model
 
 IMG_SIZE = 96
+CPU_CHUNK = 32
 
 
 def face_inputs(frames: list[np.ndarray], boxes: list) -> np.ndarray:
@@ -39,14 +40,14 @@ class SyncStage:
         if self.compile:
             # Batches vary in size (faces per batch, the last batch): compile for dynamic shapes once.
             self.model = torch.compile(self.model, dynamic=True)
-        self._chunker = AdaptiveChunker(self.batch_size, what="Wav2Lip")
+        # On CPU, chunks of ~32 faces run fastest (cache-resident activations): 38 ms/face at 128 vs 34 at 16-32.
+        chunk = self.batch_size if runtime.device.type == "cuda" else min(self.batch_size, CPU_CHUNK)
+        self._chunker = AdaptiveChunker(chunk, what="Wav2Lip")
 
     def _forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         rt = self.runtime
         mel = mel.to(rt.device, non_blocking=True)
-        face = face.to(rt.device, non_blocking=True)
-        if rt.device.type == "cuda":
-            face = face.contiguous(memory_format=torch.channels_last)
+        face = face.to(rt.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), rt.autocast:
             return self.model(mel, face).float().cpu()
 

@@ -72,23 +72,25 @@ def write_checkpoint(arch: str, path: str | Path, *, wrapper: str = "raw", legac
     return path
 
 
-#: S3FD confidence heads and the channel of each that scores "face" (conv3_3's has three max-out background channels).
-S3FD_CONF_HEADS = {"conv3_3_norm_mbox_conf": 3, "conv4_3_norm_mbox_conf": 1, "conv5_3_norm_mbox_conf": 1,
-                   "fc7_mbox_conf": 1, "conv6_2_mbox_conf": 1, "conv7_2_mbox_conf": 1}
+#: S3FD's detection heads, finest first; ``conv3_3``'s confidence has three max-out background channels.
+S3FD_HEADS = ("conv3_3_norm", "conv4_3_norm", "conv5_3_norm", "fc7", "conv6_2", "conv7_2")
 
 
-@torch.inference_mode()
-def bias_s3fd_heads(model: nn.Module, net_input: torch.Tensor, candidates: int = 30) -> nn.Module:
-    """Shift the face-logit biases of a procedural S3FD so ``net_input`` yields about ``candidates`` anchors above
-    the detector's 0.05 threshold, as real weights do on a frame with a face (procedural weights make every anchor
-    a candidate, which would time the NMS instead of the network)."""
-    maps = model(net_input)
-    diffs = torch.cat([(c[:, 1] - c[:, 0]).flatten() for c in maps[0::2]])
-    k = min(candidates, diffs.numel())
-    kth = torch.topk(diffs, k).values[-1]
-    delta = float(torch.logit(torch.tensor(0.05)) - kth) + 1e-3
-    for name, channel in S3FD_CONF_HEADS.items():
-        getattr(model, name).bias[channel] += delta
+@torch.no_grad()
+def steady_s3fd(model: nn.Module, level: str = "conv7_2", face_prob: float = 0.88) -> nn.Module:
+    """Make a procedural S3FD behave like real weights on a talking head, for benchmarks: every frame yields
+    the same handful of candidates (the anchors of one coarse ``level``, boxes exactly on their anchors), so
+    detection time is the network's, as with real weights, and boxes are steady from frame to frame, as a real
+    face's are, so stride and interpolation behave as they would. Procedural weights as they are make every
+    anchor a candidate (timing the NMS instead) and move the boxes at random (defeating interpolation)."""
+    for head in S3FD_HEADS:
+        conf, loc = getattr(model, f"{head}_mbox_conf"), getattr(model, f"{head}_mbox_loc")
+        conf.weight.zero_()
+        conf.bias.zero_()
+        conf.bias[-1] = float(torch.logit(torch.tensor(face_prob))) if head == level else -20.0
+        if head == level:
+            loc.weight.zero_()
+            loc.bias.zero_()
     return model
 
 

@@ -128,14 +128,17 @@ def test_offline_cache_hit_works(tiny, monkeypatch):
     assert tiny.gets("tiny.pth") == 1
 
 
-def test_user_local_file_is_used_in_place(tiny, tmp_path):
+def test_user_local_file_is_left_alone_and_loaded_from_a_weights_only_copy(tiny, tmp_path):
     mine = tmp_path / "mine" / "my_wav2lip.pth"
     mine.parent.mkdir()
     mine.write_bytes(DATA)
     before = mine.stat().st_mtime_ns
-    assert fetch("tiny", source=str(mine), progress=False) == mine
+    got = fetch("tiny", source=str(mine), progress=False)
+    assert got.parent == weights_dir() / "local" and got.name.endswith(".stripped.pth")
+    assert list(torch.load(got, weights_only=True)) == ["w"]  # the state dict alone, prefix stripped
     assert mine.read_bytes() == DATA and mine.stat().st_mtime_ns == before
-    assert not any(name.endswith(".pth") for name in cache_files())
+    assert list(mine.parent.iterdir()) == [mine]  # nothing written beside the user's file
+    assert fetch("tiny", source=str(mine), progress=False) == got
     assert tiny.log == []
 
 
@@ -144,7 +147,7 @@ def test_user_file_with_another_hash_is_accepted_when_it_validates(tiny, tmp_pat
     mine.write_bytes(OTHER)
     checked = []
     with caplog.at_level(logging.WARNING):
-        assert fetch("tiny", source=str(mine), validate=checked.append, progress=False) == mine
+        fetch("tiny", source=str(mine), validate=checked.append, progress=False)
     assert checked == [mine]
     assert "differs from the manifest's" in caplog.text and "loads as wav2lip" in caplog.text
 
