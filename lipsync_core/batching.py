@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -26,11 +27,14 @@ class AdaptiveChunker:
 
     chunk: int
     what: str = "the model"
+    hint: str = "use --device cpu or a smaller --resize_factor"
 
-    def __call__(self, fn: Callable[[torch.Tensor], torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
-        """``fn(*chunk_of_each_input)`` over the first axis; results concatenated on the first axis."""
-        n = inputs[0].shape[0]
-        outs: list[torch.Tensor] = []
+    def __call__(self, fn: Callable[..., Any], *inputs: Sequence, combine: Callable[[list], Any] | None = None
+                 ) -> Any:
+        """``fn(*chunk_of_each_input)`` over the first axis of tensors (or lists); the chunks' results are
+        concatenated on the first axis (``combine`` joins other kinds of results, e.g. lists)."""
+        n = len(inputs[0])
+        outs: list = []
         start = 0
         while start < n:
             stop = min(n, start + self.chunk)
@@ -39,13 +43,13 @@ class AdaptiveChunker:
             except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
                 if not is_oom(exc):
                     raise
-                if self.chunk == 1:
-                    raise LipsyncError(f"out of device memory running {self.what} on a single item; "
-                                       "use --device cpu or a smaller --resize_factor") from None
+                if stop - start == 1:
+                    raise LipsyncError(f"out of device memory running {self.what} on a single item; {self.hint}"
+                                       ) from None
                 self.chunk = max(1, (stop - start) // 2)
                 log.warning("out of memory in %s: batch size reduced to %d", self.what, self.chunk)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 continue  # retry the same start with the smaller chunk
             start = stop
-        return torch.cat(outs, 0)
+        return combine(outs) if combine is not None else torch.cat(outs, 0)

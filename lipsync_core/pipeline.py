@@ -48,10 +48,8 @@ def resolve_runtime(device: str, dtype: str) -> Runtime:
 def required_roles(cfg: RunConfig) -> list[str]:
     """The weight roles this configuration loads (nothing it skips is downloaded)."""
     roles = ["checkpoint"]
-    if cfg.detector == "s3fd" and cfg.box is None:
-        roles.append("s3fd")
-    if cfg.detector == "retinaface":
-        roles.append("retinaface")
+    if cfg.box is None and cfg.detector in ("s3fd", "retinaface"):
+        roles.append(cfg.detector)  # with a fixed box nothing is detected (CodeFormer aligns on box landmarks)
     stages = set(cfg.stages)
     if "sr" in stages and not cfg.no_sr:
         roles.append("sr")
@@ -66,11 +64,11 @@ def required_roles(cfg: RunConfig) -> list[str]:
 
 #: Frames of one render batch held in memory at most (decoded frames are the render pass's only big buffers:
 #: one batch computed, one decoded ahead), so peak memory does not depend on resolution or video length.
-RENDER_BATCH_BYTES = 64 * 2**20
+RENDER_BATCH_BYTES = 32 * 2**20
 
 
 def render_batch_frames(wav2lip_batch_size: int, frame_bytes: int) -> int:
-    """Frames per render batch: ``--wav2lip_batch_size``, fewer for large frames (e.g. 23 at 720p, 10 at 1080p)."""
+    """Frames per render batch: ``--wav2lip_batch_size``, fewer for large frames (e.g. 48 at 360p, 5 at 1080p)."""
     return max(1, min(wav2lip_batch_size, RENDER_BATCH_BYTES // frame_bytes))
 
 
@@ -193,12 +191,18 @@ class Pipeline:
             cache.save_track(key, raw)
         return finalize_track(raw, settings)
 
+    def _release_detector(self) -> None:
+        """Pass 1 is over: the detector's weights (90-110 MB) are not needed while rendering."""
+        for role in ("s3fd", "retinaface"):
+            self._models.pop(role, None)
+
     def _detector_identity(self) -> str:
         name = self.cfg.detector
         if name == "haar":
             return "haar"
         role = "s3fd" if name == "s3fd" else "retinaface"
-        return f"{name}:{self._weights[role].name}:{self._weights[role].stat().st_size}"
+        st = self._weights[role].stat()
+        return f"{name}:{self._weights[role].name}:{st.st_size}:{st.st_mtime_ns}"
 
     def _video_key_extra(self, video: FaceVideo, n_needed: int) -> str:
         return (f"fps={video.fps:.6f};n={n_needed};static={video.static};rf={video.resize_factor};"
@@ -246,21 +250,23 @@ class Pipeline:
         w, h = video.frame_size
         bs = render_batch_frames(self.cfg.wav2lip_batch_size, w * h * 3)
         idx: list[int] = []
+        srcs: list[int] = []
         frames: list[np.ndarray] = []
         has_lm = track.landmarks is not None
 
         def make() -> Batch:
-            src = [i % track.n_frames if not video.static else 0 for i in idx]
-            return Batch(indices=list(idx), frames=list(frames), boxes=[track.boxes[s] for s in src],
+            return Batch(indices=list(idx), frames=list(frames), boxes=[track.boxes[s] for s in srcs],
                          mels=audio_mod.mel_windows(mel, video.fps, idx, offset_ms=self.cfg.audio_offset_ms),
-                         landmarks=[track.landmarks[s] for s in src] if has_lm else None)
+                         landmarks=[track.landmarks[s] for s in srcs] if has_lm else None)
 
-        for out_i, (_src, frame) in enumerate(video.looped(n_out, track.n_frames)):
+        for out_i, (src, frame) in enumerate(video.looped(n_out, track.n_frames)):
             idx.append(out_i)
+            srcs.append(src)
             frames.append(frame)
             if len(idx) == bs:
                 yield make()
                 idx.clear()
+                srcs.clear()
                 frames.clear()
         if idx:
             yield make()
@@ -342,6 +348,7 @@ class Pipeline:
             if cfg.box is not None:
                 _check_box(cfg.box, video.frame_size)
             track = self.track(video, n_out)
+            self._release_detector()
             if "codeformer" in cfg.stages and track.landmarks is None:
                 from .face.align import landmarks_from_box
 

@@ -8,23 +8,20 @@ keep score > 0.5, negative coordinates clipped to 0.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..batching import is_oom
-from ..errors import LipsyncError
+from ..batching import AdaptiveChunker
 from .types import Detection
-
-log = logging.getLogger(__name__)
 
 #: Channel means subtracted from the RGB-ordered input (the original's ``[104, 117, 123]``).
 MEAN_RGB_ORDER = (104.0, 117.0, 123.0)
 STRIDES = (4, 8, 16, 32, 64, 128)
 VARIANCES = (0.1, 0.2)
+CPU_BATCH_PIXELS = 2**18  # per forward on CPU: ~128 MB of activations
 
 
 def decode_maps(maps: Sequence[torch.Tensor], candidate_threshold: float) -> tuple[torch.Tensor, ...]:
@@ -110,9 +107,15 @@ class S3FDDetector:
             raise ValueError("batch_size must be >= 1")
         self.device = torch.device(device)
         self.dtype = dtype
-        self.batch_size = batch_size
+        self._chunker = AdaptiveChunker(batch_size, what="face detection",
+                                        hint="use a smaller --det_size or --device cpu")
         self.model = model.to(self.device, dtype).eval().to(memory_format=torch.channels_last)
         self._mean = torch.tensor(MEAN_RGB_ORDER, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per forward now (it shrinks after an out-of-memory error, and for large frames on CPU)."""
+        return self._chunker.chunk
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """(B, 3, H, W) network input: RGB channel order minus the means, in ``dtype`` on ``device``."""
@@ -123,23 +126,16 @@ class S3FDDetector:
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
         """Detections per frame, best first. Out of device memory on a batch halves the batch size (for this
         and later calls) and retries that batch; at one frame it is a LipsyncError."""
-        results: list[list[Detection]] = []
-        start = 0
-        while start < len(frames):
-            batch = frames[start:start + self.batch_size]
-            try:
-                with torch.inference_mode():
-                    results.extend(postprocess(self.model(self.preprocess(batch))))
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
-                if not is_oom(exc):
-                    raise
-                if len(batch) == 1:
-                    raise LipsyncError("out of device memory detecting faces in a single frame; use a smaller "
-                                       "--det_size or --device cpu") from None
-                self.batch_size = max(1, len(batch) // 2)
-                log.warning("out of memory in face detection: batch size reduced to %d", self.batch_size)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            start += len(batch)
-        return results
+        if not frames:
+            return []
+        if self.device.type != "cuda":
+            # S3FD keeps ~0.5 KB of activations per input pixel: cap a CPU batch's pixels so host memory stays
+            # bounded (16 frames of 360x202 alone would take ~1 GB).
+            h, w = frames[0].shape[:2]
+            self._chunker.chunk = max(1, min(self._chunker.chunk, CPU_BATCH_PIXELS // (h * w)))
+
+        def run(batch: list[np.ndarray]) -> list[list[Detection]]:
+            with torch.inference_mode():
+                return postprocess(self.model(self.preprocess(batch)))
+
+        return self._chunker(run, frames, combine=lambda outs: [d for out in outs for d in out])

@@ -224,3 +224,12 @@ def test_real_network_output_matches_the_original_order(biased_s3fd):
     for det, (box, score) in zip(dets, ref):
         np.testing.assert_allclose(det.box, box, rtol=1e-4, atol=1e-2)
         assert det.score == pytest.approx(score, abs=1e-5)
+
+
+def test_cpu_batches_are_capped_by_pixels_so_memory_stays_bounded():
+    from lipsync_core.face.s3fd import CPU_BATCH_PIXELS
+
+    spy = Spy()
+    side = int(CPU_BATCH_PIXELS ** 0.5)
+    S3FDDetector(spy, batch_size=16).detect([np.zeros((side, side, 3), np.uint8)] * 3)
+    assert [x.shape[0] for x in spy.inputs] == [1, 1, 1]

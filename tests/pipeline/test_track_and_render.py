@@ -103,8 +103,8 @@ def test_a_role_option_may_name_a_manifest_weight(monkeypatch, tmp_path):
 def test_render_batches_shrink_for_large_frames_so_memory_stays_bounded():
     from lipsync_core.pipeline import RENDER_BATCH_BYTES, render_batch_frames
 
-    assert render_batch_frames(128, 640 * 360 * 3) == 97
-    assert render_batch_frames(128, 1920 * 1080 * 3) == 10
+    assert render_batch_frames(128, 640 * 360 * 3) == 48
+    assert render_batch_frames(128, 1920 * 1080 * 3) == 5
     assert render_batch_frames(16, 320 * 240 * 3) == 16
     assert render_batch_frames(128, 8000 * 8000 * 3) == 1
     assert render_batch_frames(128, 1920 * 1080 * 3) * 1920 * 1080 * 3 <= RENDER_BATCH_BYTES
