@@ -35,9 +35,7 @@ setup(
         # torch is deliberately unpinned here: install the build you want first (README); never torchvision.
         "torch>=2.1",
         "numpy>=1.24",
-        "scipy>=1.10",
         "opencv-python-headless>=4.8,<5",  # 5.x wheels ship no Haar cascades
-        "soundfile>=0.12",
         "tqdm>=4.60",
         "imageio-ffmpeg>=0.5",
         "gdown>=5.1",
@@ -53,8 +51,7 @@ setup(
             "ipykernel>=6.25",
             "ipywidgets>=8.0",
             "ruff>=0.4",
-            "build>=1.0",
-            "psutil>=5.9",
+            "librosa>=0.10.1",  # an independent reference for the mel filter bank (not used at run time)
         ],
     },
     entry_points={"console_scripts": ["lipsync=lipsync_core.cli:main"]},

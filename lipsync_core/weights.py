@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import download
+from . import download, paths
 from .download import DownloadError
 from .errors import LipsyncError
 from .manifest import Manifest, Source, WeightEntry, load_manifest
@@ -71,12 +71,7 @@ class _Record:
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     """``cache_dir``, else ``LIPSYNC_CACHE``, else ``$XDG_CACHE_HOME/lipsync``, else ``~/.cache/lipsync``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("LIPSYNC_CACHE"):
-        return Path(os.environ["LIPSYNC_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "lipsync"
+    return paths.cache_dir(cache_dir)
 
 
 def weights_dir(cache_dir: str | Path | None = None) -> Path:

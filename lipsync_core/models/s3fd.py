@@ -68,7 +68,7 @@ class S3FD(nn.Module):
 
     def _relu_convs(self, h: torch.Tensor, *names: str) -> torch.Tensor:
         for name in names:
-            h = F.relu(getattr(self, name)(h))
+            h = getattr(self, name)(h).relu_()  # in place: the conv output is fresh, no second buffer
         return h
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
