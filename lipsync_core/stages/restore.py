@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..batching import AdaptiveChunker
@@ -75,6 +76,7 @@ class CodeFormerRestore:
     parser: ModelSource | None = None
     fidelity: float = 0.7
     batch_size: int = 4
+    parse_size: int = 256
     excluded_classes: tuple[int, ...] = PARSE_EXCLUDED
     name: str = "codeformer"
     runtime: Runtime = field(default_factory=Runtime)
@@ -110,11 +112,17 @@ class CodeFormerRestore:
         return rgb.permute(0, 2, 3, 1).flip(-1).cpu()
 
     def _parse(self, faces: torch.Tensor) -> torch.Tensor:
-        """uint8 BGR (n, S, S, 3) restored faces -> (n, S, S) uint8 class ids."""
+        """uint8 BGR (n, S, S, 3) restored faces -> (n, S, S) uint8 class ids, parsed at ``parse_size``.
+
+        The paste mask is blurred over ~20 % of the face, so parsing at 256 instead of 512 changes nothing
+        visible and costs a quarter (ParseNet is 2.5 s per 512 face on a 2-core CPU)."""
         x = faces.to(self.runtime.device).flip(-1).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        size = x.shape[-1]
+        if self.parse_size < size:
+            x = F.interpolate(x, size=(self.parse_size, self.parse_size), mode="bilinear", antialias=True)
         with torch.inference_mode(), self.runtime.autocast:
-            logits = self._parser(x)[0]
-        return logits.argmax(1).to(torch.uint8).cpu()
+            labels = self._parser(x)[0].argmax(1, keepdim=True)
+        return F.interpolate(labels.float(), size=(size, size), mode="nearest")[:, 0].to(torch.uint8).cpu()
 
     def __call__(self, batch: Batch) -> None:
         positions = batch.face_positions

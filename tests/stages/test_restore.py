@@ -179,3 +179,24 @@ def test_sharpen_without_landmarks_uses_the_lower_part_of_the_box():
 def test_sharpen_settings_are_validated(kw):
     with pytest.raises(LipsyncError, match="sharpen"):
         Sharpen(**kw)
+
+
+def test_the_parser_sees_faces_at_parse_size_and_its_map_comes_back_full_size():
+    from lipsync_core.stages.base import Runtime
+    from lipsync_core.stages.restore import CodeFormerRestore
+
+    seen = []
+
+    class Parser(torch.nn.Module):
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            logits = torch.zeros(x.shape[0], 19, *x.shape[-2:])
+            logits[:, 1, :, : x.shape[-1] // 2] = 1.0  # skin on the left half
+            return logits, x
+
+    stage = CodeFormerRestore(torch.nn.Identity(), Parser(), parse_size=32)
+    stage.runtime = Runtime()
+    stage._parser = stage.parser
+    labels = stage._parse(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))
+    assert seen == [(32, 32)] and labels.shape == (2, 64, 64)
+    assert (labels[:, :, :32] == 1).all() and (labels[:, :, 32:] == 0).all()
