@@ -71,7 +71,7 @@ class RunConfig:
     # HQ variants.
     no_sr: bool = False
     no_segmentation: bool = False
-    mask_feather: int = 8  # feather width of the segmentation mask, in pixels of the 96-pixel face
+    mask_feather: int = 8  # feather width of the segmentation mask, in pixels of the face box
     mask_lower_face: float | None = None  # keep the mask only below this fraction of the box height
     # CodeFormer variant.
     fidelity: float = 0.7

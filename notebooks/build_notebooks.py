@@ -140,7 +140,7 @@ def setup_cell(spec: Spec) -> str:
         'if importlib.util.find_spec("lipsync_core") is None:',
         '    pip = [sys.executable, "-m", "pip", "install", "--quiet"]',
         '    subprocess.run([*pip, f"lipsync_core[notebook] @ git+{REPO_URL}"], check=True)',
-        '    subprocess.run([*pip, "--upgrade", "yt-dlp"], check=True)  # YouTube changes often',
+        '    subprocess.run([*pip, "--upgrade", "yt-dlp[default]"], check=True)  # YouTube changes often',
         "    importlib.invalidate_caches()",
         "",
         "from lipsync_core import notebook as ln  # noqa: E402 - installed just above",

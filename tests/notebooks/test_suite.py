@@ -63,7 +63,7 @@ def test_install_url_is_the_package_repo_url(name):
     setup = nbrun.cell(nbrun.read(name), "setup").source
     assert re.findall(r'^REPO_URL = "(.*)"$', setup, re.M) == [REPO_URL]
     assert 'f"lipsync_core[notebook] @ git+{REPO_URL}"' in setup
-    assert '"--upgrade", "yt-dlp"' in setup
+    assert '"--upgrade", "yt-dlp[default]"' in setup
     assert 'if importlib.util.find_spec("lipsync_core") is None:' in setup
 
 
