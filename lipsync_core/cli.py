@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     hq.add_argument("--no_sr", action="store_true", help="skip super-resolution (its model is not loaded)")
     hq.add_argument("--no_segmentation", action="store_true", help="skip the segmentation mask")
     hq.add_argument("--mask_feather", type=int, default=d.mask_feather, help="mask edge width in pixels")
-    hq.add_argument("--mask_lower_face", type=float, help="restrict the mask below this fraction of the face box")
+    hq.add_argument("--mask_lower_face", type=float, help="keep the mask only in this lowest fraction of the face box")
     cf = p.add_argument_group("CodeFormer variant")
     cf.add_argument("--fidelity", type=float, default=d.fidelity, help="0 = quality, 1 = fidelity (default 0.7)")
     cf.add_argument("--sharpen", type=float, default=d.sharpen, help="unsharp-mask strength on the mouth; 0 = off")

@@ -72,7 +72,7 @@ class RunConfig:
     no_sr: bool = False
     no_segmentation: bool = False
     mask_feather: int = 8  # feather width of the segmentation mask, in pixels of the face box
-    mask_lower_face: float | None = None  # keep the mask only below this fraction of the box height
+    mask_lower_face: float | None = None  # keep the mask only in this lowest fraction of the face box
     # CodeFormer variant.
     fidelity: float = 0.7
     sharpen: float = 0.0
@@ -98,8 +98,16 @@ class RunConfig:
             (self.upscale in (1, 2), "--upscale must be 1 or 2"),
             (0 <= self.crf <= 51, "--crf must be between 0 and 51"),
             (self.mask_feather >= 0, "--mask_feather must be >= 0"),
-            (self.mask_lower_face is None or 0 <= self.mask_lower_face < 1, "--mask_lower_face must be in [0, 1)"),
+            (self.mask_lower_face is None or 0 < self.mask_lower_face <= 1,
+             "--mask_lower_face is the lowest fraction of the face box to keep, in (0, 1]"),
+            (self.det_size is None or self.det_size >= 0, "--det_size must be >= 0 (0: full resolution)"),
+            (self.upscale == 1 or "upscale" in self.stages, "--upscale 2 needs --variant codeformer"),
+            (self.sharpen == 0 or "sharpen" in self.stages, "--sharpen needs --variant codeformer"),
         ]
+        if tuple(self.crop) != (0, -1, 0, -1):
+            t, b, l, r = self.crop
+            checks.append((t >= 0 and l >= 0 and (b == -1 or b > t) and (r == -1 or r > l),
+                           "--crop needs 0 <= top < bottom and 0 <= left < right (-1: to the edge)"))
         if self.box is not None:
             t, b, left, r = self.box
             checks.append((0 <= t < b and 0 <= left < r, "--box needs top < bottom and left < right, all >= 0"))

@@ -84,6 +84,11 @@ class FaceTrack:
         with open(path, "wb") as f:
             np.savez(f, **arrays)
 
+    def head(self, n: int) -> FaceTrack:
+        """The track of the first ``n`` frames (all of it when it is shorter)."""
+        lm = None if self.landmarks is None else self.landmarks[:n]
+        return FaceTrack(boxes=self.boxes[:n], fps=self.fps, frame_size=self.frame_size, landmarks=lm)
+
     @classmethod
     def load(cls, path: str | Path) -> FaceTrack:
         """Read a track written by :meth:`save`."""

@@ -38,19 +38,30 @@ class FaceVideo:
         fps = still_fps if is_still else info.fps
         if not fps or fps <= 0:
             raise LipsyncError(f"cannot tell the frame rate of {path}; re-encode it or pass a still image with --fps")
-        return cls(Path(path), info, float(fps), static or is_still, resize_factor, rotate, tuple(crop))
+        video = cls(Path(path), info, float(fps), static or is_still, resize_factor, rotate, tuple(crop))
+        w, h = video.resized_size
+        t, b, l, r = crop
+        if min(w, h) < 1 or t >= h or l >= w or b > h or r > w:
+            fw, fh = info.frame_size
+            raise LipsyncError(f"--crop {t} {b} {l} {r} with --resize_factor {resize_factor} does not fit the "
+                               f"{fw}x{fh} video (after resizing and rotating); give a region inside the frame")
+        return video
 
     @property
     def transforms(self) -> bool:
         return self.resize_factor != 1 or self.rotate or tuple(self.crop) != (0, -1, 0, -1)
 
     @property
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) of the transformed frames."""
+    def resized_size(self) -> tuple[int, int]:
+        """(width, height) after ``--resize_factor`` and ``--rotate``, before ``--crop``."""
         fw, fh = self.info.frame_size
         w, h = fw // self.resize_factor, fh // self.resize_factor
-        if self.rotate:
-            w, h = h, w
+        return (h, w) if self.rotate else (w, h)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the transformed frames."""
+        w, h = self.resized_size
         t, b, l, r = self.crop
         b, r = (h if b == -1 else b), (w if r == -1 else r)
         return r - l, b - t

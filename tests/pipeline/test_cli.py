@@ -96,3 +96,28 @@ def test_cli_run_writes_the_output(tmp_path, face_clip, speech, w2l_checkpoint):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == str(out)
     assert probe(out).has_audio
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mask_lower_face": 0.0}, "--mask_lower_face"),
+    ({"det_size": -5}, "--det_size"),
+    ({"crop": (100, 50, 0, -1)}, "--crop"),
+    ({"upscale": 2}, "--upscale 2 needs --variant codeformer"),
+    ({"sharpen": 0.5}, "--sharpen needs --variant codeformer"),
+])
+def test_options_out_of_range_are_refused_before_any_work(options, message):
+    from lipsync_core.errors import LipsyncError
+
+    with pytest.raises(LipsyncError, match=message):
+        make_config("hq", **options)
+
+
+def test_a_crop_outside_the_frame_is_a_clear_error(tmp_path, face_clip):
+    from lipsync_core.errors import LipsyncError
+    from lipsync_core.stages.read import FaceVideo
+
+    face, _ = face_clip
+    w, h = probe(face).frame_size
+    with pytest.raises(LipsyncError, match="--crop"):
+        FaceVideo.open(face, still_fps=25, static=False, crop=(0, h + 10, 0, -1))
+    assert FaceVideo.open(face, still_fps=25, static=False, crop=(10, h, 0, -1)).frame_size == (w, h - 10)

@@ -105,6 +105,40 @@ def test_render_batches_shrink_for_large_frames_so_memory_stays_bounded():
 
     assert render_batch_frames(128, 640 * 360 * 3) == 48
     assert render_batch_frames(128, 1920 * 1080 * 3) == 5
+    assert render_batch_frames(128, 1920 * 1080 * 3, "cuda") == 43
     assert render_batch_frames(16, 320 * 240 * 3) == 16
     assert render_batch_frames(128, 8000 * 8000 * 3) == 1
-    assert render_batch_frames(128, 1920 * 1080 * 3) * 1920 * 1080 * 3 <= RENDER_BATCH_BYTES
+    for device, budget in RENDER_BATCH_BYTES.items():
+        assert render_batch_frames(128, 1920 * 1080 * 3, device) * 1920 * 1080 * 3 <= budget
+
+
+def test_a_failure_stops_decoding_at_once(tmp_path, monkeypatch, speech, w2l_checkpoint):
+    """The decode thread must not run on through the rest of the video after the render failed."""
+    from lipsync_core.stages import read
+    from lipsync_core.testing.media import still_image
+
+    decoded = []
+    real_looped = read.FaceVideo.looped
+
+    def counting(self, n_out, n_source):
+        for item in real_looped(self, n_out, n_source):
+            decoded.append(item[0])
+            yield item
+
+    monkeypatch.setattr(read.FaceVideo, "looped", counting)
+    monkeypatch.setattr(BlendStage, "__call__", lambda self, batch: (_ for _ in ()).throw(RuntimeError("boom")))
+    still = still_image(tmp_path / "face.png", size=(64, 64))
+    p = pipeline(box=(8, 56, 8, 56), checkpoint_path=str(w2l_checkpoint), wav2lip_batch_size=2, fps=500)
+    with pytest.raises(RuntimeError, match="boom"):
+        p.run(still, speech, tmp_path / "o.mp4")  # 0.8 s at 500 fps: 400 frames if decoding ran on
+    assert len(decoded) < 20
+
+
+def test_the_cached_track_serves_audio_of_other_lengths(two_faces, monkeypatch):
+    first = pipeline().track(two_faces, 10)  # a prefix of the 15-frame clip
+    whole = pipeline().track(two_faces, 40)  # runs to the end: the whole clip
+    assert (first.n_frames, whole.n_frames) == (10, 15)
+    again = pipeline()
+    monkeypatch.setattr(again, "_detector", lambda: pytest.fail("detected again instead of using the cache"))
+    assert again.track(two_faces, 12).n_frames == 12
+    assert again.track(two_faces, 100).boxes == whole.boxes

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from lipsync_core.stages.base import Batch, Runtime
 from lipsync_core.batching import AdaptiveChunker
+from lipsync_core.stages.base import Batch, Runtime
 from lipsync_core.stages.blend import BlendStage, lower_face_mask
 from lipsync_core.stages.sync import SyncStage, face_inputs
 
