@@ -33,12 +33,12 @@ setup(
     cmdclass={"build_py": BuildPyWithManifest},
     install_requires=[
         # torch is deliberately unpinned here: install the build you want first (README); never torchvision.
-        "torch>=2.1",
+        "torch>=2.6",  # weights_only=True loading with the CVE-2025-32434 fix
         "numpy>=1.24",
         "opencv-python-headless>=4.8,<5",  # 5.x wheels ship no Haar cascades
         "tqdm>=4.60",
         "imageio-ffmpeg>=0.5",
-        "gdown>=5.1",
+        "gdown>=5.2",  # 5.1 resumes into any file named <dest>.part*
         "requests>=2.28",
         "yt-dlp>=2024.1.1",
     ],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import inspect
 import logging
 import os
 import re
@@ -49,6 +50,7 @@ RETRIES = 2  # extra attempts after a transfer that was cut off part-way (each r
 
 # Drive file IDs are 25+ characters of [A-Za-z0-9_-] (33 today, 28 for old files, 44 for Docs).
 _BARE_ID = re.compile(r"[A-Za-z0-9_-]{25,}")
+_QUERY_ID = re.compile(r"[A-Za-z0-9_-]{10,}")
 _PATH_ID = re.compile(r"/(?:file/(?:u/\d+/)?d|document/d|uc/d)/([A-Za-z0-9_-]{10,})")
 
 Check = Callable[[Path], None]
@@ -84,8 +86,8 @@ def drive_id(text: str) -> str | None:
         raise LipsyncError(f"{text} is a Google Drive folder link; open the folder and share the file itself "
                            "('Anyone with the link'), then pass that file's link")
     ids = parse_qs(parts.query).get("id")
-    if ids:
-        return ids[0]
+    if ids:  # validated: the ID becomes part of a cache path
+        return ids[0] if _QUERY_ID.fullmatch(ids[0]) else None
     m = _PATH_ID.search(parts.path)
     return m.group(1) if m else None
 
@@ -163,8 +165,9 @@ def _transfer(sess: requests.Session, url: str, part: Path, have: int, what: str
         if have and r.status_code == 416:  # the partial file already holds everything
             return True
         if r.status_code >= 400:
-            raise DownloadError(what, f"HTTP {r.status_code} {r.reason or ''}".rstrip(),
-                                "the file is gone or private there; use another source or a local file")
+            hint = ("the server failed; try again later, or use another source or a local file" if r.status_code >= 500
+                    else "the file is gone or private there; use another source or a local file")
+            raise DownloadError(what, f"HTTP {r.status_code} {r.reason or ''}".rstrip(), hint)
         if r.headers.get("Content-Type", "").lower().startswith("text/html"):
             raise DownloadError(what, "the server sent a web page (text/html) instead of the file",
                                 "use a direct download link (Hugging Face: /resolve/, not /blob/) or a local file")
@@ -183,6 +186,11 @@ def _transfer(sess: requests.Session, url: str, part: Path, have: int, what: str
 
 
 # -- Google Drive -----------------------------------------------------------------------------------
+
+def _gdown_timeout(download: Callable) -> dict[str, object]:
+    """``timeout=`` for gdown versions that take one (6.x waits forever by default; 5.x has no such keyword)."""
+    return {"timeout": TIMEOUT} if "timeout" in inspect.signature(download).parameters else {}
+
 
 def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = None, check: Check | None = None,
                  progress: bool = True) -> Path:
@@ -208,7 +216,7 @@ def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = 
             try:
                 with _gdown_rerouted():
                     out = gdown.download(id=file_id, output=str(part), quiet=not progress, resume=True,
-                                         use_cookies=False)
+                                         use_cookies=False, **_gdown_timeout(gdown.download))
             except retrieval as exc:
                 raise _drive_error(what, str(exc)) from None
             except requests.HTTPError as exc:
@@ -388,8 +396,16 @@ def file_lock(path: str | Path) -> Iterator[None]:
     Filesystems without locking support (some network mounts) run unlocked rather than fail.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+b")
+    except OSError as exc:  # a read-only cache (a prepared folder, a read-only mount): nothing to serialise
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        log.debug("cannot create the lock %s (%s); continuing unlocked", path, exc)
+        yield
+        return
+    with fh:
         if fcntl is None:
             yield
             return

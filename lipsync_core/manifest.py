@@ -109,8 +109,8 @@ def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
         if raw.get("convention") not in CONVENTIONS:
             raise ValueError(f"{path}: {wid}: convention {raw.get('convention')!r} not in {CONVENTIONS}")
         weights[wid] = WeightEntry(
-            id=wid, file=raw["file"], size=raw.get("size"), sha256=raw.get("sha256"), license=raw["license"],
-            arch=raw["arch"], convention=raw["convention"],
+            id=wid, file=raw["file"], size=raw.get("size"), sha256=(raw.get("sha256") or "").lower() or None,
+            license=raw["license"], arch=raw["arch"], convention=raw["convention"],
             sources=tuple(_source(s) for s in raw.get("sources", [])))
     variants = {name: dict(roles) for name, roles in data["variants"].items()}
     for name, roles in variants.items():

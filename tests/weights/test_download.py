@@ -143,3 +143,11 @@ def test_file_lock_is_exclusive_across_open_files(tmp_path):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(lock, "a+b") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_drive_link_whose_id_is_not_an_id_is_not_a_drive_source():
+    from lipsync_core.download import drive_id
+
+    assert drive_id("https://drive.google.com/uc?id=/../../../etc") is None
+    assert drive_id("https://drive.google.com/uc?id=1AbCdEfGhIjKlMnOpQrStUvWxYz012345") == \
+        "1AbCdEfGhIjKlMnOpQrStUvWxYz012345"
