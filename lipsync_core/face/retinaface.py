@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .s3fd import nms
+from ..batching import AdaptiveChunker
+from .s3fd import CPU_BATCH_PIXELS, nms
 from .types import Detection
 
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -94,6 +95,8 @@ class RetinaFaceDetector:
         self.device = torch.device(device)
         self.dtype = dtype
         self.batch_size = batch_size
+        self._chunker = AdaptiveChunker(batch_size, what="face detection",
+                                        hint="use a smaller --det_size or --device cpu")
         self.conf_threshold = conf_threshold
         self.nms_threshold = nms_threshold
         self.box_expand = box_expand  # see retinaface_to_s3fd_box: the boxes drive Wav2Lip's crops
@@ -115,14 +118,20 @@ class RetinaFaceDetector:
         return batches
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
-        """Faces of every frame, best first."""
+        """Faces of every frame, best first. Out of device memory halves the batch (as S3FD's detector does)."""
         results: list[list[Detection]] = []
         for batch in self._batches(frames):
             h, w = batch[0].shape[:2]
-            with torch.inference_mode():
-                loc, conf, landmarks = self.model(self.preprocess(batch))
-                found = postprocess(loc, conf, landmarks, h, w, conf_threshold=self.conf_threshold,
-                                    nms_threshold=self.nms_threshold)
+            if self.device.type != "cuda":
+                self._chunker.chunk = max(1, min(self._chunker.chunk, CPU_BATCH_PIXELS // (h * w)))
+
+            def run(part: Sequence[np.ndarray], h: int = h, w: int = w) -> list[list[Detection]]:
+                with torch.inference_mode():
+                    loc, conf, landmarks = self.model(self.preprocess(part))
+                    return postprocess(loc, conf, landmarks, h, w, conf_threshold=self.conf_threshold,
+                                       nms_threshold=self.nms_threshold)
+
+            found = self._chunker(run, batch, combine=lambda outs: [d for out in outs for d in out])
             results.extend([Detection(retinaface_to_s3fd_box(d.box, self.box_expand), d.score, d.landmarks)
                             for d in dets] for dets in found)
         return results

@@ -14,7 +14,8 @@ replaced). The face is chosen again, by the same rule, after frames without any 
 face overlapping the last known box is preferred then, so the same person is kept when the shot returns.
 
 Then :func:`finalize_track` applies the original's pads (clamped to the frame) and its 5-frame smoothing.
-Only frames the caller hands in are held, at most ``batch_size * det_stride + 1`` of them at a time.
+Only frames the caller hands in are held, at most ``batch_size * det_stride + 1`` of them at a time, and
+no more than about ``CHUNK_BYTES`` of them (full-resolution 4K detection would otherwise hold 3 GB).
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ from .types import Box, Detection, Detector, FaceTrack
 
 #: A detection continues the track when its IoU with the target's last known box is at least this.
 MIN_FOLLOW_IOU = 0.25
+#: Bytes of detection-size frames held at once by pass 1.
+CHUNK_BYTES = 128 * 2**20
+
 #: Side of the grayscale thumbnails compared by the cut / large-motion test.
 THUMB_SIZE = 32
 #: Two detections of the face this dissimilar (IoU below) are too far apart to interpolate: detect between them.
@@ -195,7 +199,7 @@ class _Tracker:
 
     def run(self, frames: Iterator[np.ndarray]) -> Iterator[Detection | None]:
         """The followed face of every frame, in order."""
-        k, per_chunk = self.settings.det_stride, self.settings.batch_size * self.settings.det_stride
+        k, per_chunk = self.settings.det_stride, None
         anchor: _Anchor | None = None
         chunk: list[np.ndarray] = []
         diffs: list[float] = []
@@ -205,6 +209,8 @@ class _Tracker:
             diffs.append(0.0 if prev_thumb is None else float(np.abs(thumb - prev_thumb).mean()))
             prev_thumb = thumb
             chunk.append(frame)
+            if per_chunk is None:  # batch_size stride frames per chunk, fewer when frames are large
+                per_chunk = k * max(1, min(self.settings.batch_size, CHUNK_BYTES // (frame.nbytes * k)))
             if index % k == 0 and len(chunk) >= per_chunk:  # chunks end on a stride frame
                 faces, anchor = self._resolve(index + 1 - len(chunk), chunk, diffs, anchor, last=False)
                 yield from faces

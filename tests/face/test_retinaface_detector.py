@@ -173,3 +173,26 @@ def test_s3fd_box_mapping_defaults_to_identity_and_expands_by_fractions():
     np.testing.assert_array_equal(retinaface_to_s3fd_box(box), box)
     np.testing.assert_allclose(retinaface_to_s3fd_box(box, expand=(0.1, 0.05, -0.1, 0.2)),
                                [100 + 10, 50 - 20, 200 + 20, 250 + 10])
+
+
+def test_out_of_memory_halves_the_batch_and_every_frame_is_still_detected():
+    from lipsync_core.face.retinaface import RetinaFaceDetector, prior_boxes
+
+    class Oom(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sizes = []
+
+        def forward(self, x):
+            self.sizes.append(x.shape[0])
+            if x.shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            n = prior_boxes(*x.shape[-2:]).shape[0]
+            conf = torch.zeros(x.shape[0], n, 2)
+            conf[..., 0] = 1.0  # background everywhere
+            return torch.zeros(x.shape[0], n, 4), conf, torch.zeros(x.shape[0], n, 10)
+
+    model = Oom()
+    found = RetinaFaceDetector(model, batch_size=4).detect([np.zeros((32, 32, 3), np.uint8)] * 5)
+    assert found == [[]] * 5
+    assert model.sizes == [4, 2, 2, 1]
