@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import LipsyncError
+from ..face.track import detection_scale, detection_size
 from ..media.probe import MediaInfo, probe
 from ..media.video import FrameReader
 
@@ -80,25 +81,20 @@ class FaceVideo:
     def frames(self, *, max_frames: int | None = None, det_size: int | None = None) -> Iterator[np.ndarray]:
         """One pass over the source frames, optionally scaled so the longest side is ``det_size``."""
         limit = 1 if self.static else max_frames
-        scale = self.detection_scale(det_size)
-        size = None
-        if scale != 1.0 and not self.transforms:
-            w, h = self.frame_size
-            size = (max(2, round(w * scale)), max(2, round(h * scale)))
-        with FrameReader(self.path, fps=None if self.info.is_image else self.fps, size=size,
-                         max_frames=limit) as reader:
+        size = detection_size(self.frame_size, det_size)
+        scaled = size != self.frame_size
+        with FrameReader(self.path, fps=None if self.info.is_image else self.fps,
+                         size=size if scaled and not self.transforms else None, max_frames=limit) as reader:
             for frame in reader:
                 if self.transforms:
                     frame = self.transform(frame)
-                    if scale != 1.0:
-                        w, h = self.frame_size
-                        frame = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+                    if scaled:
+                        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
                 yield frame
 
     def detection_scale(self, det_size: int | None) -> float:
         """Factor from full-resolution to detection pixels (1.0 when already small enough)."""
-        longest = max(self.frame_size)
-        return 1.0 if not det_size or longest <= det_size else det_size / longest
+        return detection_scale(self.frame_size, det_size)
 
     def looped(self, n_out: int, n_source: int) -> Iterator[tuple[int, np.ndarray]]:
         """(source index, frame) for output frames 0..n_out-1, looping the source as the original does."""
