@@ -143,12 +143,17 @@ def upload_file(dest_dir: str | os.PathLike, what: str) -> Path:
 
     print(f"Choose the {what}:")
     uploaded = files.upload()
-    if not uploaded:
-        raise LipsyncError(f"no {what} was uploaded; run the cell again and choose a file")
+    if len(uploaded) != 1:
+        raise LipsyncError(f"choose exactly one file as the {what} ({len(uploaded)} were uploaded); "
+                           "run the cell again")
     name, data = next(iter(uploaded.items()))
     dest = Path(dest_dir) / Path(name).name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(data)
+    saved = Path(name)  # Colab has already written the upload to the working directory
+    if saved.is_file() and saved.stat().st_size == len(data):
+        shutil.move(saved, dest)
+    else:
+        dest.write_bytes(data)
     return dest
 
 

@@ -137,8 +137,18 @@ def test_upload_saves_the_chosen_file(colab, tmp_path):
     assert path == tmp_path / "up" / "my clip.mp4" and path.read_bytes() == b"video bytes"
 
 
-def test_cancelled_upload_is_an_expected_error(colab, tmp_path):
-    with pytest.raises(LipsyncError, match="no face video was uploaded"):
+def test_the_copy_colab_saved_is_moved_not_duplicated(colab, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip.mp4").write_bytes(b"video bytes")  # what files.upload() leaves in the working directory
+    colab.uploads.append({"clip.mp4": b"video bytes"})
+    path = ln.upload_file(tmp_path / "up", "face video")
+    assert path.read_bytes() == b"video bytes" and not (tmp_path / "clip.mp4").exists()
+
+
+@pytest.mark.parametrize("chosen", [{}, {"a.mp4": b"a", "b.mp4": b"b"}])
+def test_anything_but_one_uploaded_file_is_an_expected_error(colab, tmp_path, chosen):
+    colab.uploads.append(chosen)
+    with pytest.raises(LipsyncError, match="choose exactly one file as the face video"):
         ln.upload_file(tmp_path, "face video")
 
 
