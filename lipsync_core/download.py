@@ -136,7 +136,7 @@ def fetch_url(url: str, dest: str | Path, *, expected_size: int | None = None, c
     """
     dest = Path(dest)
     what = describe(Source("url", url))
-    part = _claim_part(dest, f"url:{url}")
+    part = _claim_part(dest, part_key(Source("url", url)))
     with _forget_if_empty(dest), _session() as sess:
         for attempt in range(RETRIES + 1):
             have = part.stat().st_size if part.exists() else 0
@@ -205,7 +205,7 @@ def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = 
 
     dest = Path(dest)
     what = describe(Source("gdrive", file_id))
-    part = _claim_part(dest, f"gdrive:{file_id}")
+    part = _claim_part(dest, part_key(Source("gdrive", file_id)))
     retrieval = gexc.FileURLRetrievalError
     # gdown 6.x also raises DownloadError (an incomplete transfer, a refused Range); 5.x lets requests errors out.
     other = tuple(e for e in (getattr(gexc, "DownloadError", None), requests.RequestException) if e is not None)
@@ -304,6 +304,18 @@ def _partials(part: Path) -> list[Path]:
 
 def _partial_bytes(part: Path) -> int:
     return sum(p.stat().st_size for p in _partials(part))
+
+
+def part_key(source: Source) -> str:
+    """How a partial download records the source it came from."""
+    return f"{source.kind}:{source.target}"
+
+
+def resumable_first(dest: str | Path, sources: list[Source]) -> list[Source]:
+    """``sources`` with the one that left a partial download of ``dest`` first, so its bytes are resumed."""
+    tag = Path(dest).with_name(Path(dest).name + ".part.src")
+    key = tag.read_text(encoding="utf-8") if tag.is_file() else None
+    return sorted(sources, key=lambda src: part_key(src) != key)  # stable: the rest keep their order
 
 
 def _claim_part(dest: Path, key: str) -> Path:

@@ -210,7 +210,7 @@ def _obtain(entry: WeightEntry, slot: Path, sources: list[Source], validate: Val
             raise _Exhausted([DownloadError("the manifest", "lists no source for it",
                                             "pass the file's local path, a URL or a Google Drive ID")])
         failures: list[DownloadError] = []
-        for src in sources:
+        for src in download.resumable_first(slot, sources):
             verified: list[_Record] = []
 
             def check(part: Path, label: str = download.describe(src), out: list[_Record] = verified) -> None:
@@ -221,7 +221,7 @@ def _obtain(entry: WeightEntry, slot: Path, sources: list[Source], validate: Val
                                progress=progress)
             except DownloadError as exc:
                 failures.append(exc)
-                if src is not sources[-1]:
+                if len(failures) < len(sources):
                     log.warning("%s: %s: %s; trying the next source", entry.id, exc.what, exc.reason)
                 continue
             rec = verified[0]

@@ -151,3 +151,17 @@ def test_a_drive_link_whose_id_is_not_an_id_is_not_a_drive_source():
     assert drive_id("https://drive.google.com/uc?id=/../../../etc") is None
     assert drive_id("https://drive.google.com/uc?id=1AbCdEfGhIjKlMnOpQrStUvWxYz012345") == \
         "1AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+
+
+def test_the_source_that_left_a_partial_download_is_tried_first(drive, mirror, tmp_path):
+    from lipsync_core.download import resumable_first
+    from lipsync_core.manifest import Source
+
+    fid = drive.add(DATA, cut=100)
+    dest = tmp_path / "w.pth"
+    second = Source("url", f"{drive.base}/download?id={fid}")
+    first = Source("url", mirror.put("w.pth", DATA))
+    assert resumable_first(dest, [first, second]) == [first, second]  # nothing partial yet
+    with pytest.raises(DownloadError):
+        fetch_url(second.target, dest, progress=False)
+    assert resumable_first(dest, [first, second]) == [second, first]
