@@ -29,6 +29,10 @@ class AdaptiveChunker:
     what: str = "the model"
     hint: str = "use --device cpu or a smaller --resize_factor"
 
+    def limit(self, most: int) -> None:
+        """Never more than ``most`` items per chunk from now on (at least one)."""
+        self.chunk = max(1, min(self.chunk, most))
+
     def __call__(self, fn: Callable[..., Any], *inputs: Sequence, combine: Callable[[list], Any] | None = None
                  ) -> Any:
         """``fn(*chunk_of_each_input)`` over the first axis of tensors (or lists); the chunks' results are

@@ -28,6 +28,8 @@ from .stages.read import FaceVideo
 
 log = logging.getLogger(__name__)
 
+#: Detectors with weights; each one's weight role has its name (``--s3fd_path``, ``--retinaface_path``).
+DETECTOR_ROLES = ("s3fd", "retinaface")
 #: Roles a run may need that a variant's manifest row does not name (e.g. ``--detector retinaface`` on original).
 ROLE_FALLBACK = {"s3fd": "s3fd", "retinaface": "retinaface_resnet50", "checkpoint": "wav2lip"}
 
@@ -47,7 +49,7 @@ def resolve_runtime(device: str, dtype: str) -> Runtime:
 def required_roles(cfg: RunConfig) -> list[str]:
     """The weight roles this configuration loads (nothing it skips is downloaded)."""
     roles = ["checkpoint"]
-    if cfg.box is None and cfg.detector in ("s3fd", "retinaface"):
+    if cfg.box is None and cfg.detector in DETECTOR_ROLES:
         roles.append(cfg.detector)  # with a fixed box nothing is detected (CodeFormer aligns on box landmarks)
     stages = set(cfg.stages)
     if "sr" in stages and not cfg.no_sr:
@@ -199,16 +201,15 @@ class Pipeline:
 
     def _release_detector(self) -> None:
         """Pass 1 is over: the detector's weights (90-110 MB) are not needed while rendering."""
-        for role in ("s3fd", "retinaface"):
+        for role in DETECTOR_ROLES:
             self._models.pop(role, None)
 
     def _detector_identity(self) -> str:
         name = self.cfg.detector
-        if name == "haar":
-            return "haar"
-        role = "s3fd" if name == "s3fd" else "retinaface"
-        st = self._weights[role].stat()
-        return f"{name}:{self._weights[role].name}:{st.st_size}:{st.st_mtime_ns}"
+        if name not in DETECTOR_ROLES:
+            return name  # Haar: OpenCV's bundled cascade
+        st = self._weights[name].stat()
+        return f"{name}:{self._weights[name].name}:{st.st_size}:{st.st_mtime_ns}"
 
     def _video_key_extra(self, video: FaceVideo) -> str:
         return (f"fps={video.fps:.6f};static={video.static};rf={video.resize_factor};"

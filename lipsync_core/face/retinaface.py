@@ -123,7 +123,7 @@ class RetinaFaceDetector:
         for batch in self._batches(frames):
             h, w = batch[0].shape[:2]
             if self.device.type != "cuda":
-                self._chunker.chunk = max(1, min(self._chunker.chunk, CPU_BATCH_PIXELS // (h * w)))
+                self._chunker.limit(CPU_BATCH_PIXELS // (h * w))
 
             def run(part: Sequence[np.ndarray], h: int = h, w: int = w) -> list[list[Detection]]:
                 with torch.inference_mode():

@@ -132,7 +132,7 @@ class S3FDDetector:
             # S3FD keeps ~0.5 KB of activations per input pixel: cap a CPU batch's pixels so host memory stays
             # bounded (16 frames of 360x202 alone would take ~1 GB).
             h, w = frames[0].shape[:2]
-            self._chunker.chunk = max(1, min(self._chunker.chunk, CPU_BATCH_PIXELS // (h * w)))
+            self._chunker.limit(CPU_BATCH_PIXELS // (h * w))
 
         def run(batch: list[np.ndarray]) -> list[list[Detection]]:
             with torch.inference_mode():
