@@ -1,0 +1,359 @@
+"""Job lists: CSV or JSON Lines rows, the short form (one face x a folder of audio, or the reverse), validation.
+
+A row has ``face``, ``audio``, ``outfile`` and any run option by its flag name (``variant``, ``pads``, ``box``,
+``checkpoint_path``, ``no_track_cache`` ...). CSV cells are text: several numbers separated by spaces
+(``pads`` = ``0 20 0 0``), booleans ``true``/``false``, an empty cell = unset. JSON Lines use native types
+(lists for several numbers). Relative paths in a job list are relative to the list's folder.
+
+One option of one job comes from, first to last: the row, a flag given on the command line (``defaults``),
+the row's variant's preset, :class:`~lipsync_core.config.RunConfig`'s default.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .. import download, youtube
+from ..config import RunConfig, make_config
+from ..errors import LipsyncError
+from ..inputs import MEDIA_SUFFIXES, SAME_AS_FACE, Trim
+
+#: Columns every row has; everything else is a run option.
+IO_COLUMNS = ("face", "audio", "outfile")
+#: CLI flags whose name is not their RunConfig field: flag -> (field, the field's value when the flag is on).
+FLAG_ALIASES = {"no_track_cache": ("track_cache", False), "no_progress": ("progress", False)}
+#: Set by the variant's preset, never by a row.
+_NOT_OPTIONS = {"stages"}
+_HINTS = typing.get_type_hints(RunConfig)
+OPTION_NAMES = tuple(sorted(({f.name for f in fields(RunConfig)} - _NOT_OPTIONS) | set(FLAG_ALIASES)))
+_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+_AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
+
+
+@dataclass
+class Job:
+    """One lip-sync job: sources (path, URL, Drive ID), the output mp4, and its own run options."""
+
+    face: str
+    audio: str
+    outfile: str
+    options: dict[str, Any] = field(default_factory=dict)  # by flag name; only what this job sets itself
+    row: int | None = None  # 1-based row of the job list (None: given in code)
+    line: int | None = None  # line of the job list file where the row starts
+
+    @property
+    def where(self) -> str:
+        if self.row is None:
+            return "job"
+        return f"row {self.row}" + (f" (line {self.line})" if self.line is not None else "")
+
+
+class JobListError(LipsyncError):
+    """Rows that cannot run; the message has one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        head = f"{len(problems)} problem(s) in the job list, nothing was run:"
+        super().__init__("\n".join([head, *problems]))
+
+
+# -- reading -----------------------------------------------------------------------------------------------------
+def load_jobs(path: str | os.PathLike) -> list[Job]:
+    """The jobs of a ``.csv`` or ``.jsonl`` file (the suffix decides; ``.json``/``.ndjson`` are JSON Lines).
+
+    Raises :class:`JobListError` listing every malformed row (one line each). Values are checked later, by
+    :func:`resolve_jobs`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LipsyncError(f"job list not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        jobs, problems = _read_csv(path)
+    elif suffix in (".jsonl", ".ndjson", ".json"):
+        jobs, problems = _read_jsonl(path)
+    else:
+        raise LipsyncError(f"{path}: a job list is a .csv or .jsonl file")
+    if problems:
+        raise JobListError(problems)
+    if not jobs:
+        raise LipsyncError(f"{path} holds no jobs")
+    base = path.resolve().parent
+    for job in jobs:
+        job.face, job.audio, job.outfile = (_relative_to(base, v) for v in (job.face, job.audio, job.outfile))
+    return jobs
+
+
+def _relative_to(base: Path, value: str) -> str:
+    """A relative local path taken from ``base``; URLs, Drive IDs and ``same`` stay as they are."""
+    if not value or value.strip().lower() == SAME_AS_FACE or _is_remote(value):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
+def _read_csv(path: Path) -> tuple[list[Job], list[str]]:
+    jobs: list[Job] = []
+    problems: list[str] = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return [], []
+        header = [h.strip() for h in header]
+        missing = [c for c in IO_COLUMNS if c not in header]
+        unknown = [c for c in header if c not in IO_COLUMNS and c not in OPTION_NAMES]
+        if missing or unknown:
+            return [], [f"{path.name} header: " + "; ".join(
+                ([f"missing column(s) {', '.join(missing)}"] if missing else [])
+                + ([f"unknown column(s) {', '.join(unknown)} (run options go by their flag name)"] if unknown else []))]
+        row = 0
+        line = reader.line_num + 1
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                line = reader.line_num + 1
+                continue
+            row += 1
+            where = f"row {row} (line {line})"
+            if len(cells) != len(header):
+                problems.append(f"{where}: {len(cells)} cells where the header has {len(header)}")
+            else:
+                values = dict(zip(header, cells))
+                options = {}
+                for name, text in values.items():
+                    if name in IO_COLUMNS or not text.strip():
+                        continue
+                    try:
+                        options[name] = parse_text(name, text)
+                    except LipsyncError as e:
+                        problems.append(f"{where}: {e}")
+                jobs.append(Job(values["face"].strip(), values["audio"].strip(), values["outfile"].strip(),
+                                options, row=row, line=line))
+            line = reader.line_num + 1
+    return jobs, problems
+
+
+def _read_jsonl(path: Path) -> tuple[list[Job], list[str]]:
+    jobs: list[Job] = []
+    problems: list[str] = []
+    row = 0
+    for line_no, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not text.strip():
+            continue
+        row += 1
+        where = f"row {row} (line {line_no})"
+        try:
+            obj = json.loads(text)
+        except ValueError as e:
+            problems.append(f"{where}: not valid JSON ({e.msg} at column {e.colno})")
+            continue
+        if not isinstance(obj, dict):
+            problems.append(f"{where}: each line must be a JSON object")
+            continue
+        try:
+            jobs.append(job_from_mapping(obj, row=row, line=line_no))
+        except LipsyncError as e:
+            problems.append(f"{where}: {e}")
+    return jobs, problems
+
+
+def job_from_mapping(obj: dict[str, Any], *, row: int | None = None, line: int | None = None) -> Job:
+    """A :class:`Job` from a dict with native values (JSON Lines, the Python API); None means unset."""
+    unknown = sorted(k for k in obj if k not in IO_COLUMNS and k not in OPTION_NAMES)
+    if unknown:
+        raise LipsyncError(f"unknown option(s) {', '.join(unknown)} (run options go by their flag name)")
+    io = {}
+    for name in IO_COLUMNS:
+        value = obj.get(name)
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise LipsyncError(f"{name} must be a path or URL string, got {value!r}")
+        io[name] = os.fspath(value) if value is not None else ""
+    options = {k: check_native(k, v) for k, v in obj.items() if k not in IO_COLUMNS and v is not None}
+    return Job(io["face"], io["audio"], io["outfile"], options, row=row, line=line)
+
+
+# -- option values -------------------------------------------------------------------------------------------------
+def _field_type(name: str) -> Any:
+    return bool if name in FLAG_ALIASES else _HINTS[name]
+
+
+def _parts(tp: Any) -> tuple[set[type], tuple | None]:
+    """(scalar types allowed, the tuple's element types or None) of a field annotation, without None."""
+    args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)
+    scalars: set[type] = set()
+    tup = None
+    for a in args:
+        if a is type(None):
+            continue
+        if typing.get_origin(a) is tuple:
+            tup = typing.get_args(a)
+        else:
+            scalars.add(a)
+    return scalars, tup
+
+
+def _describe(name: str) -> str:
+    scalars, tup = _parts(_field_type(name))
+    if tup is not None:
+        return f"{len(tup)} whole numbers"
+    if bool in scalars:
+        return "true or false"
+    if scalars == {str, float}:
+        return "seconds or [hh:]mm:ss"
+    return " or ".join(sorted({int: "a whole number", float: "a number", str: "text"}[s] for s in scalars))
+
+
+def parse_text(name: str, text: str) -> Any:
+    """A CSV cell's value for option ``name`` (see the module doc); raises LipsyncError naming the flag."""
+    if name not in OPTION_NAMES:
+        raise LipsyncError(f"unknown option {name}")
+    scalars, tup = _parts(_field_type(name))
+    text = text.strip()
+    bad = LipsyncError(f"--{name} {text!r}: expected {_describe(name)}")
+    if tup is not None:
+        try:
+            values = tuple(int(v) for v in text.replace(",", " ").split())
+        except ValueError:
+            raise bad from None
+        if len(values) != len(tup):
+            raise bad
+        return values
+    if bool in scalars:
+        low = text.lower()
+        if low not in ("true", "false"):
+            raise bad
+        return low == "true"
+    if scalars == {str, float}:  # times: kept as text, parsed by the inputs module
+        return text
+    for tp in (int, float):
+        if tp in scalars:
+            try:
+                return tp(text)
+            except ValueError:
+                raise bad from None
+    return text
+
+
+def check_native(name: str, value: Any) -> Any:
+    """A JSON/Python value for option ``name``, checked against its type (lists become tuples)."""
+    if name not in OPTION_NAMES:
+        raise LipsyncError(f"unknown option {name}")
+    scalars, tup = _parts(_field_type(name))
+    bad = LipsyncError(f"--{name} {value!r}: expected {_describe(name)}")
+    if tup is not None and isinstance(value, (list, tuple)):
+        if len(value) != len(tup) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad
+        return tuple(value)
+    if isinstance(value, bool):
+        if bool not in scalars:
+            raise bad
+        return value
+    if isinstance(value, int) and (int in scalars or float in scalars):
+        return value if int in scalars else float(value)
+    if isinstance(value, float) and float in scalars:
+        return value
+    if isinstance(value, str) and str in scalars:
+        return value
+    raise bad
+
+
+def run_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Flag-named options as RunConfig fields (``no_track_cache: true`` -> ``track_cache: False``)."""
+    out = {}
+    for name, value in options.items():
+        if name in FLAG_ALIASES:
+            target, when_on = FLAG_ALIASES[name]
+            out[target] = when_on if value else not when_on
+        else:
+            out[name] = value
+    return out
+
+
+# -- the short form ------------------------------------------------------------------------------------------------
+def jobs_from_folder(face: str | os.PathLike, audio: str | os.PathLike, outdir: str | os.PathLike) -> list[Job]:
+    """One job per pair for one face and a folder of audio files (outputs named after each audio file),
+    or a folder of faces and one audio (named after each face). Files are taken in name order; hidden files
+    and files that are not media are left out."""
+    face, audio, outdir = Path(face).expanduser(), Path(audio).expanduser(), Path(outdir).expanduser()
+    if face.is_dir() == audio.is_dir():
+        raise LipsyncError("the short form takes one face and a folder of audio files, or a folder of faces "
+                           "and one audio file")
+    folder, wanted = (audio, _AUDIO_SUFFIXES | (MEDIA_SUFFIXES - _IMAGE_SUFFIXES)) if audio.is_dir() \
+        else (face, MEDIA_SUFFIXES - _AUDIO_SUFFIXES)
+    found = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted)
+    if not found:
+        raise LipsyncError(f"{folder} holds no {'audio' if folder == audio else 'face'} files")
+    stems = [p.stem for p in found]
+    if len(set(stems)) != len(stems):
+        dup = sorted({s for s in stems if stems.count(s) > 1})
+        raise LipsyncError(f"{folder} has several files named {dup[0]}.*; their outputs would collide")
+    return [Job(str(face if folder == audio else p), str(p if folder == audio else audio),
+                str(outdir / f"{p.stem}.mp4"), row=i) for i, p in enumerate(found, 1)]
+
+
+# -- validation ----------------------------------------------------------------------------------------------------
+def as_job(item: Job | dict[str, Any], index: int) -> Job:
+    """A :class:`Job` from a Job or a dict (the Python API); rows without a number get their position."""
+    job = item if isinstance(item, Job) else job_from_mapping(item)
+    if job.row is None:
+        job.row = index
+    return job
+
+
+def _is_remote(text: str) -> bool:
+    return "://" in text or download.drive_id(text) is not None or youtube.canonical_youtube_url(text) is not None
+
+
+def _source_problem(name: str, text: str) -> str | None:
+    if not text.strip():
+        return f"{name} is empty"
+    if name == "audio" and text.strip().lower() == SAME_AS_FACE:
+        return None
+    p = Path(text).expanduser()
+    if p.is_dir():
+        return f"{name} {text} is a folder; give a media file (or use the short form for a folder)"
+    if p.is_file() or _is_remote(text):
+        return None
+    return f"{name} file not found: {text}"
+
+
+def resolve_jobs(jobs: list[Job], defaults: dict[str, Any] | None = None) -> list[RunConfig]:
+    """The validated RunConfig of every job (precedence: row > ``defaults`` > the variant's preset >
+    RunConfig's default), or :class:`JobListError` with every problem, one line each, before anything runs.
+
+    ``defaults`` are the options given explicitly on the command line (flag names, native values).
+    """
+    base = run_options({k: check_native(k, v) for k, v in (defaults or {}).items() if v is not None})
+    problems: list[str] = []
+    configs: list[RunConfig] = []
+    outfiles: dict[Path, Job] = {}
+    for job in jobs:
+        for name in IO_COLUMNS:
+            problem = _source_problem(name, getattr(job, name)) if name != "outfile" else \
+                (None if job.outfile.strip() else "outfile is empty")
+            if problem:
+                problems.append(f"{job.where}: {problem}")
+        if job.outfile.strip():
+            out = Path(job.outfile).expanduser().resolve()
+            if out in outfiles:
+                problems.append(f"{job.where}: outfile {job.outfile} is also the output of {outfiles[out].where}")
+            outfiles.setdefault(out, job)
+        options = {**base, **run_options(job.options)}
+        variant = options.pop("variant", "original")
+        try:
+            cfg = make_config(variant, **options)
+            Trim.parse(cfg.start, cfg.end, role="face video")
+            Trim.parse(cfg.audio_start, cfg.audio_end, role="audio")
+            configs.append(cfg)
+        except LipsyncError as e:
+            problems.append(f"{job.where}: {e}")
+    if problems:
+        raise JobListError(problems)
+    return configs
