@@ -7,8 +7,7 @@ or JSON Lines job list; :func:`jobs_from_folder` builds the short form (one face
 from __future__ import annotations
 
 from .jobs import Job, JobListError, jobs_from_folder, load_jobs
-from .runner import (BatchEvent, BatchInterrupted, JobResult, default_state_path, exit_code, run_batch,
-                     summary_table)
+from .runner import BatchEvent, BatchInterrupted, JobResult, default_state_path, exit_code, run_batch, summary_table
 
 __all__ = ["BatchEvent", "BatchInterrupted", "Job", "JobListError", "JobResult", "default_state_path", "exit_code",
            "jobs_from_folder", "load_jobs", "run_batch", "summary_table"]
