@@ -1,7 +1,7 @@
 """Job lists: CSV or JSON Lines rows, the short form (one face x a folder of audio, or the reverse), validation.
 
 A row has ``face``, ``audio``, ``outfile`` and any run option by its flag name (``variant``, ``pads``, ``box``,
-``checkpoint_path``, ``no_track_cache`` ...). CSV cells are text: several numbers separated by spaces
+``checkpoint_path``, ``no_track_cache`` ...: :func:`~lipsync_core.config.option_names`). CSV cells are text: several numbers separated by spaces
 (``pads`` = ``0 20 0 0``), booleans ``true``/``false``, an empty cell = unset. JSON Lines use native types
 (lists for several numbers). Relative paths in a job list are relative to the list's folder.
 
@@ -15,23 +15,20 @@ import json
 import os
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import download, youtube
-from ..config import RunConfig, make_config
+from ..acquire import download, youtube
+from ..acquire.inputs import MEDIA_SUFFIXES, SAME_AS_FACE, Trim
+from ..config import OPTIONS, RunConfig, make_config, option_names
 from ..errors import LipsyncError
-from ..inputs import MEDIA_SUFFIXES, SAME_AS_FACE, Trim
 
 #: Columns every row has; everything else is a run option.
 IO_COLUMNS = ("face", "audio", "outfile")
-#: CLI flags whose name is not their RunConfig field: flag -> (field, the field's value when the flag is on).
-FLAG_ALIASES = {"no_track_cache": ("track_cache", False), "no_progress": ("progress", False)}
-#: Set by the variant's preset, never by a row.
-_NOT_OPTIONS = {"stages"}
 _HINTS = typing.get_type_hints(RunConfig)
-OPTION_NAMES = tuple(sorted(({f.name for f in fields(RunConfig)} - _NOT_OPTIONS) | set(FLAG_ALIASES)))
+#: Times (trims) are text like ``1:02.5``; a number of seconds is accepted too.
+_TIMES = ("start", "end", "audio_start", "audio_end")
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
 
@@ -108,7 +105,7 @@ def _read_csv(path: Path) -> tuple[list[Job], list[str]]:
             return [], []
         header = [h.strip() for h in header]
         missing = [c for c in IO_COLUMNS if c not in header]
-        unknown = [c for c in header if c not in IO_COLUMNS and c not in OPTION_NAMES]
+        unknown = [c for c in header if c not in IO_COLUMNS and c not in option_names()]
         if missing or unknown:
             return [], [f"{path.name} header: " + "; ".join(
                 ([f"missing column(s) {', '.join(missing)}"] if missing else [])
@@ -165,7 +162,7 @@ def _read_jsonl(path: Path) -> tuple[list[Job], list[str]]:
 
 def job_from_mapping(obj: dict[str, Any], *, row: int | None = None, line: int | None = None) -> Job:
     """A :class:`Job` from a dict with native values (JSON Lines, the Python API); None means unset."""
-    unknown = sorted(k for k in obj if k not in IO_COLUMNS and k not in OPTION_NAMES)
+    unknown = sorted(k for k in obj if k not in IO_COLUMNS and k not in option_names())
     if unknown:
         raise LipsyncError(f"unknown option(s) {', '.join(unknown)} (run options go by their flag name)")
     io = {}
@@ -180,7 +177,8 @@ def job_from_mapping(obj: dict[str, Any], *, row: int | None = None, line: int |
 
 # -- option values -------------------------------------------------------------------------------------------------
 def _field_type(name: str) -> Any:
-    return bool if name in FLAG_ALIASES else _HINTS[name]
+    """The annotation of option ``name`` (a weight role's ``<role>_path`` is a path, URL or id: text)."""
+    return _HINTS[name] if name in OPTIONS else str
 
 
 def _parts(tp: Any) -> tuple[set[type], tuple | None]:
@@ -204,14 +202,14 @@ def _describe(name: str) -> str:
         return f"{len(tup)} whole numbers"
     if bool in scalars:
         return "true or false"
-    if scalars == {str, float}:
+    if name in _TIMES:
         return "seconds or [hh:]mm:ss"
     return " or ".join(sorted({int: "a whole number", float: "a number", str: "text"}[s] for s in scalars))
 
 
 def parse_text(name: str, text: str) -> Any:
     """A CSV cell's value for option ``name`` (see the module doc); raises LipsyncError naming the flag."""
-    if name not in OPTION_NAMES:
+    if name not in option_names():
         raise LipsyncError(f"unknown option {name}")
     scalars, tup = _parts(_field_type(name))
     text = text.strip()
@@ -229,8 +227,6 @@ def parse_text(name: str, text: str) -> Any:
         if low not in ("true", "false"):
             raise bad
         return low == "true"
-    if scalars == {str, float}:  # times: kept as text, parsed by the inputs module
-        return text
     for tp in (int, float):
         if tp in scalars:
             try:
@@ -242,7 +238,7 @@ def parse_text(name: str, text: str) -> Any:
 
 def check_native(name: str, value: Any) -> Any:
     """A JSON/Python value for option ``name``, checked against its type (lists become tuples)."""
-    if name not in OPTION_NAMES:
+    if name not in option_names():
         raise LipsyncError(f"unknown option {name}")
     scalars, tup = _parts(_field_type(name))
     bad = LipsyncError(f"--{name} {value!r}: expected {_describe(name)}")
@@ -250,6 +246,8 @@ def check_native(name: str, value: Any) -> Any:
         if len(value) != len(tup) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise bad
         return tuple(value)
+    if name in _TIMES and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
     if isinstance(value, bool):
         if bool not in scalars:
             raise bad
@@ -261,18 +259,6 @@ def check_native(name: str, value: Any) -> Any:
     if isinstance(value, str) and str in scalars:
         return value
     raise bad
-
-
-def run_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Flag-named options as RunConfig fields (``no_track_cache: true`` -> ``track_cache: False``)."""
-    out = {}
-    for name, value in options.items():
-        if name in FLAG_ALIASES:
-            target, when_on = FLAG_ALIASES[name]
-            out[target] = when_on if value else not when_on
-        else:
-            out[name] = value
-    return out
 
 
 # -- the short form ------------------------------------------------------------------------------------------------
@@ -330,7 +316,7 @@ def resolve_jobs(jobs: list[Job], defaults: dict[str, Any] | None = None) -> lis
 
     ``defaults`` are the options given explicitly on the command line (flag names, native values).
     """
-    base = run_options({k: check_native(k, v) for k, v in (defaults or {}).items() if v is not None})
+    base = {k: check_native(k, v) for k, v in (defaults or {}).items() if v is not None}
     problems: list[str] = []
     configs: list[RunConfig] = []
     outfiles: dict[Path, Job] = {}
@@ -345,10 +331,9 @@ def resolve_jobs(jobs: list[Job], defaults: dict[str, Any] | None = None) -> lis
             if out in outfiles:
                 problems.append(f"{job.where}: outfile {job.outfile} is also the output of {outfiles[out].where}")
             outfiles.setdefault(out, job)
-        options = {**base, **run_options(job.options)}
-        variant = options.pop("variant", "original")
+        options = {**base, **job.options}
         try:
-            cfg = make_config(variant, **options)
+            cfg = make_config(options.pop("variant", "original"), **options)
             Trim.parse(cfg.start, cfg.end, role="face video")
             Trim.parse(cfg.audio_start, cfg.audio_end, role="audio")
             configs.append(cfg)

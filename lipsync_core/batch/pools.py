@@ -70,7 +70,7 @@ def _stop(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _serve(conn: Connection, device: str | None, cache_dir: str, threads: int | None) -> None:
+def _serve(conn: Connection, device: str | None, threads: int | None) -> None:
     """A worker subprocess: tasks in, outcomes out, until the pipe closes, or SIGTERM from the driver.
 
     Ctrl-C at a terminal reaches every process of the group; the driver alone decides, and sends SIGTERM once,
@@ -78,7 +78,7 @@ def _serve(conn: Connection, device: str | None, cache_dir: str, threads: int | 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        worker = Worker(device=device, cache_dir=cache_dir, threads=threads, own_process=True)
+        worker = Worker(device=device, threads=threads, own_process=True)
         conn.send(worker.name)
         while True:
             try:
@@ -91,9 +91,9 @@ def _serve(conn: Connection, device: str | None, cache_dir: str, threads: int | 
 
 
 class _Slot:
-    def __init__(self, ctx, device: str | None, cache_dir: str, threads: int | None) -> None:
+    def __init__(self, ctx, device: str | None, threads: int | None) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, device, cache_dir, threads), daemon=True,
+        self.proc = ctx.Process(target=_serve, args=(child, device, threads), daemon=True,
                                 name="lipsync-batch-worker")
         self.proc.start()
         child.close()
@@ -111,11 +111,11 @@ class _Slot:
 class ProcessPool:
     """``size`` worker subprocesses (spawned, so CUDA works in each), one per GPU or CPU worker."""
 
-    def __init__(self, size: int, devices: list[str | None], cache_dir: str, threads: int | None) -> None:
+    def __init__(self, size: int, devices: list[str | None], threads: int | None) -> None:
         self.size = size
         self._ctx = mp.get_context("spawn")
-        self._args = (cache_dir, threads)
-        self._slots = [_Slot(self._ctx, devices[i], *self._args) for i in range(size)]
+        self._threads = threads
+        self._slots = [_Slot(self._ctx, devices[i], threads) for i in range(size)]
 
     def idle(self) -> int:
         return sum(s.task is None for s in self._slots)
@@ -149,7 +149,7 @@ class ProcessPool:
                 pass
             slot.proc.join(timeout=5)
             done.append(Finished(task, slot.name, lost=f"worker {slot.name} died (exit code {slot.proc.exitcode})"))
-            self._slots[i] = _Slot(self._ctx, slot.device, *self._args)
+            self._slots[i] = _Slot(self._ctx, slot.device, self._threads)
         return done
 
     def close(self, abort: bool = False) -> None:
@@ -167,7 +167,7 @@ class ProcessPool:
 class RayPool:
     """Long-lived Ray actors: one per GPU of the cluster (``num_gpus=1``), or ``workers`` CPU actors."""
 
-    def __init__(self, address: str, workers: int | None, cache_dir: str) -> None:
+    def __init__(self, address: str, workers: int | None) -> None:
         try:
             import ray
         except ImportError:
@@ -185,13 +185,12 @@ class RayPool:
             per_node = max((n["Resources"].get("CPU", 1) for n in ray.nodes() if n.get("Alive")), default=1)
             options = {"num_cpus": max(1, min(int(per_node), math.floor(resources.get("CPU", 1) / self.size)))}
         self._actor_cls = ray.remote(max_restarts=0, **options)(Worker)
-        self._cache_dir = cache_dir
         self._actors = [self._start() for _ in range(self.size)]
         self._names = dict(zip(self._actors, ray.get([a.info.remote() for a in self._actors])))
         self._inflight: dict[Any, tuple[Any, Task]] = {}  # object ref -> (actor, task)
 
     def _start(self):
-        return self._actor_cls.remote(cache_dir=self._cache_dir, own_process=True)
+        return self._actor_cls.remote(own_process=True)
 
     def _idle_actors(self) -> list:
         used = {a for a, _ in self._inflight.values()}

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..acquire.inputs import SAME_AS_FACE, resolve_media
 from ..config import RunConfig
 from ..errors import LipsyncError
-from ..inputs import SAME_AS_FACE, resolve_media
-from ..paths import cache_dir as default_cache_dir
+from ..paths import cache_dir
 from . import scratch
 from .jobs import Job, as_job, resolve_jobs
 from .pools import Finished, InlinePool, ProcessPool, RayPool, Task
@@ -155,9 +155,8 @@ class _Batch:
         return out
 
     def _pool(self, workers: int | None, ray_address: str | None, n_jobs: int):
-        cache = str(default_cache_dir())
         if ray_address is not None:
-            return RayPool(ray_address, workers, cache)
+            return RayPool(ray_address, workers)
         n = min(workers or default_workers(), n_jobs)
         if n <= 1:
             return InlinePool()
@@ -166,10 +165,13 @@ class _Batch:
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         devices = [f"cuda:{i % gpus}" if gpus else None for i in range(n)]
         threads = None if gpus else max(1, (os.cpu_count() or 1) // n)
-        return ProcessPool(n, devices, cache, threads)
+        return ProcessPool(n, devices, threads)
 
     # -- before any job: weights, identities, skips, inputs ------------------------------------------------
     def _prepare(self) -> list[PreparedJob]:
+        # Workers (other processes, other machines) get the cache folder in the job's config, never from their
+        # environment: the driver's, unless the job names its own.
+        self.configs = [replace(c, cache_dir=str(cache_dir(c.cache_dir))) for c in self.configs]
         weights = self._fetch_weights()
         todo: list[PreparedJob] = []
         for i, (job, cfg) in enumerate(zip(self.jobs, self.configs)):
@@ -208,13 +210,14 @@ class _Batch:
 
     def _fetch_weights(self) -> list[tuple[dict[str, Path], dict[str, str]] | str]:
         """Per job: (role -> path, role -> sha256), or the one-line error; each weight set fetched once."""
-        from ..pipeline import Pipeline, required_roles
+        from ..pipeline import Pipeline
+        from ..plan import Plan
 
         by_spec: dict[tuple, tuple[dict[str, Path], dict[str, str]] | str] = {}
         out = []
         for cfg in self.configs:
-            roles = required_roles(cfg)
-            spec = (cfg.variant, tuple((r, getattr(cfg, f"{r}_path")) for r in roles))
+            plan = Plan.from_config(cfg)
+            spec = (cfg.variant, cfg.cache_dir, tuple((r, plan.source(r)) for r in plan.roles))
             if spec not in by_spec:
                 try:
                     # The driver may have no GPU while the workers do: only the weights matter here.
@@ -286,9 +289,10 @@ class _Batch:
     @staticmethod
     def _track_group(pj: PreparedJob) -> tuple | None:
         cfg = pj.cfg
-        if cfg.box is not None or not cfg.track_cache:
+        if cfg.box is not None or cfg.no_track_cache:
             return None
-        return (pj.face, pj.weights.get(cfg.detector or ""), *(str(getattr(cfg, f)) for f in _TRACK_FIELDS))
+        return (pj.face, cfg.cache_dir, tuple(sorted(pj.weights.items())),
+                *(str(getattr(cfg, f)) for f in _TRACK_FIELDS))
 
     # -- dispatch -------------------------------------------------------------------------------------------
     def _dispatch(self, pool, todo: list[PreparedJob]) -> None:

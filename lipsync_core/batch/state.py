@@ -18,15 +18,15 @@ from typing import Any
 from ..config import RunConfig
 from ..errors import LipsyncError
 from ..face.cache import content_hash
-from ..inputs import SAME_AS_FACE
+from ..acquire.inputs import SAME_AS_FACE
 from . import scratch
 
 STATE_VERSION = 1
 #: Statuses a job ends a run with. "skipped": done by an earlier run, its output kept.
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 #: Config fields left out of a job's identity: the weights count by their sha256, not by where they came from;
-#: progress bars and the cache switch do not change the output.
-_NOT_IDENTITY = {"progress", "track_cache"}
+#: messages, progress bars and caches do not change the output.
+_NOT_IDENTITY = {"weights", "cache_dir", "no_track_cache", "no_progress", "quiet"}
 
 
 @dataclass
@@ -138,7 +138,7 @@ class Identities:
 def job_key(cfg: RunConfig, face_id: str, audio_id: str, weights: dict[str, str]) -> str:
     """The identity of one job: resolved config (weight sources replaced by ``weights``, role -> sha256),
     the inputs' identities."""
-    config = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY and not k.endswith("_path")}
+    config = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
     spec: dict[str, Any] = {"v": STATE_VERSION, "config": config, "face": face_id, "audio": audio_id,
                             "weights": dict(sorted(weights.items()))}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]

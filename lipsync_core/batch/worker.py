@@ -1,6 +1,8 @@
 """A batch worker: runs jobs one after another, keeping loaded models between jobs that use the same weights.
 
-The same class runs in the driver's process (one worker), in a subprocess per worker, or as a Ray actor.
+The same class runs in the driver's process (one worker), in a subprocess per worker, or as a Ray actor; it
+gets everything through its arguments and the jobs' configs (cache folder included), nothing from the
+environment.
 Every job's output is rendered under a name carrying this host and process (:mod:`.scratch`) and renamed into
 place only when complete, so no partial output is ever seen at the job's path.
 """
@@ -55,24 +57,25 @@ def one_line(exc: BaseException) -> str:
 
 
 class Worker:
-    """Runs :class:`PreparedJob` s. ``device`` replaces a job's ``auto`` device (one GPU per worker);
-    ``cache_dir`` is the cache root the driver uses (faces tracks, weights), applied in a worker process
-    of its own; ``threads`` caps torch's CPU threads there."""
+    """Runs :class:`PreparedJob` s on one :class:`~lipsync_core.runtime.Runtime` per device and dtype, so models
+    stay loaded from one job to the next. ``device`` replaces a job's ``auto`` device (one GPU per worker);
+    ``threads`` caps torch's CPU threads; ``own_process``: this process runs nothing else (a subprocess or a Ray
+    actor), so per-job messages and progress bars are left to the driver."""
 
-    def __init__(self, device: str | None = None, cache_dir: str | None = None, threads: int | None = None,
-                 own_process: bool = False) -> None:
+    def __init__(self, device: str | None = None, threads: int | None = None, own_process: bool = False) -> None:
+        from .state import Identities
+
         self.device = device
+        self.own_process = own_process
         self.name = f"{scratch.host()}:{os.getpid()}"
         if own_process:
             logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-            if cache_dir:
-                # The pipeline reads its cache root from the process environment; this process is ours alone.
-                os.environ["LIPSYNC_CACHE"] = cache_dir
             if threads:
                 import torch
 
                 torch.set_num_threads(threads)
-        self._pipelines: dict[tuple, object] = {}
+        self._runtimes: dict[tuple[str, str], object] = {}
+        self._ids = Identities()
 
     def info(self) -> str:
         """``host:pid`` of this worker."""
@@ -85,32 +88,27 @@ class Worker:
                       max_seconds=None)
         if cfg.device == "auto" and self.device:
             cfg = replace(cfg, device=self.device)
+        if self.own_process:
+            cfg = replace(cfg, quiet=True)
         return cfg
 
     def _pipeline(self, job: PreparedJob, cfg: RunConfig):
-        """The pipeline (and its loaded models) for this job's weights, made on first use."""
+        """A pipeline for this job on the worker's runtime for its device (models loaded there stay loaded)."""
         from ..pipeline import Pipeline
+        from ..runtime import Runtime
 
-        key = (cfg.device, cfg.dtype, cfg.variant, cfg.compile, tuple(sorted(job.weights.items())))
-        pipe = self._pipelines.get(key)
-        if pipe is None:
-            pipe = Pipeline(cfg)
-            if all(Path(p).is_file() for p in job.weights.values()):
-                pipe._weights.update({role: Path(p) for role, p in job.weights.items()})
-            else:  # another machine without the driver's folder: this node's cache, filled through the manifest
-                self._check_same_weights(pipe, job)
-            self._pipelines[key] = pipe
-        pipe.cfg = cfg
-        return pipe
-
-    def _check_same_weights(self, pipe, job: PreparedJob) -> None:
-        from ..weights import sha256_file
-
+        key = (cfg.device, cfg.dtype)
+        if key not in self._runtimes:
+            self._runtimes[key] = Runtime.resolve(cfg.device, cfg.dtype)
+        pipe = Pipeline(cfg, runtime=self._runtimes[key])
+        # The driver fetched every weight already: here that is a look-up in the cache (on another machine
+        # without the driver's cache, a download through the manifest), checked to be the driver's file.
         for role, path in pipe.fetch_weights().items():
             want = job.weight_sha.get(role)
-            if want and sha256_file(path) != want:
-                raise LipsyncError(f"the {role} weights on {scratch.host()} differ from the driver's; give every "
-                                   "node the same files (a shared folder)")
+            if want and str(path) != job.weights.get(role) and self._ids.file(path) != want:
+                raise LipsyncError(f"the {role} weights on {scratch.host()} ({path}) differ from the driver's; "
+                                   "give every machine the same files (a shared folder or --cache_dir)")
+        return pipe
 
     # -- work ------------------------------------------------------------------------------------------------
     def run(self, job: PreparedJob) -> Outcome:
@@ -119,14 +117,11 @@ class Worker:
         out = Path(job.outfile)
         tmp = scratch.temp_output(out)
         try:
-            cfg = self._config(job)
-            pipe = self._pipeline(job, cfg)
+            pipe = self._pipeline(job, self._config(job))
             out.parent.mkdir(parents=True, exist_ok=True)
             scratch.reclaim(out)
-            before = dict(pipe.timings.seconds)
             pipe.run(job.face, job.audio, tmp)
             os.replace(tmp, out)
-            timings = {k: v - before.get(k, 0.0) for k, v in pipe.timings.seconds.items()}
         except Exception as exc:  # noqa: BLE001 - one job's failure is reported; the batch goes on
             if not isinstance(exc, LipsyncError):
                 log.error("job %s failed unexpectedly", job.row, exc_info=True)
@@ -137,7 +132,7 @@ class Worker:
 
         st = out.stat()
         return Outcome(ok=True, worker=self.name, size=st.st_size, mtime=st.st_mtime, duration=probe(out).duration,
-                       seconds=time.perf_counter() - t0, timings=timings)
+                       seconds=time.perf_counter() - t0, timings=dict(pipe.timings.seconds))
 
     def prime(self, job: PreparedJob) -> Outcome:
         """Pass 1 only: detect the face track of ``job``'s face into the track cache, so the jobs sharing that
@@ -145,16 +140,15 @@ class Worker:
         t0 = time.perf_counter()
         try:
             from .. import audio as audio_mod
-            from ..stages.read import FaceVideo
+            from ..media.face_video import FaceVideo
 
             cfg = self._config(job)
             pipe = self._pipeline(job, cfg)
-            pipe.fetch_weights()
             video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
                                    rotate=cfg.rotate, crop=tuple(cfg.crop))
-            n_needed = audio_mod.frames_for_audio(audio_mod.load_audio(job.audio).size, video.fps)
-            pipe.track(video, n_needed)
-            pipe._release_detector()
+            pipe.track(video, audio_mod.frames_for_audio(audio_mod.load_audio(job.audio).size, video.fps))
         except Exception as exc:  # noqa: BLE001 - the jobs themselves will report it
+            if not isinstance(exc, LipsyncError):
+                log.error("face track of %s failed unexpectedly", job.face, exc_info=True)
             return Outcome(ok=False, worker=self.name, error=one_line(exc), seconds=time.perf_counter() - t0)
         return Outcome(ok=True, worker=self.name, seconds=time.perf_counter() - t0)

@@ -28,7 +28,7 @@ def speeches(tmp_path_factory) -> list[Path]:
 @pytest.fixture
 def defaults(w2l_checkpoint) -> dict:  # noqa: F811
     """Options as if given on the command line: CPU, no bars, fastest encode, the fixed box."""
-    return {"checkpoint_path": str(w2l_checkpoint), "box": BOX, "device": "cpu", "progress": False,
+    return {"checkpoint_path": str(w2l_checkpoint), "box": BOX, "device": "cpu", "no_progress": True,
             "preset": "ultrafast"}
 
 
