@@ -1,9 +1,10 @@
 """Job lists: CSV or JSON Lines rows, the short form (one face x a folder of audio, or the reverse), validation.
 
 A row has ``face``, ``audio``, ``outfile`` and any run option by its flag name (``variant``, ``pads``, ``box``,
-``checkpoint_path``, ``no_track_cache`` ...: :func:`~lipsync_core.config.option_names`). CSV cells are text: several numbers separated by spaces
-(``pads`` = ``0 20 0 0``), booleans ``true``/``false``, an empty cell = unset. JSON Lines use native types
-(lists for several numbers). Relative paths in a job list are relative to the list's folder.
+``checkpoint_path``, ``no_track_cache``...: :func:`~lipsync_core.config.option_names`). CSV cells are text:
+several numbers separated by spaces (``pads`` = ``0 20 0 0``), booleans ``true``/``false``, an empty cell =
+unset. JSON Lines use native types (lists for several numbers). Relative paths in a job list are relative to
+the list's folder.
 
 One option of one job comes from, first to last: the row, a flag given on the command line (``defaults``),
 the row's variant's preset, :class:`~lipsync_core.config.RunConfig`'s default.
@@ -43,6 +44,7 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)  # by flag name; only what this job sets itself
     row: int | None = None  # 1-based row of the job list (None: given in code)
     line: int | None = None  # line of the job list file where the row starts
+    problems: list[str] = field(default_factory=list, repr=False)  # cells that could not be read
 
     @property
     def where(self) -> str:
@@ -64,21 +66,19 @@ class JobListError(LipsyncError):
 def load_jobs(path: str | os.PathLike) -> list[Job]:
     """The jobs of a ``.csv`` or ``.jsonl`` file (the suffix decides; ``.json``/``.ndjson`` are JSON Lines).
 
-    Raises :class:`JobListError` listing every malformed row (one line each). Values are checked later, by
-    :func:`resolve_jobs`.
+    A malformed header raises :class:`JobListError`; a row's unreadable cells are kept with the job and
+    reported by :func:`resolve_jobs`, together with every other problem of every row.
     """
     path = Path(path)
     if not path.is_file():
         raise LipsyncError(f"job list not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        jobs, problems = _read_csv(path)
+        jobs = _read_csv(path)
     elif suffix in (".jsonl", ".ndjson", ".json"):
-        jobs, problems = _read_jsonl(path)
+        jobs = _read_jsonl(path)
     else:
         raise LipsyncError(f"{path}: a job list is a .csv or .jsonl file")
-    if problems:
-        raise JobListError(problems)
     if not jobs:
         raise LipsyncError(f"{path} holds no jobs")
     base = path.resolve().parent
@@ -95,21 +95,20 @@ def _relative_to(base: Path, value: str) -> str:
     return str(p if p.is_absolute() else base / p)
 
 
-def _read_csv(path: Path) -> tuple[list[Job], list[str]]:
+def _read_csv(path: Path) -> list[Job]:
     jobs: list[Job] = []
-    problems: list[str] = []
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
-            return [], []
+            return []
         header = [h.strip() for h in header]
         missing = [c for c in IO_COLUMNS if c not in header]
         unknown = [c for c in header if c not in IO_COLUMNS and c not in option_names()]
         if missing or unknown:
-            return [], [f"{path.name} header: " + "; ".join(
-                ([f"missing column(s) {', '.join(missing)}"] if missing else [])
-                + ([f"unknown column(s) {', '.join(unknown)} (run options go by their flag name)"] if unknown else []))]
+            said = [f"missing column(s) {', '.join(missing)}"] if missing else []
+            said += [f"unknown column(s) {', '.join(unknown)} (run options go by their flag name)"] if unknown else []
+            raise JobListError([f"{path.name} header: " + "; ".join(said)])
         row = 0
         line = reader.line_num + 1
         for cells in reader:
@@ -117,47 +116,42 @@ def _read_csv(path: Path) -> tuple[list[Job], list[str]]:
                 line = reader.line_num + 1
                 continue
             row += 1
-            where = f"row {row} (line {line})"
+            job = Job("", "", "", row=row, line=line)
             if len(cells) != len(header):
-                problems.append(f"{where}: {len(cells)} cells where the header has {len(header)}")
+                job.problems.append(f"{len(cells)} cells where the header has {len(header)}")
             else:
                 values = dict(zip(header, cells))
-                options = {}
+                job.face, job.audio, job.outfile = (values[c].strip() for c in IO_COLUMNS)
                 for name, text in values.items():
                     if name in IO_COLUMNS or not text.strip():
                         continue
                     try:
-                        options[name] = parse_text(name, text)
+                        job.options[name] = parse_text(name, text)
                     except LipsyncError as e:
-                        problems.append(f"{where}: {e}")
-                jobs.append(Job(values["face"].strip(), values["audio"].strip(), values["outfile"].strip(),
-                                options, row=row, line=line))
+                        job.problems.append(str(e))
+            jobs.append(job)
             line = reader.line_num + 1
-    return jobs, problems
+    return jobs
 
 
-def _read_jsonl(path: Path) -> tuple[list[Job], list[str]]:
+def _read_jsonl(path: Path) -> list[Job]:
     jobs: list[Job] = []
-    problems: list[str] = []
     row = 0
     for line_no, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not text.strip():
             continue
         row += 1
-        where = f"row {row} (line {line_no})"
         try:
             obj = json.loads(text)
-        except ValueError as e:
-            problems.append(f"{where}: not valid JSON ({e.msg} at column {e.colno})")
-            continue
-        if not isinstance(obj, dict):
-            problems.append(f"{where}: each line must be a JSON object")
-            continue
-        try:
+            if not isinstance(obj, dict):
+                raise LipsyncError("each line must be a JSON object")
             jobs.append(job_from_mapping(obj, row=row, line=line_no))
+        except ValueError as e:
+            jobs.append(Job("", "", "", row=row, line=line_no,
+                            problems=[f"not valid JSON ({getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')})"]))
         except LipsyncError as e:
-            problems.append(f"{where}: {e}")
-    return jobs, problems
+            jobs.append(Job("", "", "", row=row, line=line_no, problems=[str(e)]))
+    return jobs
 
 
 def job_from_mapping(obj: dict[str, Any], *, row: int | None = None, line: int | None = None) -> Job:
@@ -171,8 +165,14 @@ def job_from_mapping(obj: dict[str, Any], *, row: int | None = None, line: int |
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise LipsyncError(f"{name} must be a path or URL string, got {value!r}")
         io[name] = os.fspath(value) if value is not None else ""
-    options = {k: check_native(k, v) for k, v in obj.items() if k not in IO_COLUMNS and v is not None}
-    return Job(io["face"], io["audio"], io["outfile"], options, row=row, line=line)
+    job = Job(io["face"], io["audio"], io["outfile"], row=row, line=line)
+    for k, v in obj.items():
+        if k not in IO_COLUMNS and v is not None:
+            try:
+                job.options[k] = check_native(k, v)
+            except LipsyncError as e:
+                job.problems.append(str(e))
+    return job
 
 
 # -- option values -------------------------------------------------------------------------------------------------
@@ -321,6 +321,9 @@ def resolve_jobs(jobs: list[Job], defaults: dict[str, Any] | None = None) -> lis
     configs: list[RunConfig] = []
     outfiles: dict[Path, Job] = {}
     for job in jobs:
+        if job.problems:
+            problems += [f"{job.where}: {p}" for p in job.problems]
+            continue
         for name in IO_COLUMNS:
             problem = _source_problem(name, getattr(job, name)) if name != "outfile" else \
                 (None if job.outfile.strip() else "outfile is empty")

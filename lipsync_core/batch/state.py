@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..acquire.inputs import SAME_AS_FACE
 from ..config import RunConfig
 from ..errors import LipsyncError
 from ..face.cache import content_hash
-from ..acquire.inputs import SAME_AS_FACE
 from . import scratch
 
 STATE_VERSION = 1

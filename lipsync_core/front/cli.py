@@ -1,11 +1,11 @@
-"""Command line: ``lipsync [run] --face F --audio A [flags]`` and the subcommands (``lipsync weights ...``).
+"""Command line: ``lipsync [run] --face F --audio A [flags]`` and the subcommands (``lipsync weights|batch ...``).
 
 The run flags are generated from :class:`~lipsync_core.config.RunConfig`'s field metadata and the catalog's
 roles; ``--help`` shows the chosen variant's preset values (``lipsync --variant codeformer --help``). Only flags
 given on the command line reach :func:`~lipsync_core.config.make_config`, so the variant's preset fills the rest.
 
 Exit codes: 0 success; 1 an expected error (one line on stderr); 2 a usage error (unknown flag, bad value);
-130 Ctrl-C. stdout carries only the output path; progress, the summary, warnings and errors go to stderr.
+3 a batch where some jobs failed; 130 Ctrl-C. stdout carries only the output path; progress, the summary, warnings and errors go to stderr.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ..errors import LipsyncError
 from ..plan import CATALOG, Catalog
 
 #: ``lipsync <name> ...`` -> the module whose ``main(argv) -> int`` runs it.
-SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli"}
+SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "batch": "lipsync_core.front.batch_cli"}
 
 
 class Parser(argparse.ArgumentParser):

@@ -49,26 +49,22 @@ def test_json_lines_use_native_types(media):
     assert job.options == {"pads": (0, 5, 0, 0), "nosmooth": True, "audio_offset_ms": 40.0}
 
 
-def test_rows_are_all_checked_before_anything_runs(media):
-    text = ("face,audio,outfile,pads,static,variant\n"
-            "face.mp4,a1.wav,o1.mp4,0 20 0,,\n"
-            "face.mp4,a1.wav,o2.mp4,,maybe,\n"
-            "missing.mp4,a1.wav,o3.mp4,,,\n"
-            "face.mp4,a2.mp3,o4.mp4,,,best\n"
-            "face.mp4,a2.mp3,o4.mp4,,,\n")
-    path = write(media / "jobs.csv", text)
-    with pytest.raises(JobListError) as err:  # cell syntax: rows 1 and 2
-        load_jobs(path)
-    assert [p.split(":")[0] for p in err.value.problems] == ["row 1 (line 2)", "row 2 (line 3)"]
-    assert "--pads" in err.value.problems[0] and "--static" in err.value.problems[1]
-    fixed = write(media / "fixed.csv", text.replace("0 20 0,", "0 20 0 0,").replace("maybe", "true"))
-    with pytest.raises(JobListError) as err:  # values: rows 3, 4, 5, reported together; nothing written
-        run_batch(load_jobs(fixed), state=media / "state.json")
+def test_every_bad_row_is_reported_at_once_and_nothing_runs(media):
+    path = write(media / "jobs.csv", "face,audio,outfile,pads,static,variant\n"
+                                     "face.mp4,a1.wav,o1.mp4,0 20 0,,\n"  # three numbers for four
+                                     "face.mp4,a1.wav,o2.mp4,,maybe,\n"  # not a boolean
+                                     "missing.mp4,a1.wav,o3.mp4,,,\n"
+                                     "face.mp4,a2.mp3,o4.mp4,,,best\n"  # no such variant
+                                     "face.mp4,a2.mp3,o4.mp4,,,\n"  # the same output as row 4
+                                     "face.mp4,a2.mp3,o6.mp4,,,\n")  # fine
+    with pytest.raises(JobListError) as err:
+        run_batch(load_jobs(path), state=media / "state.json")
     where = [p.split(":")[0] for p in err.value.problems]
-    assert where == ["row 3 (line 4)", "row 4 (line 5)", "row 5 (line 6)"]
-    assert "file not found" in err.value.problems[0] and "variant" in err.value.problems[1]
-    assert "also the output of row 4" in err.value.problems[2]
-    assert str(err.value).count("\n") == 3  # a heading, then one line per problem
+    assert where == ["row 1 (line 2)", "row 2 (line 3)", "row 3 (line 4)", "row 4 (line 5)", "row 5 (line 6)"]
+    assert "--pads" in err.value.problems[0] and "--static" in err.value.problems[1]
+    assert "file not found" in err.value.problems[2] and "variant" in err.value.problems[3]
+    assert "also the output of row 4" in err.value.problems[4]
+    assert str(err.value).count("\n") == 5  # a heading, then one line per problem
     assert not (media / "state.json").exists() and not list(media.glob("o*.mp4"))
 
 

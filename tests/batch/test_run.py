@@ -115,30 +115,22 @@ def test_a_killed_worker_process_has_its_job_retried_on_another(tmp_path, clip, 
     assert not leftovers(tmp_path / "out")
 
 
-SCRIPT = """
-import json, sys
-from lipsync_core.batch import BatchInterrupted, run_batch
-if __name__ == "__main__":
-    jobs, defaults, state = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-    try:
-        run_batch(jobs, state=state, defaults=defaults)
-    except BatchInterrupted:
-        sys.exit(130)
-"""
-
-
 def test_ctrl_c_keeps_finished_outputs_and_discards_the_running_one(tmp_path, clip, speeches, defaults):
     out, state = tmp_path / "out", tmp_path / "state.json"
     jobs = jobs_for(clip, speeches[:3], out)
+    (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(j) + "\n" for j in jobs))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(jobs), json.dumps(defaults), str(state)],
-                            env=env)
+    cli_flags = ["--checkpoint_path", defaults["checkpoint_path"], "--box", *map(str, defaults["box"]),
+                 "--device", "cpu", "--no_progress", "--preset", "ultrafast"]
+    proc = subprocess.Popen([sys.executable, "-m", "lipsync_core", "batch", "jobs.jsonl", "--state", str(state),
+                             *cli_flags], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
         while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)  # Ctrl-C once the first job is recorded, while the next one runs
-        assert proc.wait(timeout=120) == 130
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "interrupted" in err  # the summary table says which jobs did not end
     finally:
         proc.kill()
     records = json.loads(state.read_text())["jobs"]
