@@ -182,7 +182,8 @@ def inputs_cell() -> str:
              "#@markdown Use only part of the face video (seconds or mm:ss; empty = from the start / to the end):",
              param("start", ""), param("end", ""),
              "#@markdown **audio**: the speech; the same kinds of sources, empty to upload, `record` to record in",
-             "#@markdown the browser (Colab), `same` to keep the face video's own sound.",
+             "#@markdown the browser (Colab), `same` to keep the face video's own sound. Several audio files for",
+             "#@markdown this face: a folder (e.g. in your Drive) or sources separated by `;`, one video each.",
              param("audio", ""), param("audio_start", ""), param("audio_end", ""),
              "#@markdown **cookies**: only if YouTube asks you to sign in: a `cookies.txt` exported from your",
              "#@markdown browser (its path, or `upload`).",
@@ -251,7 +252,10 @@ def box_cell() -> str:
 
 def run_cell(number: int) -> str:
     lines = ["#@markdown Runs the lip sync (progress bars below), then shows the video with a download button.",
-             f"#@markdown Tick to also copy it to your Google Drive (`MyDrive/{DRIVE_RESULTS_FOLDER}`):",
+             "#@markdown With several audio files: a line per video, a results table and a preview of each; with",
+             "#@markdown the weights cached in Drive the videos go to Drive too, and running this cell again after",
+             "#@markdown a reset makes only the videos that are missing.",
+             f"#@markdown Tick to also copy the video(s) to your Google Drive (`MyDrive/{DRIVE_RESULTS_FOLDER}`):",
              param("copy_to_drive", False)]
     return form(f"{number}. Lip-sync", lines, "result = job.run(copy_to_drive=copy_to_drive)")
 
@@ -261,7 +265,9 @@ def simple_inputs_cell() -> str:
              param("video", ""),
              "#@markdown The part to use, in seconds or mm:ss (empty = from the start / to the end):",
              param("start", ""), param("end", ""),
-             "#@markdown **audio**: upload the speech, record it in the browser (Colab), or type a path or URL.",
+             "#@markdown **audio**: upload the speech, record it in the browser (Colab), or type a path or URL;",
+             "#@markdown a folder of audio files (e.g. in your Drive) or several sources separated by `;` make one",
+             "#@markdown video each.",
              param("audio", "upload", choices(("upload", "record"), allow_input=True))]
     return form("2. Video and audio", lines, "job.set_inputs(video, audio, start=start, end=end)")
 

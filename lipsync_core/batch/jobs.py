@@ -262,20 +262,26 @@ def check_native(name: str, value: Any) -> Any:
 
 
 # -- the short form ------------------------------------------------------------------------------------------------
+def media_files(folder: str | os.PathLike, kind: str) -> list[Path]:
+    """The ``kind`` ("face" or "audio") files of ``folder`` in name order, hidden and non-media files left out
+    (audio: audio and video files, whose sound is used; face: videos and images)."""
+    wanted = MEDIA_SUFFIXES - (_IMAGE_SUFFIXES if kind == "audio" else _AUDIO_SUFFIXES)
+    found = sorted(p for p in Path(folder).iterdir()
+                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted)
+    if not found:
+        raise LipsyncError(f"{folder} holds no {kind} files")
+    return found
+
+
 def jobs_from_folder(face: str | os.PathLike, audio: str | os.PathLike, outdir: str | os.PathLike) -> list[Job]:
     """One job per pair for one face and a folder of audio files (outputs named after each audio file),
-    or a folder of faces and one audio (named after each face). Files are taken in name order; hidden files
-    and files that are not media are left out."""
+    or a folder of faces and one audio (named after each face); see :func:`media_files`."""
     face, audio, outdir = Path(face).expanduser(), Path(audio).expanduser(), Path(outdir).expanduser()
     if face.is_dir() == audio.is_dir():
         raise LipsyncError("the short form takes one face and a folder of audio files, or a folder of faces "
                            "and one audio file")
-    folder, wanted = (audio, _AUDIO_SUFFIXES | (MEDIA_SUFFIXES - _IMAGE_SUFFIXES)) if audio.is_dir() \
-        else (face, MEDIA_SUFFIXES - _AUDIO_SUFFIXES)
-    found = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted)
-    if not found:
-        raise LipsyncError(f"{folder} holds no {'audio' if folder == audio else 'face'} files")
+    folder = audio if audio.is_dir() else face
+    found = media_files(folder, "audio" if folder == audio else "face")
     stems = [p.stem for p in found]
     if len(set(stems)) != len(stems):
         dup = sorted({s for s in stems if stems.count(s) > 1})

@@ -72,15 +72,16 @@ def main(argv: Sequence[str]) -> int:
     else:
         jobs = batch.jobs_from_folder(face, audio, outdir)
         state = state or Path(outdir) / "lipsync-batch.state.json"
-    total = len(jobs)
+    ended: list[int] = []
 
     def report(e: batch.BatchEvent) -> None:
         r = e.result
         if r is None:
             return
+        ended.append(e.index)
         what = r.error if r.status == "failed" else r.outfile
         took = f" in {r.seconds:.1f} s" if r.status == "done" and r.seconds is not None else ""
-        print(f"lipsync: [{e.index + 1}/{total}] row {r.row} {r.status}{took}: {what}", file=sys.stderr)
+        print(f"lipsync: [{len(ended)}/{e.total}] row {r.row} {r.status}{took}: {what}", file=sys.stderr)
 
     try:
         results = batch.run_batch(jobs, workers=workers, ray_address=ray, state=state, defaults=args,

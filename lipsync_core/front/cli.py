@@ -5,7 +5,8 @@ roles; ``--help`` shows the chosen variant's preset values (``lipsync --variant 
 given on the command line reach :func:`~lipsync_core.config.make_config`, so the variant's preset fills the rest.
 
 Exit codes: 0 success; 1 an expected error (one line on stderr); 2 a usage error (unknown flag, bad value);
-3 a batch where some jobs failed; 130 Ctrl-C. stdout carries only the output path; progress, the summary, warnings and errors go to stderr.
+3 a batch where some jobs failed; 130 Ctrl-C. stdout carries only the output path(s); progress, the summary,
+warnings and errors go to stderr.
 """
 from __future__ import annotations
 

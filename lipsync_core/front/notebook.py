@@ -262,6 +262,11 @@ class Job:
     audio: Path | None = None
     box: Box | None = None
     result: Path | None = None
+    # Several audio sources for the one face (a folder, or sources separated by ";"): one video each, run as a
+    # batch (resumable: its state file sits beside the outputs, in Drive when the weights are cached there).
+    audios: list[str] = field(default_factory=list)
+    audio_options: dict[str, Any] = field(default_factory=dict)  # audio trims and cookies for each of them
+    results: list[Any] = field(default_factory=list)  # the batch's JobResults
 
     @friendly
     def set_weights(self, *, cache_in_drive: bool = False, **fields: str) -> None:
@@ -289,9 +294,10 @@ class Job:
         """The inputs form: resolve (upload, record, download, trim) the face and audio into local files.
 
         ``face``/``audio``: a path, URL, Drive link or YouTube URL; empty or "upload" uploads (Colab);
-        audio "record" records in the browser (Colab) and "same" uses the face video's own sound.
+        audio "record" records in the browser (Colab) and "same" uses the face video's own sound. An audio
+        folder, or several sources separated by ";", makes one video per audio (see :meth:`run`).
         """
-        from ..acquire.inputs import resolve_inputs
+        from ..acquire.inputs import resolve_inputs, resolve_media
 
         uploads = self.workdir / "uploads"
         face, audio, cookies = face.strip(), audio.strip(), cookies.strip()
@@ -303,12 +309,23 @@ class Job:
             audio = str(record_audio(uploads))
         if cookies.lower() == "upload":
             cookies = str(upload_file(uploads, "cookies.txt"))
-        for text in (face, audio, cookies):
+        for text in (face, *audio.split(";"), cookies):
             _mount_if_in_drive(text)
+        self.box = None  # a box drawn on other footage does not apply
+        self.audios = _several(audio)
+        if self.audios:
+            self.face = resolve_media(face, start=start, end=end, kind="face", workdir=self.workdir / "inputs",
+                                      cookies=cookies or None)
+            self.audio = None
+            self.audio_options = {"audio_start": str(audio_start).strip() or None,
+                                  "audio_end": str(audio_end).strip() or None, "cookies": cookies or None}
+            print(describe_media(self.face, "face"))
+            print(f"{len(self.audios)} audio sources, one video each: "
+                  + ", ".join(_output_stem(a, i) for i, a in enumerate(self.audios, 1)))
+            return
         self.face, self.audio = resolve_inputs(
             face, audio, start=start, end=end, audio_start=audio_start, audio_end=audio_end,
             workdir=self.workdir / "inputs", cookies=cookies or None)
-        self.box = None  # a box drawn on other footage does not apply
         print(describe_media(self.face, "face"))
         if self.audio != self.face:
             print(describe_media(self.audio, "audio"))
@@ -337,16 +354,20 @@ class Job:
         return options
 
     def _require_inputs(self) -> tuple[Path, Path]:
-        if self.face is None or self.audio is None:
+        if self.face is None or (self.audio is None and not self.audios):
             raise LipsyncError("no inputs yet: run the inputs cell first")
-        return self.face, self.audio
+        return self.face, self.audio or self.face
 
     @friendly
-    def run(self, *, copy_to_drive: bool = False, preview: bool = True) -> Path:
-        """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive)."""
+    def run(self, *, copy_to_drive: bool = False, preview: bool = True) -> Path | list[Path]:
+        """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive).
+
+        With several audio sources: one video each, through the batch runner (:meth:`run_batch`)."""
         from .. import lipsync
 
         face, audio = self._require_inputs()
+        if self.audios:
+            return self.run_batch(copy_to_drive=copy_to_drive, preview=preview)
         options = self.run_options()
         if options.get("checkpoint_path") in GENERATORS.values():
             print(f"Wav2Lip generator: {options['checkpoint_path']}")
@@ -362,6 +383,50 @@ class Job:
             save_to_drive(self.result)
         return self.result
 
+    def batch_folder(self) -> Path:
+        """Where a batch's videos and its state file go: a Drive folder when the weights are cached in Drive
+        (so a new Colab session resumes where the last one stopped), else under the work folder."""
+        face, _ = self._require_inputs()
+        name = f"{face.stem}_{self.variant}"
+        if self.cache_dir is not None:
+            return mount_drive() / DRIVE_RESULTS_FOLDER / name
+        return self.workdir / "results" / name
+
+    @friendly
+    def run_batch(self, *, copy_to_drive: bool = False, preview: bool = True) -> list[Path]:
+        """One video per audio source, resumable: videos made by an earlier (interrupted) run are kept.
+        Prints a line per job, then a results table and a preview of each video."""
+        from .. import batch
+
+        face, _ = self._require_inputs()
+        folder = self.batch_folder()
+        jobs = [{"face": str(face), "audio": a, "outfile": str(folder / f"{_output_stem(a, i)}.mp4")}
+                for i, a in enumerate(self.audios, 1)]
+        defaults = {k: v for k, v in {**self.run_options(), **self.audio_options}.items() if v is not None}
+        print(f"{len(jobs)} videos into {folder}")
+        ended: list[int] = []
+
+        def progress(e: batch.BatchEvent) -> None:
+            if e.result is not None:
+                r = e.result
+                ended.append(e.index)
+                took = f" in {r.seconds:.0f} s" if r.status == "done" and r.seconds is not None else ""
+                what = r.error if r.status == "failed" else Path(r.outfile).name
+                print(f"[{len(ended)}/{e.total}] {r.status}{took}: {what}")
+
+        try:
+            self.results = batch.run_batch(jobs, state=folder / "lipsync-batch.state.json", defaults=defaults,
+                                           on_event=progress)
+        except batch.BatchInterrupted as stop:
+            self.results = stop.results
+            print("Interrupted: finished videos are kept; run this cell again to make the rest.")
+        show_results(self.results, preview=preview)
+        made = [Path(r.outfile) for r in self.results if r.status in ("done", "skipped")]
+        if copy_to_drive and self.cache_dir is None:
+            for path in made:
+                save_to_drive(path)
+        return made
+
     @friendly
     def box_helper(self, at: Any = 0) -> BoxHelper:
         """Show the frame at ``at`` (seconds or mm:ss) with the face box and sliders to fix it."""
@@ -371,6 +436,25 @@ class Job:
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
         helper.show()
         return helper
+
+
+def _several(audio: str) -> list[str]:
+    """The audio sources when ``audio`` names several (a folder, or sources separated by ";"), else []."""
+    from ..batch.jobs import media_files
+
+    if ";" in audio:
+        return [a.strip() for a in audio.split(";") if a.strip()]
+    folder = Path(audio).expanduser()
+    return [str(p) for p in media_files(folder, "audio")] if folder.is_dir() else []
+
+
+def _output_stem(source: str, index: int) -> str:
+    """A file name for the video made with the audio ``source``: its name, else its position."""
+    from urllib.parse import urlsplit
+
+    name = Path(urlsplit(source).path).stem if "://" in source else Path(source).stem
+    name = re.sub(r"[^\w.-]+", "_", name).strip("._")
+    return f"{index:02d}_{name}" if name else f"{index:02d}"
 
 
 def describe_media(path: Path, role: str) -> str:
@@ -396,6 +480,45 @@ def video_html(path: str | os.PathLike, width: int = 640) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return (f'<video controls width="{width}" style="max-width:100%">'
             f'<source src="data:video/mp4;base64,{data}" type="video/mp4"></video>')
+
+
+def results_html(results: list[Any]) -> str:
+    """The batch's results as an HTML table: job, status, seconds, the video or the error."""
+    import html
+
+    rows = []
+    for r in results:
+        what = html.escape(r.error or "") if r.status == "failed" else html.escape(Path(r.outfile).name)
+        secs = f"{r.seconds:.0f}" if r.status == "done" and r.seconds is not None else ""
+        rows.append(f"<tr><td>{r.row}</td><td>{r.status}</td><td>{secs}</td><td>{what}</td></tr>")
+    return ("<table><tr><th>#</th><th>status</th><th>s</th><th>video / error</th></tr>" + "".join(rows)
+            + "</table>")
+
+
+def show_results(results: list[Any], preview: bool = True) -> None:
+    """The results table; then a chooser that previews any of the videos (each of them without ipywidgets)."""
+    from IPython.display import HTML, display
+
+    display(HTML(results_html(results)))
+    made = [Path(r.outfile) for r in results if r.status in ("done", "skipped")]
+    if not preview or not made:
+        return
+    widgets = _widgets()
+    if widgets is None:
+        for path in made:
+            show_result(path)
+        return
+    chooser = widgets.Dropdown(options=[(p.name, str(p)) for p in made], description="Preview")
+    out = widgets.Output()
+
+    def show(change: Any) -> None:
+        out.clear_output()
+        with out:
+            show_result(change["new"] if isinstance(change, dict) else chooser.value)
+
+    chooser.observe(show, names="value")
+    display(chooser, out)
+    show(None)
 
 
 def show_result(path: str | os.PathLike) -> None:
