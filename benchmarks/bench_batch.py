@@ -81,7 +81,7 @@ def child_breakdown(spec: dict) -> None:
     pipe.fetch_weights()
     t_weights = time.perf_counter() - t1
     t2 = time.perf_counter()
-    pipe._model("checkpoint")
+    pipe.model("checkpoint")
     t_load = time.perf_counter() - t2
     t3 = time.perf_counter()
     pipe.run(spec["face"], spec["audio"], spec["outfile"])
@@ -137,11 +137,13 @@ def main() -> None:
     fresh = [timed([*lipsync, "--face", str(files["face"]), "--audio", str(a), "--outfile",
                     str(out / f"fresh_{a.stem}.mp4"), *flags], env) for a in files["audio"]]
     options = {"checkpoint_path": str(files["checkpoint"]), "detector": "haar", "device": args.device,
-               "progress": False}
+               "no_progress": True, "quiet": True}
     spec = {"face": str(files["face"]), "audio": str(files["audio"][0]), "outfile": str(out / "breakdown.mp4"),
             "options": options}
     proc = subprocess.run([sys.executable, __file__, "--child-breakdown", json.dumps(spec)], env=env,
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"breakdown run failed:\n{proc.stderr[-3000:]}")
     breakdown = json.loads(proc.stdout.strip().splitlines()[-1])
 
     jobs = [{"face": str(files["face"]), "audio": str(a), "outfile": str(out / f"batch_{a.stem}.mp4")}
