@@ -271,13 +271,17 @@ class _Batch:
         return final / path.name
 
     def _order(self, todo: list[PreparedJob]) -> list[PreparedJob]:
-        """Jobs sharing a face track together, the longest audio first: its track then covers the others."""
+        """Jobs sharing a face track together, the longest audio first (its track then covers the others'
+        frames); jobs that detect nothing keep their place."""
         from ..media.probe import probe
 
+        groups = [self._track_group(pj) for pj in todo]
         first: dict[Any, int] = {}
         keyed = []
-        for pos, pj in enumerate(todo):
-            group = self._track_group(pj)
+        for pos, (pj, group) in enumerate(zip(todo, groups)):
+            if group is None or groups.count(group) == 1:
+                keyed.append(((pos, 0.0, pos), pj))
+                continue
             first.setdefault(group, pos)
             try:
                 length = probe(pj.audio).duration or 0.0
@@ -357,7 +361,7 @@ class _Batch:
     # -- recording ------------------------------------------------------------------------------------------
     def _skip(self, i: int, rec: Record) -> None:
         job = self.jobs[i]
-        rec.status, rec.row, rec.finished_at = SKIPPED, job.row, None
+        rec.status, rec.row = SKIPPED, job.row  # finished_at stays: when its output was made
         if self.state is not None:
             self.state.put(rec)
         res = JobResult(job.row, job.face, job.audio, rec.outfile, SKIPPED, size=rec.size, duration=rec.duration,
