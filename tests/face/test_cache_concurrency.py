@@ -6,7 +6,6 @@ import time
 
 from lipsync_core.face import cache
 from lipsync_core.face.types import FaceTrack
-from lipsync_core.paths import cache_dir
 
 KEY = "0" * 40
 
@@ -22,7 +21,7 @@ def writer(root: str, lengths: list[int]) -> None:
 
 
 def test_concurrent_writers_never_expose_a_partial_entry(tmp_path):
-    root = str(cache_dir())
+    root = str(tmp_path / "cache")  # this test's own: other tests' tracks share the session's cache
     cache.save_track(KEY, track_of(7), root)
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=writer, args=(root, [40_000 + 1000 * k + i for i in range(30)])) for k in range(2)]
