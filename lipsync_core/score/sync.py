@@ -226,36 +226,52 @@ class WindowStream:
         self._first += drop
 
 
-def score_syncnet(frames: Iterable[np.ndarray], samples: np.ndarray, video_embed: VideoEmbed,
-                  audio_embed: AudioEmbed, *, n_frames: int, vshift: int = VSHIFT, batch_size: int = 20) -> SyncResult:
-    """SyncNet's ``evaluate`` on 25 fps face crops and their 16 kHz int16 audio.
-
-    ``n_frames`` is the number of frames ``frames`` will yield (known from the face track, so nothing waits
-    for the end of the stream). Fewer than 6 frames or 0.24 s of audio give zero windows (a ``ValueError``).
-    """
-    n = n_windows(n_frames, len(samples))
-    if n < 1:
-        raise ValueError(f"a clip of {n_frames} frames and {len(samples)} samples has no complete window to score")
+def syncnet_stream(samples: np.ndarray, video_embed: VideoEmbed, audio_embed: AudioEmbed, *, n_frames: int,
+                   vshift: int = VSHIFT, batch_size: int = 20) -> WindowStream:
+    """A :class:`WindowStream` of SyncNet distances for ``n_frames`` 25 fps face crops and their 16 kHz int16
+    audio (``n_frames`` is known from the face track, so no row waits for the end of the stream)."""
+    n = _require_windows(n_frames, samples)
     mf = audio_mod.mfcc(samples)
 
     def audio(lo: int, hi: int) -> np.ndarray:
         return audio_embed(mfcc_windows(mf, np.arange(lo, hi)))
 
-    dists = WindowStream(n, video_embed, audio, vshift=vshift, batch_size=batch_size).extend(frames).finish()
-    return SyncResult(dists, vshift)
+    return WindowStream(n, video_embed, audio, vshift=vshift, batch_size=batch_size)
 
 
-def score_expert(frames: Iterable[np.ndarray], samples: np.ndarray, video_embed: VideoEmbed,
-                 audio_embed: AudioEmbed, *, n_frames: int, vshift: int = VSHIFT, batch_size: int = 20) -> ExpertResult:
-    """The lip-sync expert on 25 fps face crops: Wav2Lip's 80x16 mel windows at each window's first frame."""
-    n = n_windows(n_frames, len(samples))
-    if n < 1:
-        raise ValueError(f"a clip of {n_frames} frames and {len(samples)} samples has no complete window to score")
+def expert_stream(samples: np.ndarray, video_embed: VideoEmbed, audio_embed: AudioEmbed, *, n_frames: int,
+                  vshift: int = VSHIFT, batch_size: int = 20) -> WindowStream:
+    """A :class:`WindowStream` of expert similarities: Wav2Lip's 80x16 mel window at each window's first frame."""
+    n = _require_windows(n_frames, samples)
     mel = audio_mod.melspectrogram(np.asarray(samples, np.float32) / 32768.0)
 
     def audio(lo: int, hi: int) -> np.ndarray:
         return audio_embed(audio_mod.mel_windows(mel, FPS, np.arange(lo, hi))[:, None])
 
-    sims = WindowStream(n, video_embed, audio, metric="similarity", vshift=vshift,
-                        batch_size=batch_size).extend(frames).finish()
-    return ExpertResult(sims, vshift)
+    return WindowStream(n, video_embed, audio, metric="similarity", vshift=vshift, batch_size=batch_size)
+
+
+def score_syncnet(frames: Iterable[np.ndarray], samples: np.ndarray, video_embed: VideoEmbed,
+                  audio_embed: AudioEmbed, *, n_frames: int, vshift: int = VSHIFT, batch_size: int = 20) -> SyncResult:
+    """SyncNet's ``evaluate`` on ``n_frames`` 25 fps face crops and their 16 kHz int16 audio.
+
+    Fewer than 6 frames, or less than 6 frames' worth of audio, leave no window: ``ValueError``.
+    """
+    stream = syncnet_stream(samples, video_embed, audio_embed, n_frames=n_frames, vshift=vshift,
+                            batch_size=batch_size)
+    return SyncResult(stream.extend(frames).finish(), vshift)
+
+
+def score_expert(frames: Iterable[np.ndarray], samples: np.ndarray, video_embed: VideoEmbed,
+                 audio_embed: AudioEmbed, *, n_frames: int, vshift: int = VSHIFT, batch_size: int = 20) -> ExpertResult:
+    """The lip-sync expert on ``n_frames`` 25 fps face crops (see :func:`expert_stream`)."""
+    stream = expert_stream(samples, video_embed, audio_embed, n_frames=n_frames, vshift=vshift,
+                           batch_size=batch_size)
+    return ExpertResult(stream.extend(frames).finish(), vshift)
+
+
+def _require_windows(n_frames: int, samples: np.ndarray) -> int:
+    n = n_windows(n_frames, len(samples))
+    if n < 1:
+        raise ValueError(f"a clip of {n_frames} frames and {len(samples)} samples has no complete window to score")
+    return n
