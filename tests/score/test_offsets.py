@@ -1,52 +1,12 @@
-"""Known A/V shifts are recovered with their sign and size, through the streamed windows, with injected embeddings.
-
-The video's frames carry a random brightness per frame and the audio a noise burst per frame whose loudness
-follows the same sequence, ``k`` frames later; the injected embeddings are those sequences over a window.
-"""
+"""Known A/V shifts are recovered with their sign and size, through the streamed windows, with injected embeddings
+(:mod:`tests.score.constructed`)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from lipsync_core.score.sync import SAMPLES_PER_FRAME, WINDOW, WindowStream, n_windows, score_expert, score_syncnet
-
-
-def clip(n_frames: int, delay: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Frames (n, 8, 8, 3) uint8 and int16 audio whose loudness at frame t is the brightness of frame t - delay."""
-    rng = np.random.default_rng(seed)
-    levels = rng.uniform(0.05, 1.0, n_frames + 40)
-    frames = np.repeat((levels[20:20 + n_frames] * 250).astype(np.uint8), 8 * 8 * 3).reshape(n_frames, 8, 8, 3)
-    loud = levels[20 - delay:20 - delay + n_frames]
-    noise = rng.standard_normal(n_frames * SAMPLES_PER_FRAME)
-    samples = (noise * np.repeat(loud, SAMPLES_PER_FRAME) * 8000).astype(np.int16)
-    return frames, samples
-
-
-def _z(x: np.ndarray) -> np.ndarray:
-    x = x - x.mean(axis=1, keepdims=True)
-    return (x / (x.std(axis=1, keepdims=True) + 1e-9)).astype(np.float32)
-
-
-def video_embed(windows: np.ndarray) -> np.ndarray:
-    return _z(np.log(windows.reshape(len(windows), WINDOW, -1).mean(axis=2) + 1.0))
-
-
-def mfcc_embed(windows: np.ndarray) -> np.ndarray:
-    energy = windows[:, 0, 0, :]  # MFCC row 0: log frame energy, 4 columns per video frame
-    return _z(energy.reshape(len(windows), WINDOW, 4).mean(axis=2))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def unit_video_embed(windows: np.ndarray) -> np.ndarray:  # the expert's embeddings are unit vectors
-    return _unit(video_embed(windows))
-
-
-def mel_embed(windows: np.ndarray) -> np.ndarray:  # (B, 1, 80, 16): 16 mel columns per 5 frames
-    loud = windows[:, 0].mean(axis=1)
-    return _unit(_z(np.stack([loud[:, round(i * 3.2):round((i + 1) * 3.2)].mean(axis=1) for i in range(WINDOW)], 1)))
+from tests.score.constructed import clip, mel_embed, mfcc_embed, unit_video_embed, video_embed
 
 
 @pytest.mark.parametrize("delay", [-3, -2, -1, 0, 1, 2, 3])
