@@ -178,19 +178,42 @@ def window_start(i: int | np.ndarray, fps: float, offset_ms: float = 0.0) -> np.
 
 
 def mel_windows(mel: np.ndarray, fps: float, indices: Sequence[int] | np.ndarray,
-                offset_ms: float = 0.0) -> np.ndarray:
+                offset_ms: float = 0.0, quiet: np.ndarray | None = None) -> np.ndarray:
     """The ``(len(indices), 80, 16)`` float32 mel windows of the given video frame numbers.
 
     Parts of a window before the start or past the end of ``mel`` read as silence (:data:`MEL_SILENCE`),
-    so the video may cover the whole audio. Use this per batch; it never builds all windows.
+    so the video may cover the whole audio. With ``quiet`` (one flag per mel frame, :func:`quiet_frames`),
+    a window whose every frame is quiet becomes the digital-silence window (the silence gate). Use this per
+    batch; it never builds all windows.
     """
     starts = window_start(np.asarray(indices, dtype=np.int64), fps, offset_ms)
     cols = starts[:, None] + np.arange(MEL_STEP)  # (B, 16)
     inside = (cols >= 0) & (cols < mel.shape[1])
+    if quiet is not None:  # frames outside the audio are silence already, so they count as quiet
+        gated = np.where(inside, quiet[np.clip(cols, 0, max(len(quiet) - 1, 0))] if len(quiet) else True,
+                         True).all(axis=1)
+        inside &= ~gated[:, None]
     gathered = mel[:, np.clip(cols, 0, max(mel.shape[1] - 1, 0))] if mel.shape[1] else \
         np.full((mel.shape[0], *cols.shape), MEL_SILENCE, np.float32)  # (80, B, 16)
     windows = np.where(inside[None], gathered, np.float32(MEL_SILENCE))
     return np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32)
+
+
+def frame_levels_db(wav: np.ndarray) -> np.ndarray:
+    """The RMS level in dBFS (full scale 1.0) of each mel frame's 800-sample analysis window (centred, as the
+    STFT's; samples outside the signal count as zeros): ``(1 + len(wav) // 200,)`` float32, at least -200."""
+    x = np.asarray(wav, dtype=np.float64).reshape(-1)
+    x = np.where(np.isfinite(x), x, 0.0)
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])
+    centres = np.arange(1 + len(x) // HOP) * HOP
+    lo, hi = np.clip(centres - WIN // 2, 0, len(x)), np.clip(centres + WIN // 2, 0, len(x))
+    mean_square = (energy[hi] - energy[lo]) / WIN
+    return (10.0 * np.log10(np.maximum(mean_square, 1e-20))).astype(np.float32)
+
+
+def quiet_frames(wav: np.ndarray, threshold_db: float) -> np.ndarray:
+    """Per mel frame, whether its audio stays below ``threshold_db`` dBFS RMS (for :func:`mel_windows`'s gate)."""
+    return frame_levels_db(wav) < threshold_db
 
 
 def mel_chunks(mel: np.ndarray, fps: float, n_frames: int, offset_ms: float = 0.0) -> np.ndarray:
