@@ -15,9 +15,8 @@ from typing import Any
 
 from .errors import LipsyncError
 from .face.track import DetectionSettings
-from .plan import CATALOG, Catalog
+from .plan import CATALOG, SCORERS, Catalog
 from .runtime import DEVICES, DTYPES
-from .score import SCORERS
 
 BLENDS = ("feather", "hard")
 

@@ -151,6 +151,10 @@ class Catalog:
         return [v.name for v in self.variants.values() if stage in v.stages]
 
 
+#: The sync scorers (``--scorer``); each is also the name of its weight role.
+SCORERS = ("syncnet", "expert")
+
+
 # -- the plan --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:

@@ -49,6 +49,7 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str]) -> int:
     """Run ``lipsync score <argv>``; returns the exit status (errors propagate to ``lipsync``'s main)."""
     from ..acquire.inputs import resolve_inputs
+    from ..pipeline import Pipeline
     from ..score.fix import fix_offset
     from ..score.session import score_file, scoring_pipeline
     from ..score.video import write_report
@@ -63,7 +64,7 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="lipsync-score-") as work:
         # Inputs first (a missing file or a URL to download), then the weights: no download for a typo.
         video_path, audio_path = resolve_inputs(video, audio, workdir=Path(work), cookies=cfg.cookies)
-        pipe = scoring_pipeline(cfg)
+        pipe = scoring_pipeline(Pipeline, cfg)
         report = score_file(pipe, video_path, audio=None if audio_path == video_path else audio_path)
         report.video, report.audio = str(video), str(audio or video)
         for line in _lines(report):

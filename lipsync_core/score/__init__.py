@@ -5,6 +5,3 @@ embedding functions, :mod:`.crop` the reference pipeline's face crop, :mod:`.vid
 of a file and its report, :mod:`.fix` the offset correction, :mod:`.session` scoring with a run's pipeline.
 Importing this package loads nothing heavy.
 """
-
-#: The scorers: SyncNet (LSE-D/LSE-C) and Wav2Lip's lip-sync expert; each is also the name of its weight role.
-SCORERS = ("syncnet", "expert")

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import RunConfig
 from ..media.face_video import FaceVideo
 from ..media.probe import probe
 from ..plan import CATALOG, Catalog, Variant
@@ -30,6 +29,7 @@ from .sync import FPS
 from .video import ScoreReport, Tracker, scan_cuts, score_video
 
 if TYPE_CHECKING:
+    from ..config import RunConfig
     from ..face.types import FaceTrack
     from ..pipeline import Pipeline
     from ..runtime import Runtime
@@ -38,13 +38,13 @@ if TYPE_CHECKING:
 SCORE_VARIANT = Variant("score", "scoring only (no render stages)", (), defaults={"detector": "s3fd"})
 
 
-def scoring_pipeline(cfg: RunConfig, *, runtime: Runtime | None = None, catalog: Catalog | None = None) -> Pipeline:
-    """A pipeline with ``cfg``'s detection options and weights that tracks raw boxes and loads the scorer(s)
-    ``cfg`` asks for (``score`` -> ``cfg.scorer``, ``fix_offset`` -> syncnet); its weights are fetched."""
-    from ..pipeline import Pipeline
-
+def scoring_pipeline(pipeline: type[Pipeline], cfg: RunConfig, *, runtime: Runtime | None = None,
+                     catalog: Catalog | None = None) -> Pipeline:
+    """A ``pipeline`` (the class: this layer sits below it) with ``cfg``'s detection options and weights that
+    tracks raw boxes and loads the scorer(s) ``cfg`` asks for (``score`` -> ``cfg.scorer``, ``fix_offset`` ->
+    syncnet); its weights are fetched."""
     cat = (catalog or CATALOG).extend(variants=[SCORE_VARIANT])
-    pipe = Pipeline(replace(cfg, variant=SCORE_VARIANT.name, pads=(0, 0, 0, 0), nosmooth=True), catalog=cat,
+    pipe = pipeline(replace(cfg, variant=SCORE_VARIANT.name, pads=(0, 0, 0, 0), nosmooth=True), catalog=cat,
                     runtime=runtime)
     pipe.fetch_weights()
     return pipe
@@ -100,7 +100,7 @@ def report_path(outfile: str | os.PathLike) -> Path:
 def after_run(run: Pipeline, face: Path, outfile: Path) -> dict[str, Any] | None:
     """``--fix_offset`` and ``--score`` on a finished output; returns what was written to the JSON (or None)."""
     cfg = run.cfg
-    pipe = scoring_pipeline(cfg, runtime=run.runtime, catalog=run.plan.catalog)
+    pipe = scoring_pipeline(type(run), cfg, runtime=run.runtime, catalog=run.plan.catalog)
     fixed: FixResult | None = None
     report: ScoreReport | None = None
     if cfg.fix_offset:
@@ -137,7 +137,7 @@ def fix_source_offset(run: Pipeline, face: Path, workdir: Path) -> Path:
     info = probe(face)
     if info.is_image or not info.has_audio:
         return face
-    report = score_file(scoring_pipeline(run.cfg, runtime=run.runtime, catalog=run.plan.catalog), face,
+    report = score_file(scoring_pipeline(type(run), run.cfg, runtime=run.runtime, catalog=run.plan.catalog), face,
                         scorer="syncnet")
     o = report.overall
     if o is None or o["offset_frames"] == 0 or o["lse_c"] < MIN_FIX_CONFIDENCE:
