@@ -48,8 +48,8 @@ def main() -> None:
     ref_frames = np.stack([cv2.imdecode(data[off[t]:off[t + 1]], cv2.IMREAD_COLOR) for t in range(N)])
     audio = ref["audio_int16"]
     own_audio = load_audio_int16(SOURCE)[:len(audio)]
-    print(f"audio: source decoded by us vs the reference's PCM: max |diff| {np.abs(own_audio - audio.astype(int)).max()}"
-          f" of 32768")
+    diff = np.abs(own_audio - audio.astype(int)).max()
+    print(f"audio: source decoded by us vs the reference's PCM: max |diff| {diff} of 32768")
 
     source = np.stack(read_frames(SOURCE, fps=25, max_frames=N))
     clip = np.stack(read_frames(REF / "evaluate_clip_man_vrt2_224.avi"))
@@ -64,15 +64,18 @@ def main() -> None:
 
     emb = SyncNetEmbedder(procedural_module("syncnet_v2"))
     base = score_syncnet(iter(ref_frames), audio, emb.video, emb.audio, n_frames=N)
-    print(f"{'frames fed':34s} {'PSNR dB':>8s} {'LSE-D':>9s} {'dLSE-D':>7s} {'LSE-C':>7s} {'dLSE-C':>7s} off  max|dD|")
+    print(f"{'frames fed':34s} {'PSNR dB':>8s} {'LSE-D':>9s} {'dLSE-D':>7s} {'LSE-C':>7s} {'dLSE-C':>7s} "
+          "off  max|dD|")
     cases = [("reference JPEGs (parity)", ref_frames), ("avi decoded, no JPEG", clip),
-             ("avi decoded + our JPEG", list(jpeg_round_trip(clip))), ("fixed geometry + JPEG", list(jpeg_round_trip(fixed))),
+             ("avi decoded + our JPEG", list(jpeg_round_trip(clip))),
+             ("fixed geometry + JPEG", list(jpeg_round_trip(fixed))),
              ("tracked (Haar) + JPEG", list(jpeg_round_trip(tracked))), ("tracked (Haar), no JPEG", tracked)]
     for label, frames in cases:
         frames = np.stack(list(itertools.islice(frames, N)))
         res = score_syncnet(iter(frames), audio, emb.video, emb.audio, n_frames=N)
         print(f"{label:34s} {psnr(frames, ref_frames):8.2f} {res.lse_d:9.3f} {res.lse_d - base.lse_d:+7.3f} "
-              f"{res.lse_c:7.3f} {res.lse_c - base.lse_c:+7.3f} {res.offset:+3d}  {np.abs(res.dists - base.dists).max():.3f}")
+              f"{res.lse_c:7.3f} {res.lse_c - base.lse_c:+7.3f} {res.offset:+3d}  "
+              f"{np.abs(res.dists - base.dists).max():.3f}")
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ from .. import audio as audio_mod
 from ..errors import LipsyncError
 from ..face.track import DetectionSettings, build_track, thumbnail
 from ..face.types import Detector, FaceTrack
-from ..media.probe import probe
 from ..media.face_video import FaceVideo
+from ..media.probe import probe
 from ..plan import SCORERS
 from . import crop as crop_mod
 from .sync import FPS, SAMPLES_PER_FRAME, VSHIFT, WINDOW, ExpertResult, SyncResult, expert_stream, syncnet_stream
@@ -121,7 +121,8 @@ class ScoreReport:
         """One line for the terminal."""
         o = self.overall
         if o is None:
-            return f"{Path(self.video).name}: nothing scored ({self.unscored[0]['reason'] if self.unscored else 'no frames'})"
+            why = self.unscored[0]["reason"] if self.unscored else "no frames"
+            return f"{Path(self.video).name}: nothing scored ({why})"
         metric = (f"LSE-D {o['lse_d']:.3f}  LSE-C {o['lse_c']:.3f}" if self.scorer == "syncnet"
                   else f"expert similarity {o['similarity']:.3f}")
         return (f"{Path(self.video).name}: {metric}  offset {o['offset_frames']:+d} frames ({o['offset_ms']:+.0f} ms; "
