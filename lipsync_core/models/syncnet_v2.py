@@ -2,8 +2,8 @@
 
 Written from joonson/syncnet_python's published layout (``SyncNetModel.S``). Two towers map 5 consecutive
 224x224 BGR face frames (raw 0-255 values) and 13x20 MFCC windows (0.2 s) to **raw** 1024-d embeddings (no
-normalisation); LSE-D and LSE-C are distances between them. Parameter names and registration order are those of the published file
-(``netcnnaud``, ``netfcaud``, ``netfclip``, ``netcnnlip``).
+normalisation); LSE-D and LSE-C are distances between them. Parameter names and registration order are those
+of the published file (``netcnnaud``, ``netfcaud``, ``netfclip``, ``netcnnlip``).
 """
 from __future__ import annotations
 
