@@ -496,8 +496,8 @@ def _lock_path(slot: Path) -> Path:
 
 
 def _root_of(path: Path) -> Path:
-    """The ``weights`` folder ``path`` lies in (for reporting an unwritable cache once)."""
-    return next((p for p in path.parents if p.name == "weights"), path.parent)
+    """The cache root ``path`` lies in (the parent of its ``weights`` folder), for reporting it once."""
+    return next((p.parent for p in path.parents if p.name == "weights"), path.parent)
 
 
 def _read_record(path: Path) -> _Record | None:
@@ -561,18 +561,22 @@ def _evict(entry: WeightEntry, slot: Path, reason: str, *, delete: bool) -> str:
 
 def _writable(folder: Path) -> bool:
     """Whether downloads can be written to ``folder`` (created if needed); reports an unwritable cache once."""
+    probe = files.temp_name(folder / "probe")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = files.temp_name(folder / "probe")
         with files._open_new(probe) as f:
             f.write(b"\0")
-        probe.unlink()
         return True
     except OSError as exc:
         if not files.unwritable(exc):
             raise
         files.cache_unwritable(_root_of(folder / "x"), exc, "preparing a download")
         return False
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _scratch_slot(entry: WeightEntry) -> Path:
