@@ -125,7 +125,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        remove_quietly(tmp)
         raise
 
 
@@ -138,6 +138,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) atomically (see :func:`atomic_file`)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_quietly(path: str | os.PathLike) -> None:
+    """Remove a file if it is there; any error (missing, read-only filesystem) is ignored."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def unwritable(exc: BaseException) -> bool:

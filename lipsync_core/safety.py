@@ -132,7 +132,7 @@ class OutputPlace:
             with files._open_new(probe) as f:
                 f.write(b"\0")
         except OSError as exc:
-            probe.unlink(missing_ok=True)
+            files.remove_quietly(probe)
             self.cleanup()
             raise LipsyncError(f"cannot write to the output folder {folder.resolve()}: {_cause(exc)}; "
                                f"choose another {self.flag}") from None

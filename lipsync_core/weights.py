@@ -573,10 +573,7 @@ def _writable(folder: Path) -> bool:
         files.cache_unwritable(_root_of(folder / "x"), exc, "preparing a download")
         return False
     finally:
-        try:
-            probe.unlink(missing_ok=True)
-        except OSError:
-            pass
+        files.remove_quietly(probe)
 
 
 def _scratch_slot(entry: WeightEntry) -> Path:

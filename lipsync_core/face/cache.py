@@ -93,5 +93,5 @@ def save_track(key: str, track: FaceTrack, root: str | os.PathLike | None = None
         files.cache_unwritable(cache_dir(root), exc, "saving a face track")
         return None
     finally:
-        tmp.unlink(missing_ok=True)
+        files.remove_quietly(tmp)
     return path
