@@ -27,13 +27,14 @@ class FrameReader:
     """Decode ``path`` (video or still image) into BGR frames, one ffmpeg process, a few frames of read-ahead.
 
     ``fps``: output rate (default: the source's average rate); ``size=(w, h)``: scale inside ffmpeg (area
-    filter, for downscaled detection); ``max_frames``: stop early. A still image yields exactly one frame.
+    filter, for downscaled detection); ``max_frames``: stop early; ``info``: the source's probe result when
+    the caller has it (saves probing again). A still image yields exactly one frame.
     Iterate it (or :meth:`batches`) once; use it as a context manager, or :meth:`close` it, to stop ffmpeg.
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | None = None, size: tuple[int, int] | None = None,
-                 max_frames: int | None = None, prefetch: int = 4) -> None:
-        self.info: MediaInfo = probe(path).require_video()
+                 max_frames: int | None = None, prefetch: int = 4, info: MediaInfo | None = None) -> None:
+        self.info: MediaInfo = (info if info is not None else probe(path)).require_video()
         source_size = self.info.frame_size
         if source_size is None:
             raise LipsyncError(f"could not read the frame size of {self.info.path}; re-encode it (e.g. to H.264 mp4)")
@@ -151,10 +152,10 @@ def read_frames(path: str | os.PathLike, **kwargs) -> list[np.ndarray]:
         return list(reader)
 
 
-def count_frames(path: str | os.PathLike, fps: float | None = None) -> int:
+def count_frames(path: str | os.PathLike, fps: float | None = None, *, info: MediaInfo | None = None) -> int:
     """How many frames :class:`FrameReader` yields for ``path`` at ``fps``: exact, decodes without converting
     pixels (roughly 10-20x real time for 720p on 2 cores). A still image counts as 1."""
-    info = probe(path).require_video()
+    info = (info if info is not None else probe(path)).require_video()
     if info.is_image:
         return 1
     rate = fps_fraction(fps if fps is not None else (info.fps or 25.0))
