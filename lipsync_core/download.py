@@ -36,6 +36,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import requests
@@ -561,3 +562,51 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# Shared locks this process holds on entries it uses (see hold_shared); released when the process exits.
+_held: dict[str, IO[bytes]] = {}
+
+
+def hold_shared(path: str | Path) -> None:
+    """Hold a shared lock on ``path`` (created if needed) until this process exits: marks a cache entry as in
+    use, so ``lipsync cache prune`` (which needs it exclusively) leaves it alone. Best effort: a cache where
+    the lock cannot be created or taken is simply not marked."""
+    key = os.path.abspath(path)
+    if key in _held or fcntl is None:
+        return
+    try:
+        fh = open(path, "a+b")
+    except OSError:
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # being pruned right now (it waits for nobody), or no locking here
+        fh.close()
+        return
+    _held[key] = fh
+
+
+def release_held() -> None:
+    """Release every lock :func:`hold_shared` took (a long-lived process whose runs are over)."""
+    while _held:
+        _held.popitem()[1].close()
+
+
+def file_lock_nowait(path: str | Path) -> IO[bytes] | None:
+    """An exclusive lock on ``path`` taken without waiting: the open file (close it to release), or None when
+    another process holds the lock (shared or exclusive)."""
+    try:
+        fh = open(path, "a+b")
+    except OSError:
+        return open(os.devnull, "a+b")  # nothing can hold a lock that cannot be created
+    if fcntl is None:
+        return fh
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    except OSError:
+        return fh  # no locking on this filesystem
+    return fh

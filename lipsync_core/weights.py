@@ -15,6 +15,7 @@ folder so weights survive runtime resets)::
     <file>.json                    what was verified: size, mtime, sha256, validated, the weights-only copy
     <stem>.stripped.pth            the weights-only copy (what fetch returns)
     <file>.lock                    serialises fetches of one file across processes (its mtime: last use)
+    <file>.inuse                   held shared by each process using the file, so pruning skips it
     <file>.part, <file>.part.src   an interrupted download, its source and the server's validators
     <stem>.moved-<time><suffix>    a file found in the cache that was not the right model, moved aside
     sources/<key>/<file>           a download from a user-given URL or Drive ID (it may differ from the
@@ -250,6 +251,7 @@ def _obtain(entry: WeightEntry, slot: Path, sources: list[Source], validate: Val
         _touch(lock)  # its mtime is the entry's last use (`lipsync cache list`)
         rec = _cached(entry, slot, validate, man, user_given=user_given)
         if rec is not None:
+            download.hold_shared(_inuse_path(slot))  # taken before the fetch lock goes: prune never sees a gap
             return _loadable(entry, slot, rec)
         if offline():
             raise _Offline(str(slot))
@@ -294,6 +296,7 @@ def _download(entry: WeightEntry, slot: Path, sources: list[Source], validate: V
             continue
         rec = verified[-1]  # a resumed file that failed its check was fetched (and checked) again
         _write_record(_record_path(slot), rec)
+        download.hold_shared(_inuse_path(slot))
         return _loadable(entry, slot, rec)
     raise _Exhausted(failures)
 
@@ -440,6 +443,7 @@ def _use_local(entry: WeightEntry, path: Path, root: Path, validate: Validator |
         _touch(rpath)
         if rec.differs:
             _warn_differs(entry, rec, str(path))
+    download.hold_shared(rpath.with_suffix(".inuse"))
     return _loadable(entry, path, rec, stripped=root / "local" / f"{key}.stripped.pth", record=rpath)
 
 
@@ -493,6 +497,11 @@ def _record_path(slot: Path) -> Path:
 
 def _lock_path(slot: Path) -> Path:
     return slot.with_name(slot.name + ".lock")
+
+
+def _inuse_path(slot: Path) -> Path:
+    """Held shared by every process that uses ``slot`` (``lipsync cache prune`` needs it exclusively)."""
+    return slot.with_name(slot.name + ".inuse")
 
 
 def _root_of(path: Path) -> Path:
