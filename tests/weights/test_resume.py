@@ -96,7 +96,7 @@ def test_a_spliced_weight_is_never_recorded_as_verified(plain_server, write_mani
     leave_partial(weights_dir() / "tiny.pth", f"{base}/w.pth", OLD)
     with pytest.raises(LipsyncError, match="sha256"):
         fetch("tiny", progress=False)
-    left = sorted(p.name for p in weights_dir().iterdir() if p.suffix != ".lock")
+    left = sorted(p.name for p in weights_dir().iterdir() if p.suffix not in (".lock", ".inuse"))
     assert left == []
 
 

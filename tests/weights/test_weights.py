@@ -24,7 +24,7 @@ OTHER = checkpoint_bytes(20_000, step=8)  # same size, other bytes
 def cache_files() -> list[str]:
     """Everything in the weights cache except lock files."""
     root = weights_dir()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix != ".lock")
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix not in (".lock", ".inuse"))
 
 
 def rejecting_validator(path: Path) -> None:
