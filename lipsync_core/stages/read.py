@@ -50,7 +50,7 @@ class FaceVideo:
         if min(w, h) < 1:
             fw, fh = info.frame_size
             raise LipsyncError(f"--resize_factor {resize_factor} shrinks the {fw}x{fh} video below one pixel; "
-                               f"use a smaller factor (at most {min(fw, fh)}, and small enough to keep the face visible)")
+                               f"use a smaller factor (at most {min(fw, fh)}; small enough to keep the face visible)")
         if t >= h or l >= w or b > h or r > w:
             fw, fh = info.frame_size
             raise LipsyncError(f"--crop {t} {b} {l} {r} with --resize_factor {resize_factor} does not fit the "

@@ -8,9 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lipsync_core import files
@@ -93,7 +91,7 @@ def test_concurrent_track_cache_writers_and_readers(tmp_path, key):
     assert sorted(p.suffix for p in (root / "tracks").iterdir()) == [".json", ".npz"]
 
 
-# -- an unwritable track cache ------------------------------------------------------------------------------------------
+# -- an unwritable track cache ---------------------------------------------------------------------------------------
 def cache_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
 

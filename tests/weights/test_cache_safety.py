@@ -28,7 +28,8 @@ def loads(path: Path) -> None:
 
 def cache_files(root: Path | None = None) -> list[str]:
     root = root or weights_dir()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix not in (".lock", ".inuse"))
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and p.suffix not in (".lock", ".inuse"))
 
 
 @pytest.fixture

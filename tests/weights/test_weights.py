@@ -24,7 +24,8 @@ OTHER = checkpoint_bytes(20_000, step=8)  # same size, other bytes
 def cache_files() -> list[str]:
     """Everything in the weights cache except lock files."""
     root = weights_dir()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix not in (".lock", ".inuse"))
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and p.suffix not in (".lock", ".inuse"))
 
 
 def rejecting_validator(path: Path) -> None:
@@ -197,7 +198,7 @@ def test_unusable_source_text_is_an_error(tiny):
 
 
 def test_a_missing_local_file_named_like_a_drive_id_is_reported_missing(tiny):
-    with pytest.raises(LipsyncError, match="^--checkpoint_path my_talking_head_recording_final: .*not an existing file"):
+    with pytest.raises(LipsyncError, match="^--checkpoint_path my_talking_head_recording_final: .*not an existing"):
         fetch("tiny", source="my_talking_head_recording_final", progress=False, flag="--checkpoint_path")
     assert tiny.log == []
 
