@@ -8,9 +8,9 @@ import pytest
 
 from lipsync_core.errors import LipsyncError
 from lipsync_core.media import video as video_mod
+from lipsync_core.media.face_video import FaceVideo
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.media.probe import probe
-from lipsync_core.stages.read import FaceVideo
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_a_whole_video_is_not_reported(clips, caplog):
 def test_a_one_frame_video_is_a_still_probed_and_decoded_once(clips, monkeypatch):
     probes, decodes = [], []
     real_probe, real_init = video_mod.probe, video_mod.FrameReader.__init__
-    monkeypatch.setattr("lipsync_core.stages.read.probe", lambda p: probes.append(p) or real_probe(p))
+    monkeypatch.setattr("lipsync_core.media.face_video.probe", lambda p: probes.append(p) or real_probe(p))
     monkeypatch.setattr(video_mod, "probe", lambda p: probes.append(p) or real_probe(p))
 
     def counting_init(self, *a, **k):

@@ -1,8 +1,8 @@
 """``lipsync weights list|fetch|verify``: see and manage the cached model files.
 
 ``list`` shows, per variant, each role's weight and whether it is verified, cached (not hash-checked
-yet), accepted although it differs from the manifest, damaged, partially downloaded or missing. ``fetch`` downloads what variants (or named weights)
-need, ``--source ID=SOURCE`` giving a local file, URL or Google Drive ID/link for one of them.
+yet), accepted although it differs from the manifest, damaged, partially downloaded or missing. ``fetch``
+downloads what variants (or named weights) need, ``--source ID=SOURCE`` giving a local file, URL or Google Drive ID/link for one of them.
 ``verify`` re-checks every cached file by sha256 and by loading it: one that is not the manifest's file is moved
 aside (deleted only when it is this package's own download and no longer loads).
 Expected errors print one line to stderr and return 1.
@@ -14,9 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import weights
-from .errors import LipsyncError
-from .manifest import Manifest, load_manifest
+from ..acquire import weights
+from ..acquire.manifest import Manifest, load_manifest
+from ..errors import LipsyncError
+from ..plan import CATALOG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +55,17 @@ def main(argv: Sequence[str]) -> int:
         return 1
 
 
-def _validator(arch: str) -> Callable[[Path], None]:
-    from .models import validator
+def _validator(arch: str, manifest: Manifest) -> Callable[[Path], None]:
+    from ..models import validator
 
-    return validator(arch)
+    return validator(arch, lambda other: CATALOG.flag_for_arch(other, manifest))
 
 
 def _list(manifest: Manifest, cache_dir: str | None) -> int:
     print(f"cache: {weights.weights_dir(cache_dir)}")
     rows = [("variant", "role", "weight", "size", "state")]
-    for variant, roles in manifest.variants.items():
-        for role, wid in roles.items():
+    for variant in CATALOG.variants:
+        for role, wid in CATALOG.variant_weights(variant).items():
             entry = manifest.entry(wid)
             size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
             rows.append((variant, role, wid, size, weights.status(wid, cache_dir=cache_dir, manifest=manifest)))
@@ -78,7 +79,7 @@ def _fetch(manifest: Manifest, args: argparse.Namespace) -> int:
     roles: dict[str, str] = {}
     wanted: list[str] = []
     for variant in args.variant:
-        for role, wid in manifest.roles(variant).items():
+        for role, wid in CATALOG.variant_weights(variant).items():
             roles.setdefault(role, wid)
             wanted.append(wid)
     for wid in args.ids:
@@ -97,7 +98,7 @@ def _fetch(manifest: Manifest, args: argparse.Namespace) -> int:
     for wid in dict.fromkeys(wanted):
         entry = manifest.entry(wid)
         path = weights.fetch(wid, source=sources.get(wid), cache_dir=args.cache_dir, manifest=manifest,
-                             validate=_validator(entry.arch), progress=not args.quiet)
+                             validate=_validator(entry.arch, manifest), progress=not args.quiet)
         print(f"{wid}: {path}")
     return 0
 
@@ -106,7 +107,7 @@ def _verify(manifest: Manifest, cache_dir: str | None) -> int:
     damaged = 0
     for wid, entry in manifest.weights.items():
         try:
-            ok = weights.verify(wid, cache_dir=cache_dir, manifest=manifest, validate=_validator(entry.arch))
+            ok = weights.verify(wid, cache_dir=cache_dir, manifest=manifest, validate=_validator(entry.arch, manifest))
         except LipsyncError as exc:
             damaged += 1
             print(f"{wid}: DAMAGED: {exc}")

@@ -20,10 +20,11 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from . import download, files, youtube
-from .errors import LipsyncError
-from .media.ffmpeg import run_ffmpeg
-from .media.probe import MediaInfo, probe
+from .. import files
+from ..errors import LipsyncError
+from ..media.ffmpeg import run_ffmpeg
+from ..media.probe import MediaInfo, probe
+from . import download, youtube
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,8 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import LipsyncError
-from .files import UNWRITABLE, atomic_write_text
+from ..errors import LipsyncError
+from ..files import UNWRITABLE, atomic_write_text
 from .manifest import Source
 
 try:

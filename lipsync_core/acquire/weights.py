@@ -47,9 +47,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from . import download, files, paths
+from .. import files, paths
+from ..errors import LipsyncError
+from . import download
 from .download import DownloadError
-from .errors import LipsyncError
 from .manifest import Manifest, Source, WeightEntry, load_manifest
 
 log = logging.getLogger(__name__)
@@ -466,7 +467,7 @@ def _loadable(entry: WeightEntry, slot: Path, rec: _Record, *, stripped: Path | 
     stripped = stripped or _stripped_path(slot)
     if rec.stripped_matches(stripped):
         return stripped
-    from .models import checkpoints
+    from ..models import checkpoints
 
     try:
         if checkpoints.checkpoint_format(slot) == "torchscript":
