@@ -1,8 +1,9 @@
 """``lipsync weights list|fetch|verify``: see and manage the cached model files.
 
 ``list`` shows, per variant, each role's weight and whether it is verified, cached (not hash-checked
-yet), accepted although it differs from the manifest, damaged, partially downloaded or missing. ``fetch``
-downloads what variants (or named weights) need, ``--source ID=SOURCE`` giving a local file, URL or Google Drive ID/link for one of them.
+yet), accepted although it differs from the manifest, damaged, partially downloaded or missing.
+``fetch`` downloads what variants (or named weights) need, ``--source ID=SOURCE`` giving a local file, URL
+or Google Drive ID/link for one of them.
 ``verify`` re-checks every cached file by sha256 and by loading it: one that is not the manifest's file is moved
 aside (deleted only when it is this package's own download and no longer loads).
 Expected errors print one line to stderr and return 1.
