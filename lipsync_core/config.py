@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
@@ -35,6 +36,9 @@ _HQ = "HQ variants"
 _CF = "CodeFormer variant"
 _OUTPUT = "output and messages"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
+
+
+_CUDA_N = re.compile(r"cuda:\d{1,3}")
 
 
 def _positive(v: float) -> bool:
@@ -69,8 +73,8 @@ class RunConfig:
     rotate: bool = opt(False, "rotate the video 90 degrees clockwise", _ORIGINAL)
     nosmooth: bool = opt(False, "do not smooth face boxes over time", _ORIGINAL)
     # Ours.
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or v.startswith("cuda:"),
-                      message="--device must be auto, cpu, cuda or cuda:N")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or _CUDA_N.fullmatch(v),
+                      message="--device must be auto, cpu, cuda or cuda:N (N a GPU number: cuda:0)")
     dtype: str = opt("auto", "compute dtype (auto: float16 on CUDA, float32 on CPU)", choices=DTYPES)
     compile: bool = opt(False, "torch.compile the generator: slower start, faster frames (CUDA, long videos)")
     detector: str = opt("s3fd", "face detector", choices=lambda cat: tuple(cat.detectors))

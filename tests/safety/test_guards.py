@@ -108,7 +108,7 @@ def test_a_successful_run_keeps_its_folders(tmp_path):
 
 def test_estimate_grows_with_pixels_and_seconds():
     small = safety.estimate_output_bytes(320, 240, 3.0, 25)
-    assert safety.estimate_output_bytes(1920, 1080, 3.0, 25) > 10 * (small - (1 << 20))
+    assert safety.estimate_output_bytes(1920, 1080, 3.0, 25) > 10 * (small - (64 << 10))
     assert safety.estimate_output_bytes(320, 240, 30.0, 25) > small
 
 

@@ -120,3 +120,18 @@ def test_killed_runs_temporary_folders_are_reclaimed(tmp_path):
         assert theirs in removed and not theirs.exists() and mine.is_dir()
     finally:
         mine.rmdir()
+
+
+def test_a_disk_that_fills_while_encoding_is_one_line_naming_the_output_and_the_cause():
+    from lipsync_core.testing.faults import small_tmpfs
+    from tests.faults import made
+
+    rng = np.random.default_rng(0)
+    with made(small_tmpfs(96 * 1024)) as small:
+        with pytest.raises(LipsyncError) as err:
+            with VideoWriter(small / "out.mp4", size=(160, 120), fps=25, crf=0, preset="ultrafast") as w:
+                for _ in range(100):  # lossless noise: ~60 KB a frame
+                    w.write(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+        message = str(err.value)
+        assert "\n" not in message and str(small / "out.mp4") in message and "No space left on device" in message
+        assert list(small.iterdir()) == []
