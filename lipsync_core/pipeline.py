@@ -97,7 +97,7 @@ class Pipeline:
                                                         lambda a: self.plan.catalog.flag_for_arch(a, manifest)),
                                                     progress=self.cfg.progress, flag=flag)
             except LipsyncError as exc:  # a user's own source names its flag already
-                problems.append(str(exc) if source is not None else f"{exc} (give the file with {flag})")
+                problems.append(str(exc) if str(exc).startswith(flag) else f"{exc} (give the file with {flag})")
         if problems:
             if self.plan.detector is not None and self.plan.detector.role and len(problems) == 1 \
                     and self.plan.detector.role not in self._weights:

@@ -199,12 +199,11 @@ def _user_source(text: str, given: str) -> tuple[Path | None, Source | None]:
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_file():
-            raise LipsyncError(f"{given}: {path} is a directory; pass the weight file itself")
+            raise LipsyncError(f"{given}: a directory; pass the weight file itself")
         return path, None
     remote = download.remote_source(text)
     if remote is None:
-        raise LipsyncError(f"{given}: {text!r} is not an existing file, a URL, or a Google Drive ID or share link; "
-                           "check the path")
+        raise LipsyncError(f"{given}: not an existing file, a URL, or a Google Drive ID or share link; check the path")
     return None, remote
 
 
@@ -441,9 +440,7 @@ def _use_local(entry: WeightEntry, path: Path, root: Path, validate: Validator |
             raise LipsyncError(f"{flag} {exc}" if flag else f"{entry.id}: {exc}") from None
         _write_record(rpath, rec)
     else:
-        _touch(rpath)
-        if rec.differs:
-            _warn_differs(entry, rec, str(path))
+        _touch(rpath)  # the user chose this file: how it differs was said when it was first verified
     download.hold_shared(rpath.with_suffix(".inuse"))
     return _loadable(entry, path, rec, stripped=root / "local" / f"{key}.stripped.pth", record=rpath)
 
