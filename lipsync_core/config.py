@@ -56,7 +56,8 @@ class RunConfig:
     # The original inference.py flags.
     static: bool = opt(False, "use only the first frame of the video", _ORIGINAL)
     fps: float = opt(25.0, "frame rate for still images (videos keep their own)", _ORIGINAL,
-                     check=lambda v: 0.1 <= v <= 240, message="--fps must be between 0.1 and 240")
+                     check=lambda v: 1 <= v <= 240,  # below 1 fps one frame outlasts the audio by up to seconds
+                     message="--fps must be between 1 and 240 (frames per second of a still image's video)")
     pads: tuple[int, int, int, int] = opt((0, 10, 0, 0), "padding added to the detected face box", _ORIGINAL,
                                           metavar=_BOX4, check=lambda v: all(p >= 0 for p in v),
                                           message="--pads must be non-negative")

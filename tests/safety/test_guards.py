@@ -159,3 +159,24 @@ def test_handler_is_restored_afterwards():
 def test_exit_status_of_interruptions():
     assert safety.exit_status(safety.Terminated()) == 143
     assert safety.exit_status(KeyboardInterrupt()) == 130
+
+
+# -- option values -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("options", "message"), [
+    ({"fps": float("inf")}, "--fps must be a finite number"),
+    ({"fps": 0.001}, "--fps must be between 1 and 240"),
+    ({"audio_offset_ms": float("nan")}, "--audio_offset_ms must be a finite number"),
+    ({"device": "cuda:abc"}, "--device must be auto, cpu, cuda or cuda:N"),
+    ({"fidelity": float("nan")}, "--fidelity must be a finite number"),
+])
+def test_absurd_option_values_are_one_line_errors(options, message):
+    from lipsync_core.config import make_config
+
+    with pytest.raises(LipsyncError, match=message):
+        make_config("original", **options)
+
+
+def test_a_gpu_number_is_a_valid_device():
+    from lipsync_core.config import make_config
+
+    assert make_config("original", device="cuda:1").device == "cuda:1"
