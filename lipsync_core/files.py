@@ -29,8 +29,10 @@ from typing import IO
 
 log = logging.getLogger(__name__)
 
-#: errno values that mean "this place cannot be written" (as opposed to a bug or a missing file).
-UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+#: errno values that mean "this place cannot be written" (as opposed to a bug or a missing file): read-only, no
+#: permission, no space or quota, and a file where a folder should be (ENOTDIR, or EEXIST from mkdir).
+UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                        errno.EEXIST})
 
 _TAG = re.compile(r"run-(?P<host>[A-Za-z0-9]{1,24})-(?P<pid>\d{1,10})-(?P<rand>[0-9a-f]{8})")
 _run_tag: dict[int, str] = {}  # per pid: a forked child gets its own tag

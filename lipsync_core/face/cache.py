@@ -86,7 +86,7 @@ def save_track(key: str, track: FaceTrack, root: str | os.PathLike | None = None
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        meta = {"video": os.fspath(video) if video is not None else None, "frames": track.n_frames}
+        meta = {"video": os.path.abspath(video) if video is not None else None, "frames": track.n_frames}
         files.atomic_write_text(path.with_suffix(".json"), json.dumps(meta))
     except OSError as exc:
         if not files.unwritable(exc):

@@ -109,3 +109,14 @@ def test_injected_write_errors_mean_no_caching(tiny, local_checkpoint, tmp_path,
     assert not downloaded.is_relative_to(cache)
     assert len(warnings_about_the_cache(caplog)) == 1
     shutil.rmtree(downloaded.parent)
+
+
+def test_cache_root_that_is_a_file_means_no_caching(tiny, local_checkpoint, tmp_path, caplog):
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("oops")
+    with caplog.at_level(logging.WARNING):
+        loads_as_tiny(fetch("tiny", source=local_checkpoint, cache_dir=not_a_folder, progress=False))
+        downloaded = fetch("tiny", cache_dir=not_a_folder, progress=False)
+        loads_as_tiny(downloaded)
+    assert len(warnings_about_the_cache(caplog)) == 1 and not_a_folder.read_text() == "oops"
+    shutil.rmtree(downloaded.parent)
