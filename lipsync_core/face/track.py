@@ -48,7 +48,7 @@ class DetectionSettings:
     det_size: int | None = 360  # longest side, in pixels, of the frames the detector sees; None: full resolution
     det_stride: int = 8  # detect every k-th frame and interpolate in between
     # Mean absolute difference (0..1) of consecutive 32x32 grey thumbnails above which every frame around is
-    # detected. On ../shared/media, talking heads change by at most 0.035 per frame, hard cuts by about 0.42.
+    # detected. On the real test clips, talking heads change by at most 0.035 per frame, hard cuts by about 0.42.
     cut_threshold: float = 0.06
     batch_size: int = 16  # stride frames handed to the detector per call
     pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # top, bottom, left, right, added to each box

@@ -2,7 +2,7 @@
 
 Order in the render pass: sync -> :class:`SuperResolution` (``pred`` 96² -> 384²) ->
 :class:`SegmentationMask` (``masks`` from the original crops) -> blend. Both work on face crops
-only, never on whole frames. Upstream (``reference/variants.md`` §1.3-1.5) pastes with a hard
+only, never on whole frames. Upstream pastes with a hard
 mask; here the mask edge is feathered and, optionally, limited to the lower face.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Both stages edit ``batch.frames`` in place after the blend and touch only frames with a face.
 
-:class:`CodeFormerRestore` follows CodeFormer's face helper (``reference/variants.md`` §3.2): align the
+:class:`CodeFormerRestore` follows CodeFormer's face helper: align the
 face with its 5 landmarks to the FFHQ template at the network's size (512), RGB in [-1, 1], CodeFormer
 with fidelity ``w`` and AdaIN, clamp, then paste back through a soft mask = min(square with a
 feathered edge, blurred ParseNet mask without the background/neck/cloth/hair/hat classes). Unlike
