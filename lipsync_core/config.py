@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import LipsyncError
 from .face.track import DetectionSettings
-from .plan import CATALOG, Catalog
+from .plan import CATALOG, SCORERS, Catalog
 from .runtime import DEVICES, DTYPES
 
 BLENDS = ("feather", "hard")
@@ -34,7 +35,11 @@ _ORIGINAL = "the original inference.py options"
 _HQ = "HQ variants"
 _CF = "CodeFormer variant"
 _OUTPUT = "output and messages"
+_SCORE = "sync scoring (LSE-D / LSE-C, A/V offset)"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
+
+
+_CUDA_N = re.compile(r"cuda:\d{1,3}")
 
 
 def _positive(v: float) -> bool:
@@ -52,7 +57,8 @@ class RunConfig:
     # The original inference.py flags.
     static: bool = opt(False, "use only the first frame of the video", _ORIGINAL)
     fps: float = opt(25.0, "frame rate for still images (videos keep their own)", _ORIGINAL,
-                     check=lambda v: 0.1 <= v <= 240, message="--fps must be between 0.1 and 240")
+                     check=lambda v: 1 <= v <= 240,  # below 1 fps one frame outlasts the audio by up to seconds
+                     message="--fps must be between 1 and 240 (frames per second of a still image's video)")
     pads: tuple[int, int, int, int] = opt((0, 10, 0, 0), "padding added to the detected face box", _ORIGINAL,
                                           metavar=_BOX4, check=lambda v: all(p >= 0 for p in v),
                                           message="--pads must be non-negative")
@@ -69,8 +75,8 @@ class RunConfig:
     rotate: bool = opt(False, "rotate the video 90 degrees clockwise", _ORIGINAL)
     nosmooth: bool = opt(False, "do not smooth face boxes over time", _ORIGINAL)
     # Ours.
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or v.startswith("cuda:"),
-                      message="--device must be auto, cpu, cuda or cuda:N")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or _CUDA_N.fullmatch(v),
+                      message="--device must be auto, cpu, cuda or cuda:N (N a GPU number: cuda:0)")
     dtype: str = opt("auto", "compute dtype (auto: float16 on CUDA, float32 on CPU)", choices=DTYPES)
     compile: bool = opt(False, "torch.compile the generator: slower start, faster frames (CUDA, long videos)")
     detector: str = opt("s3fd", "face detector", choices=lambda cat: tuple(cat.detectors))
@@ -85,6 +91,18 @@ class RunConfig:
                                  check=lambda v: abs(v) <= 10_000, message="--audio_offset_ms must be within ±10000")
     no_track_cache: bool = opt(False, "always re-detect faces instead of reusing the cached track")
     cache_dir: str | None = opt(None, "cache folder for weights and face tracks (default: ~/.cache/lipsync)")
+    silence_gate_db: float | None = opt(None, "mel windows whose audio stays below this level (dBFS RMS, e.g. -45) "
+                                        "become silence, so noise in pauses does not move the mouth",
+                                        check=lambda v: -120 <= v <= 0,
+                                        message="--silence_gate_db is a level in dBFS between -120 and 0 (e.g. -45)")
+    # Sync scoring.
+    score: bool = opt(False, "score the output's lip sync (and the face video's own, when it has speech): one line, "
+                      "and <output>.score.json", _SCORE)
+    scorer: str = opt("syncnet", "syncnet (LSE-D/LSE-C, the published metric) or expert (Wav2Lip's lip-sync "
+                      "expert)", _SCORE, choices=SCORERS)
+    fix_offset: bool = opt(False, "measure the output's A/V offset and shift its audio when it is at least a frame "
+                           "and LSE-C >= 3; with --audio same, the face video's own offset is fixed before syncing",
+                           _SCORE)
     # Output and messages.
     crf: int = opt(18, "H.264 quality, 0 = lossless", _OUTPUT, check=lambda v: 0 <= v <= 51,
                    message="--crf must be between 0 and 51")

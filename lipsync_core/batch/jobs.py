@@ -24,6 +24,7 @@ from ..acquire import download, youtube
 from ..acquire.inputs import MEDIA_SUFFIXES, SAME_AS_FACE, Trim
 from ..config import OPTIONS, RunConfig, make_config, option_names
 from ..errors import LipsyncError
+from ..safety import output_format
 
 #: Columns every row has; everything else is a run option.
 IO_COLUMNS = ("face", "audio", "outfile")
@@ -336,6 +337,10 @@ def resolve_jobs(jobs: list[Job], defaults: dict[str, Any] | None = None) -> lis
             if problem:
                 problems.append(f"{job.where}: {problem}")
         if job.outfile.strip():
+            try:
+                output_format(job.outfile, flag="outfile")
+            except LipsyncError as e:
+                problems.append(f"{job.where}: {e}")
             out = Path(job.outfile).expanduser().resolve()
             if out in outfiles:
                 problems.append(f"{job.where}: outfile {job.outfile} is also the output of {outfiles[out].where}")

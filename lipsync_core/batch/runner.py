@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .. import files
 from ..acquire.inputs import SAME_AS_FACE, resolve_media
 from ..config import RunConfig
 from ..errors import LipsyncError
 from ..paths import cache_dir
-from . import scratch
 from .jobs import Job, as_job, resolve_jobs
 from .pools import Finished, InlinePool, ProcessPool, RayPool, Task
 from .state import DONE, FAILED, SKIPPED, Identities, Record, StateFile, job_key
@@ -259,10 +259,8 @@ class _Batch:
             return done[0]
         shutil.rmtree(final, ignore_errors=True)
         self.inputs_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.inputs_dir.glob(f"{final.name}.lipsync-*"):
-            if scratch.owner_gone(stale):
-                shutil.rmtree(stale, ignore_errors=True)
-        work = final.with_name(final.name + scratch.tag())
+        files.reclaim(self.inputs_dir, prefix="lipsync-")  # what a killed run on this host left
+        work = files.make_temp_dir("input", parent=self.inputs_dir)
         try:
             path = resolve_media(source, start=start, end=end, kind=kind, workdir=work, **opts)
             os.replace(work, final)
@@ -350,13 +348,14 @@ class _Batch:
         self._finish(task.job.index, task.job, outcome=fin.outcome, tries=task.tries)
 
     def _reclaim_running(self) -> None:
-        """After Ctrl-C: remove what the interrupted jobs left on this host, once their writers are gone."""
+        """After Ctrl-C: remove what the interrupted jobs left on this host, once their writers are gone (a
+        killed Ray actor's partial output; other hosts' files are left to them)."""
         deadline = time.monotonic() + 10
         for pj in getattr(self, "_running", {}).values():
             out = Path(pj.outfile)
-            while scratch.still_written(out) and time.monotonic() < deadline:
+            while _written_here(out) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            scratch.reclaim(out)
+            files.reclaim(out.parent, prefix=f".{out.stem}.")
 
     # -- recording ------------------------------------------------------------------------------------------
     def _skip(self, i: int, rec: Record) -> None:
@@ -389,6 +388,13 @@ class _Batch:
                                   worker=res.worker))
         self.results[i] = res
         self.on_event(BatchEvent("finished", i, len(self.jobs), worker=res.worker, result=res))
+
+
+def _written_here(out: Path) -> bool:
+    """Whether a live process of this host still has partial files of ``out``."""
+    here = files.owner(files.run_tag())[0]
+    names = [p.name for p in out.parent.glob(f".{out.stem}.run-*")] if out.parent.is_dir() else []
+    return any(files.owner(n)[0] == here and not files.owner_gone(n) for n in names)
 
 
 # -- reporting ----------------------------------------------------------------------------------------------------

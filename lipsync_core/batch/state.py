@@ -19,7 +19,7 @@ from ..acquire.inputs import SAME_AS_FACE
 from ..config import RunConfig
 from ..errors import LipsyncError
 from ..face.cache import content_hash
-from . import scratch
+from ..files import atomic_write_text
 
 STATE_VERSION = 1
 #: Statuses a job ends a run with. "skipped": done by an earlier run, its output kept.
@@ -58,7 +58,7 @@ class Record:
 
 
 class StateFile:
-    """Records by output path; :meth:`put` writes the whole file atomically (a temporary file, then a rename)."""
+    """Records by output path; :meth:`put` rewrites the whole file atomically (:mod:`lipsync_core.files`)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).expanduser().resolve()
@@ -99,15 +99,7 @@ class StateFile:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": STATE_VERSION, "jobs": {k: asdict(r) for k, r in self.records.items()}}
-        tmp = self.path.with_name(f".{self.path.name}{scratch.tag()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write_text(self.path, json.dumps(data, indent=1))
 
 
 def _out_key(outfile: str | os.PathLike) -> str:

@@ -2,21 +2,20 @@
 
 The same class runs in the driver's process (one worker), in a subprocess per worker, or as a Ray actor; it
 gets everything through its arguments and the jobs' configs (cache folder included), nothing from the
-environment.
-Every job's output is rendered under a name carrying this host and process (:mod:`.scratch`) and renamed into
-place only when complete, so no partial output is ever seen at the job's path.
+environment. Outputs appear only when complete, and what a killed worker left is reclaimed by the next run on
+the same host (the pipeline's own guarantees, :mod:`lipsync_core.safety`).
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import LipsyncError
-from . import scratch
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class Worker:
 
         self.device = device
         self.own_process = own_process
-        self.name = f"{scratch.host()}:{os.getpid()}"
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
         if own_process:
             logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
             if threads:
@@ -106,7 +105,7 @@ class Worker:
         for role, path in pipe.fetch_weights().items():
             want = job.weight_sha.get(role)
             if want and str(path) != job.weights.get(role) and self._ids.file(path) != want:
-                raise LipsyncError(f"the {role} weights on {scratch.host()} ({path}) differ from the driver's; "
+                raise LipsyncError(f"the {role} weights on {socket.gethostname()} ({path}) differ from the driver's; "
                                    "give every machine the same files (a shared folder or --cache_dir)")
         return pipe
 
@@ -115,19 +114,13 @@ class Worker:
         """Render one job to its outfile (atomically); a failure is reported, never raised (Ctrl-C is)."""
         t0 = time.perf_counter()
         out = Path(job.outfile)
-        tmp = scratch.temp_output(out)
         try:
             pipe = self._pipeline(job, self._config(job))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            scratch.reclaim(out)
-            pipe.run(job.face, job.audio, tmp)
-            os.replace(tmp, out)
+            pipe.run(job.face, job.audio, out)
         except Exception as exc:  # noqa: BLE001 - one job's failure is reported; the batch goes on
             if not isinstance(exc, LipsyncError):
                 log.error("job %s failed unexpectedly", job.row, exc_info=True)
             return Outcome(ok=False, worker=self.name, error=one_line(exc), seconds=time.perf_counter() - t0)
-        finally:
-            tmp.unlink(missing_ok=True)
         from ..media.probe import probe
 
         st = out.stat()
