@@ -23,7 +23,7 @@ from ..batching import AdaptiveChunker
 from ..errors import LipsyncError
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
 from ..face.types import MouthInBox
-from .base import Batch, ModelSource, Runtime, place_model
+from .base import Batch, Runtime
 from .blend import MouthMask
 from .masks import Ellipse, ellipse_bounds, ellipse_weight, mouth_ellipse
 
@@ -75,8 +75,8 @@ class CodeFormerRestore:
     code choice inside CodeFormer stays in float32).
     """
 
-    codeformer: ModelSource
-    parser: ModelSource | None = None
+    codeformer: nn.Module
+    parser: nn.Module | None = None
     fidelity: float = 0.7
     batch_size: int = 4
     parse_size: int = 256
@@ -96,8 +96,8 @@ class CodeFormerRestore:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._net = place_model(self.codeformer, "codeformer", runtime)
-        self._parser = None if self.parser is None else place_model(self.parser, "parsenet", runtime)
+        self._net = runtime.place(self.codeformer)
+        self._parser = None if self.parser is None else runtime.place(self.parser)
         self._chunker = AdaptiveChunker(self.batch_size, what="CodeFormer")
 
     @property
