@@ -4,7 +4,7 @@ Schema (``schema_version`` 1)::
 
     {"schema_version": 1,
      "weights": {<weight id>: {"file": str, "size": int|null, "sha256": str|null, "license": str,
-                               "arch": <registry name>, "convention": "state_dict"|"params"|"params_ema"|"raw",
+                               "arch": <registry or file-spec name>, "convention": "state_dict"|"params"|"params_ema"|"raw",
                                "sources": [{"kind": "url"|"gdrive", "url"|"id": str, "hash_bound": bool,
                                             "note": str (optional)}, ...]}},
      "known_files": {<sha256>: <what that file is>, ...} (optional)}
@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import LipsyncError
 from ..models.checkpoints import CONVENTIONS
-from ..models.registry import SPECS
+from ..models.registry import FILE_SPECS, SPECS
 
 SCHEMA_VERSION = 1
 SOURCE_KINDS = ("url", "gdrive")
@@ -94,7 +94,7 @@ def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
         raise ValueError(f"{path}: schema_version must be {SCHEMA_VERSION}")
     weights: dict[str, WeightEntry] = {}
     for wid, raw in data["weights"].items():
-        if raw.get("arch") not in SPECS:
+        if raw.get("arch") not in SPECS and raw.get("arch") not in FILE_SPECS:
             raise ValueError(f"{path}: {wid}: arch {raw.get('arch')!r} is not a registry architecture")
         if raw.get("convention") not in CONVENTIONS:
             raise ValueError(f"{path}: {wid}: convention {raw.get('convention')!r} not in {CONVENTIONS}")

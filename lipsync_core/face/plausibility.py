@@ -134,8 +134,10 @@ def check_track(track: FaceTrack, sampler: MotionSampler | None = None) -> list[
     return out
 
 
-def hint(detector: str) -> str:
-    """What to try instead of ``detector``'s track."""
+def hint(detector: str | None) -> str:
+    """What to try instead of ``detector``'s track (None: a fixed box the user gave)."""
+    if detector is None:
+        return "the box is fixed: set it with --track_box TOP BOTTOM LEFT RIGHT [@SECONDS] so it follows the face"
     alt = "--detector anime for an anime face, or " if detector != "anime" else ""
     return f"if the box is not on the face, try {alt}set it yourself: --track_box TOP BOTTOM LEFT RIGHT [@SECONDS]"
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import LipsyncError
 from ..face.types import MouthInBox
 from .base import Batch, Runtime
-from .masks import ellipse_weight, mouth_ellipse
+from .masks import Ellipse, ellipse_weight, mouth_ellipse
 
 #: Largest accepted ``mouth_scale`` (the region then covers most of a face box).
 MAX_MOUTH_SCALE = 3.0
@@ -65,11 +65,14 @@ class MouthMask:
     def prepare(self, runtime: Runtime) -> None:
         """Nothing to load."""
 
+    def ellipse(self, box: tuple[int, int, int, int], landmarks: np.ndarray | None) -> Ellipse:
+        """The mouth region of the face in ``box`` (top, bottom, left, right), in frame pixels."""
+        return mouth_ellipse(box, landmarks if self.use_landmarks else None, self.placement, self.scale)
+
     def weight(self, box: tuple[int, int, int, int], landmarks: np.ndarray | None) -> np.ndarray:
         """The region over the (top, bottom, left, right) box: (bottom - top, right - left) float32 in [0, 1]."""
         t, b, l, r = box
-        ellipse = mouth_ellipse(box, landmarks if self.use_landmarks else None, self.placement, self.scale)
-        return ellipse_weight(ellipse, (l, t, r, b), hard=self.hard)
+        return ellipse_weight(self.ellipse(box, landmarks), (l, t, r, b), hard=self.hard)
 
     def __call__(self, batch: Batch) -> None:
         out = []

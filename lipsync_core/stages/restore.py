@@ -22,10 +22,9 @@ from torch import nn
 from ..batching import AdaptiveChunker
 from ..errors import LipsyncError
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
-from ..face.types import MouthInBox
 from .base import Batch, Runtime
 from .blend import MouthMask
-from .masks import Ellipse, ellipse_bounds, ellipse_weight, mouth_ellipse
+from .masks import Ellipse, ellipse_bounds, ellipse_weight
 
 #: ParseNet classes that keep the original pixels (zeros of the reference helper's mask colour map;
 #: background, neck, cloth, hair and hat in the CelebAMask-HQ-style labelling the network was trained on).
@@ -182,8 +181,7 @@ class Sharpen:
 
     strength: float
     region: str = "mouth"
-    placement: MouthInBox = MouthInBox()  # where the detector's boxes hold the mouth (no landmarks)
-    mouth_scale: float = 1.0
+    mouth: MouthMask = field(default_factory=MouthMask)  # places the mouth region (detector placement, scale)
     name: str = "sharpen"
 
     def __post_init__(self) -> None:
@@ -201,8 +199,7 @@ class Sharpen:
         if self.region == "face":
             t, b, l, r = box
             return Ellipse(((l + r) / 2, (t + b) / 2), ((r - l) / 2, (b - t) / 2))
-        return mouth_ellipse(box, None if batch.landmarks is None else batch.landmarks[i], self.placement,
-                             self.mouth_scale)
+        return self.mouth.ellipse(box, None if batch.landmarks is None else batch.landmarks[i])
 
     def __call__(self, batch: Batch) -> None:
         for i in batch.face_positions:

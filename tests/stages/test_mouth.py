@@ -7,7 +7,6 @@ import pytest
 
 from lipsync_core.errors import LipsyncError
 from lipsync_core.face.anime import MOUTH
-from lipsync_core.face.types import MouthInBox
 from lipsync_core.stages.base import Batch
 from lipsync_core.stages.blend import BlendStage, MouthMask
 from lipsync_core.stages.masks import Ellipse, ellipse_weight, mouth_ellipse
@@ -114,7 +113,7 @@ def test_codeformer_pastes_back_only_through_the_mouth_region(codeformer):  # no
 def test_sharpening_uses_the_detectors_mouth_placement():
     frame = real_frame()
     b = batch_with(frame)
-    Sharpen(2.0, placement=MOUTH)(b)
+    Sharpen(2.0, mouth=MouthMask(placement=MOUTH))(b)
     e = mouth_ellipse(BOX, None, MOUTH)
     changed = np.any(b.frames[0] != frame, axis=2)
     assert changed.any() and not changed[~region(e, frame.shape)].any()
