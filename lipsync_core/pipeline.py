@@ -138,7 +138,12 @@ class Pipeline:
         frames = self._timed(video.frames(max_frames=n_needed, det_size=settings.det_size), "decode")
         sampler = MotionSampler()
         if self.cfg.keyframed:
-            return self._tracked_box(sampler.watch(frames), video, settings.det_size)
+            result = self.follow_box(frames, video, settings.det_size)
+            if result.unsure:
+                log.warning(result.report())
+            else:
+                self.info(result.report())
+            return result.track
         if self.plan.detector is None:
             track = build_track(sampler.watch(frames), None, settings, frame_size=video.frame_size, fps=video.fps)
             self._check_plausible(track, sampler)
@@ -181,8 +186,9 @@ class Pipeline:
             return load_keyframes(self.cfg.box_keyframes)
         return [parse_track_box(k.split()) for k in self.cfg.track_box or ()]
 
-    def _tracked_box(self, frames: Iterator[np.ndarray], video: FaceVideo, det_size: int | None) -> FaceTrack:
-        """The keyframed box followed through the (detection-size) frames; the unsure ranges reported."""
+    def follow_box(self, frames: Iterator[np.ndarray], video: FaceVideo, det_size: int | None):
+        """The keyframed box followed through ``frames`` (decoded at ``det_size``): a ``face.boxtrack.BoxTrack``
+        with the unsure ranges."""
         from .face.boxtrack import track_box
 
         t0 = time.perf_counter()
@@ -191,11 +197,7 @@ class Pipeline:
                            scale=video.detection_scale(det_size))
         self.timings.add("track", t0)
         self.timings.seconds["track"] -= self.timings.seconds["decode"] - before
-        if result.unsure:
-            log.warning(result.report())
-        else:
-            self.info(result.report())
-        return result.track
+        return result
 
     def _check_plausible(self, track: FaceTrack, sampler) -> None:
         """Warn about a track that is likely not a face (see :mod:`face.plausibility`)."""
