@@ -375,7 +375,8 @@ class Pipeline:
     def _no_face_hint(self) -> str:
         others = [d for d in self.plan.catalog.detectors if d != self.cfg.detector]
         return (f"try --detector {' or '.join(others)}, --det_size 0 (full-resolution detection), "
-                "a fixed --box top bottom left right, or a clip where the face is visible")
+                "--track_box TOP BOTTOM LEFT RIGHT [@SECONDS] (a box set on a frame and followed), "
+                "or a clip where the face is visible")
 
     def info(self, message: str) -> None:
         """A summary or info line on stderr, unless ``--quiet``."""
