@@ -91,14 +91,16 @@ class RunConfig:
     no_track_cache: bool = opt(False, "always re-detect faces instead of reusing the cached track")
     cache_dir: str | None = opt(None, "cache folder for weights and face tracks (default: ~/.cache/lipsync)")
     # 2D animation and hard faces.
-    track_box: tuple[str, ...] | None = opt(None, "set the face box on a frame and follow it through the clip (repeat for "
-                                     "more keyframes; no @: the first frame; coordinates as --box)", _HARD,
+    track_box: tuple[str, ...] | None = opt(None, "set the face box on a frame and follow it through the clip "
+                                            "(repeat for more keyframes; no @: the first frame; coordinates as "
+                                            "--box)", _HARD,
                                      metavar=("TOP BOTTOM LEFT RIGHT", "@SECONDS"), repeat=True,
                                      check=lambda v: all(parse_track_box(k.split()) for k in v))
     box_keyframes: str | None = opt(None, 'JSON file of keyframes: [{"t": seconds, "box": [top, bottom, left, '
                                     'right]}, ...] (as --track_box)', _HARD)
     mask_region: str = opt("lower", "what is pasted: lower (the lower face, as the original) or mouth (an "
-                           "elliptical mouth region only, in every variant; --upscale 2 still changes every pixel)", _HARD, choices=MASK_REGIONS)
+                           "elliptical mouth region only, in every variant; --upscale 2 still changes every pixel)",
+                           _HARD, choices=MASK_REGIONS)
     mouth_scale: float = opt(1.0, "size of the --mask_region mouth region (1: the mouth with a margin)", _HARD,
                              check=lambda v: 0 < v <= MAX_MOUTH_SCALE,
                              message=f"--mouth_scale must be in (0, {MAX_MOUTH_SCALE:g}]")
@@ -238,6 +240,8 @@ def validate(cfg: RunConfig, catalog: Catalog = CATALOG, explicit: set[str] | No
         if cfg.keyframed:
             raise LipsyncError("--box fixes the face box on every frame; --track_box/--box_keyframes track it: "
                                "give one or the other")
+    if cfg.mouth_scale != 1.0 and cfg.mask_region != "mouth":
+        raise LipsyncError("--mouth_scale sizes the mouth region: add --mask_region mouth")
     if cfg.track_box and cfg.box_keyframes is not None:
         raise LipsyncError("give the keyframes with --track_box or with --box_keyframes, not both")
     _check_stage_options(cfg, catalog, explicit)

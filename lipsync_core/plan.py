@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .face.types import Detector
     from .runtime import Runtime
     from .stages.base import Stage
+    from .stages.blend import MouthMask
 
 
 # -- weight roles ----------------------------------------------------------------------------------------------------
@@ -271,17 +272,14 @@ def _segmentation(ctx: BuildContext) -> Stage:
                             lower_face=ctx.cfg.mask_lower_face)
 
 
-def _mouth_mask(ctx: BuildContext):
-    """The mouth region of this run: the detector's placement and landmarks (a user's box: the default)."""
+def _mouth(ctx: BuildContext) -> MouthMask:
+    """The mouth region of this run (also restoration's and sharpening's): the detector's placement and
+    landmarks; a box the user set gets the default placement (its landmarks, if any, are made up from it)."""
     from .stages.blend import MouthMask
 
     det = ctx.detector
     return MouthMask(placement=det.mouth if det is not None else MouthInBox(), scale=ctx.cfg.mouth_scale,
                      hard=ctx.cfg.blend == "hard", use_landmarks=det is not None and det.landmarks)
-
-
-def _mouth(ctx: BuildContext) -> Stage:
-    return _mouth_mask(ctx)
 
 
 def _blend(ctx: BuildContext) -> Stage:
@@ -299,14 +297,14 @@ def _upscale(ctx: BuildContext) -> Stage:
 def _codeformer(ctx: BuildContext) -> Stage:
     from .stages.restore import CodeFormerRestore
 
-    mouth = _mouth_mask(ctx) if ctx.cfg.mask_region == "mouth" else None
+    mouth = _mouth(ctx) if ctx.cfg.mask_region == "mouth" else None
     return CodeFormerRestore(ctx.model("codeformer"), ctx.model("parsenet"), fidelity=ctx.cfg.fidelity, mouth=mouth)
 
 
 def _sharpen(ctx: BuildContext) -> Stage:
     from .stages.restore import Sharpen
 
-    mouth = _mouth_mask(ctx)
+    mouth = _mouth(ctx)
     return Sharpen(ctx.cfg.sharpen, mouth=mouth if ctx.cfg.mask_region == "mouth" else replace(mouth, scale=1.0))
 
 

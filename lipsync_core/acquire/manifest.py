@@ -4,11 +4,13 @@ Schema (``schema_version`` 1)::
 
     {"schema_version": 1,
      "weights": {<weight id>: {"file": str, "size": int|null, "sha256": str|null, "license": str,
-                               "arch": <registry or file-spec name>, "convention": "state_dict"|"params"|"params_ema"|"raw",
+                               "arch": <registry name>, "convention": "state_dict"|"params"|"params_ema"|"raw",
                                "sources": [{"kind": "url"|"gdrive", "url"|"id": str, "hash_bound": bool,
                                             "note": str (optional)}, ...]}},
      "known_files": {<sha256>: <what that file is>, ...} (optional)}
 
+``arch`` may also name a ``models.registry.FILE_SPECS`` entry: a weight that is no torch checkpoint (the
+anime-face cascade, ``opencv_cascade``), checked by its own validator.
 Which weight fills which role of a run is the run plan's business (:mod:`lipsync_core.plan`), not the manifest's.
 ``known_files`` names other files that are often found where a weight was expected (another model, a
 TorchScript export, a saved web page), so a mismatch can say what the file is.

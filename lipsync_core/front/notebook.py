@@ -334,7 +334,8 @@ class Job:
         """
         chosen = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir)) if v is not None}
         if self.keyframes:
-            chosen["track_box"] = tuple(f"{t} {b} {l} {r} @{at:g}" for at, (t, b, l, r) in sorted(self.keyframes.items()))
+            chosen["track_box"] = tuple(f"{t} {b} {l} {r} @{at:g}"
+                                        for at, (t, b, l, r) in sorted(self.keyframes.items()))
         options = {**self.weights, **self.options, **chosen, **self.overrides}
         if self.use_gan_model is not None and not options.get("checkpoint_path"):
             options["checkpoint_path"] = GENERATORS[self.use_gan_model]

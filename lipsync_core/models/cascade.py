@@ -29,7 +29,8 @@ def load_cascade(path: str | Path) -> cv2.CascadeClassifier:
         ok = cascade.load(str(p))
     except cv2.error as exc:  # malformed or truncated XML
         reason = str(exc).strip().splitlines()[-1][:160]
-        raise LipsyncError(f"{p} is not a readable OpenCV cascade ({reason}): delete it and download it again") from None
+        raise LipsyncError(f"{p} is not a readable OpenCV cascade ({reason}): "
+                           "delete it and download it again") from None
     if not ok or cascade.empty():
         raise LipsyncError(f"OpenCV could not load {p} as a cascade classifier: delete it and download it again")
     return cascade

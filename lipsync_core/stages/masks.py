@@ -75,6 +75,10 @@ def feather(mask: np.ndarray, width_px: float, *, zero_border: bool = False) -> 
 # ------------------------------------------------------------------------------------------- the mouth region
 
 
+#: Where a frontal photographic face's mouth sits in an S3FD-like box.
+FRONTAL_MOUTH = MouthInBox()
+
+
 @dataclass(frozen=True)
 class Ellipse:
     """An ellipse in frame pixels: ``centre`` (x, y), semi-axes ``axes`` (a along ``angle``, b across), radians."""
@@ -85,7 +89,7 @@ class Ellipse:
 
 
 def mouth_ellipse(box: tuple[int, int, int, int], landmarks: np.ndarray | None = None,
-                  placement: MouthInBox = MouthInBox(), scale: float = 1.0) -> Ellipse:
+                  placement: MouthInBox = FRONTAL_MOUTH, scale: float = 1.0) -> Ellipse:
     """The mouth region of one face, its semi-axes multiplied by ``scale``.
 
     From 5-point landmarks (RetinaFace order; mouth corners last): centred a tenth of the mouth width below the

@@ -70,8 +70,8 @@ class CodeFormerRestore:
     ``codeformer`` / ``parser`` are built modules or checkpoint paths (``codeformer`` / ``parsenet``);
     ``parser=None`` pastes through the square mask alone. ``fidelity`` is CodeFormer's ``w`` in [0, 1]
     (0: trust the codebook, 1: stay close to the input). With ``mouth`` (mouth-only blending) the restored
-    face is pasted through that mouth region only: every other pixel keeps its value from before the stage. Runs in the runtime's dtype under autocast (the
-    code choice inside CodeFormer stays in float32).
+    face is pasted through that mouth region only: every other pixel keeps its value from before the stage.
+    Runs in the runtime's dtype under autocast (the code choice inside CodeFormer stays in float32).
     """
 
     codeformer: nn.Module

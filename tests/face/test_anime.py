@@ -49,7 +49,8 @@ def test_the_eileen_still_gives_one_face_box_from_eyes_to_chin():
 
 def test_face_box_cuts_the_cascade_box_by_the_measured_fractions():
     t, b, l, r = FACE_IN_CASCADE
-    assert face_box(10, 20, 100, 100).tolist() == pytest.approx([10 + 100 * l, 20 + 100 * t, 10 + 100 * r, 20 + 100 * b])
+    expected = [10 + 100 * l, 20 + 100 * t, 10 + 100 * r, 20 + 100 * b]
+    assert face_box(10, 20, 100, 100).tolist() == pytest.approx(expected)
 
 
 def test_a_frame_without_a_face_gives_no_detection():

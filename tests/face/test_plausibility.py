@@ -11,8 +11,8 @@ from lipsync_core.face.anime import AnimeFaceDetector
 from lipsync_core.face.haar import HaarDetector
 from lipsync_core.face.plausibility import MotionSampler, check_track, hint
 from lipsync_core.face.track import DetectionSettings, detect_track
-from lipsync_core.media.face_video import detection_scale, detection_size
 from lipsync_core.face.types import FaceTrack
+from lipsync_core.media.face_video import detection_scale, detection_size
 from tests.conftest import shared_media
 from tests.face.anime_media import EILEEN, SITA, anime_path, cascade, frames
 
