@@ -279,23 +279,23 @@ class _Matcher:
         sure = np.zeros(n, bool)
         keys = sorted(self.keys)
         for i in range(n):
-            ests = []
-            for est, weight in ((self.fwd.get(i), 1.0), (self.bwd.get(i), 1.0)):
-                if est is not None:
-                    ests.append((est[0], est[1], weight))
-            if i in self.fwd and i in self.bwd:
-                a = self.anchor_of.get(i, i)
-                b = next((k for k in keys if k >= i), i)
-                if b > a:  # cross-fade: the forward estimate counts most near its keyframe
-                    wf = (b - i) / (b - a)
-                    ests = [(ests[0][0], ests[0][1], wf), (ests[1][0], ests[1][1], 1 - wf)]
+            fwd, bwd = self.fwd.get(i), self.bwd.get(i)
+            if fwd is not None and bwd is not None:
+                # Cross-fade between the keyframes around i: each estimate counts most near its own keyframe.
+                prev, nxt = self.anchor_of[i], next(k for k in keys if k >= i)
+                wf = (nxt - i) / (nxt - prev) if nxt > prev else 0.5
+                ests = [(*fwd, wf), (*bwd, 1.0 - wf)]
+            else:
+                ests = [(*e, 1.0) for e in (fwd, bwd) if e is not None]
+            if not ests:
+                continue
+            conf[i] = max(sc for _, sc, _ in ests)
             good = [(bx, wt) for bx, sc, wt in ests if sc >= self.s.min_score]
-            conf[i] = max((sc for _, sc, _ in ests), default=-1.0)
             if good:
                 total = sum(wt for _, wt in good)
                 boxes[i] = sum(bx * wt for bx, wt in good) / total if total > 0 else good[0][0]
                 sure[i] = True
-            elif ests:
+            else:
                 boxes[i] = ests[0][0]
         return boxes, conf, sure
 
