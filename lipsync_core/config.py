@@ -15,19 +15,23 @@ from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import LipsyncError
+from .face.boxtrack import parse_track_box
 from .face.track import DetectionSettings
 from .plan import CATALOG, SCORERS, Catalog
 from .runtime import DEVICES, DTYPES
+from .stages.blend import MAX_MOUTH_SCALE
 
 BLENDS = ("feather", "hard")
+MASK_REGIONS = ("lower", "mouth")
 
 
 def opt(default: Any, help: str, group: str = "this package's options", *, choices: Any = None,
-        metavar: Any = None, check: Any = None, message: str = "") -> Any:
+        metavar: Any = None, check: Any = None, message: str = "", repeat: bool = False) -> Any:
     """A RunConfig field with front-end metadata. ``choices`` may be a callable of the catalog; ``check`` a
-    predicate on the value with ``message`` (the one-line error)."""
+    predicate on the value with ``message`` (the one-line error). ``repeat``: a flag given any number of times,
+    each with one or more words; the value is a tuple of strings, one per use (words joined by spaces)."""
     return field(default=default, metadata={"help": help, "group": group, "choices": choices, "metavar": metavar,
-                                            "check": check, "message": message})
+                                            "check": check, "message": message, "repeat": repeat})
 
 
 _INPUTS = "inputs (trims apply to the face video; audio_* to the audio)"
@@ -36,6 +40,7 @@ _HQ = "HQ variants"
 _CF = "CodeFormer variant"
 _OUTPUT = "output and messages"
 _SCORE = "sync scoring (LSE-D / LSE-C, A/V offset)"
+_HARD = "2D animation and hard faces"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
 
 
@@ -103,6 +108,20 @@ class RunConfig:
     fix_offset: bool = opt(False, "measure the output's A/V offset and shift its audio when it is at least a frame "
                            "and LSE-C >= 3; with --audio same, the face video's own offset is fixed before syncing",
                            _SCORE)
+    # 2D animation and hard faces.
+    track_box: tuple[str, ...] | None = opt(None, "set the face box on a frame and follow it through the clip "
+                                            "(repeat for more keyframes; no @: the first frame; coordinates as "
+                                            "--box)", _HARD,
+                                     metavar=("TOP BOTTOM LEFT RIGHT", "@SECONDS"), repeat=True,
+                                     check=lambda v: all(parse_track_box(k.split()) for k in v))
+    box_keyframes: str | None = opt(None, 'JSON file of keyframes: [{"t": seconds, "box": [top, bottom, left, '
+                                    'right]}, ...] (as --track_box)', _HARD)
+    mask_region: str = opt("lower", "what is pasted: lower (the lower face, as the original) or mouth (an "
+                           "elliptical mouth region only, in every variant; --upscale 2 still changes every pixel)",
+                           _HARD, choices=MASK_REGIONS)
+    mouth_scale: float = opt(1.0, "size of the --mask_region mouth region (1: the mouth with a margin)", _HARD,
+                             check=lambda v: 0 < v <= MAX_MOUTH_SCALE,
+                             message=f"--mouth_scale must be in (0, {MAX_MOUTH_SCALE:g}]")
     # Output and messages.
     crf: int = opt(18, "H.264 quality, 0 = lossless", _OUTPUT, check=lambda v: 0 <= v <= 51,
                    message="--crf must be between 0 and 51")
@@ -136,6 +155,11 @@ class RunConfig:
     @property
     def progress(self) -> bool:
         return not (self.no_progress or self.quiet)
+
+    @property
+    def keyframed(self) -> bool:
+        """The face box is set by the user on keyframes and tracked (no detector runs)."""
+        return bool(self.track_box) or self.box_keyframes is not None
 
 
 def option_fields() -> list[Field]:
@@ -183,6 +207,8 @@ def make_config(variant: str | None = "original", catalog: Catalog = CATALOG, **
 
 def _coerce(name: str, value: Any) -> Any:
     default = field_default(OPTIONS[name])
+    if OPTIONS[name].metadata.get("repeat"):
+        return _uses(value)
     if isinstance(value, list):
         value = tuple(value)
     if name == "box" and tuple(value) == (-1, -1, -1, -1):
@@ -192,6 +218,19 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _uses(value: Any) -> tuple[str, ...]:
+    """A repeatable option's value, one string per use. Accepted: a string (one use); a list of lists of words
+    (the CLI's: one list per use); a list of strings with spaces (one per use); a list of words (one use)."""
+    if isinstance(value, str):
+        return (value,)
+    items = list(value)
+    if all(isinstance(v, (list, tuple)) for v in items):
+        return tuple(" ".join(str(w) for w in v) for v in items)
+    if any(isinstance(v, str) and " " in v.strip() for v in items):
+        return tuple(str(v) for v in items)
+    return (" ".join(str(w) for w in items),) if items else ()
 
 
 def validate(cfg: RunConfig, catalog: Catalog = CATALOG, explicit: set[str] | None = None) -> RunConfig:
@@ -216,6 +255,13 @@ def validate(cfg: RunConfig, catalog: Catalog = CATALOG, explicit: set[str] | No
         t, b, left, r = cfg.box
         if not (0 <= t < b and 0 <= left < r):
             raise LipsyncError("--box needs top < bottom and left < right, all >= 0")
+        if cfg.keyframed:
+            raise LipsyncError("--box fixes the face box on every frame; --track_box/--box_keyframes track it: "
+                               "give one or the other")
+    if cfg.mouth_scale != 1.0 and cfg.mask_region != "mouth":
+        raise LipsyncError("--mouth_scale sizes the mouth region: add --mask_region mouth")
+    if cfg.track_box and cfg.box_keyframes is not None:
+        raise LipsyncError("give the keyframes with --track_box or with --box_keyframes, not both")
     _check_stage_options(cfg, catalog, explicit)
     return cfg
 

@@ -114,7 +114,8 @@ class Pipeline:
         return self.runtime.model(arch, self._weights[role])
 
     def _context(self) -> BuildContext:
-        return BuildContext(cfg=self.cfg, runtime=self.runtime, model=self.model)
+        return BuildContext(cfg=self.cfg, runtime=self.runtime, model=self.model, path=self._weights.__getitem__,
+                            detector=self.plan.detector)
 
     # -- pass 1 ----------------------------------------------------------------------------------
     def detection_settings(self):
@@ -132,13 +133,24 @@ class Pipeline:
         applied after the cache, so changing them never re-runs detection.
         """
         from .face import cache
+        from .face.plausibility import MotionSampler
         from .face.track import build_track, detect_track, finalize_track
 
         t0 = time.perf_counter()
         settings = self.detection_settings()
         frames = self._timed(video.frames(max_frames=n_needed, det_size=settings.det_size), "decode")
+        sampler = MotionSampler()
+        if self.cfg.keyframed:
+            result = self.follow_box(frames, video, settings.det_size)
+            if result.unsure:
+                log.warning(result.report())
+            else:
+                self.info(result.report())
+            return result.track
         if self.plan.detector is None:
-            return build_track(frames, None, settings, frame_size=video.frame_size, fps=video.fps)
+            track = build_track(sampler.watch(frames), None, settings, frame_size=video.frame_size, fps=video.fps)
+            self._check_plausible(track, sampler)
+            return track
         keys = None
         if not self.cfg.no_track_cache:
             # Two entries per video and settings: the whole video (reused for audio of any length) and the
@@ -152,11 +164,12 @@ class Pipeline:
                                                    else None)
             if hit is not None:
                 self.info("face track reused from the cache")
+                self._check_plausible(hit.head(n_needed), None)  # the checks on boxes alone
                 return finalize_track(hit.head(n_needed), settings)
         before = self.timings.seconds["decode"]
         bar = self._bar(n_needed, "detect")
         try:
-            raw = detect_track(frames, self.detector(), settings,
+            raw = detect_track(sampler.watch(frames), self.detector(), settings,
                                scale=video.detection_scale(settings.det_size), frame_size=video.frame_size,
                                fps=video.fps, on_frames=bar.update)
         finally:
@@ -166,7 +179,36 @@ class Pipeline:
         if keys is not None:  # fewer frames than asked for: the video ended, this is all of it
             cache.save_track(keys["whole" if raw.n_frames < n_needed else "prefix"], raw, self.cfg.cache_dir,
                              video=video.path)
+        self._check_plausible(raw, sampler)
         return finalize_track(raw, settings)
+
+    def keyframes(self) -> list:
+        """The user's keyframes (``--track_box`` / ``--box_keyframes``)."""
+        from .face.boxtrack import load_keyframes, parse_track_box
+
+        if self.cfg.box_keyframes is not None:
+            return load_keyframes(self.cfg.box_keyframes)
+        return [parse_track_box(k.split()) for k in self.cfg.track_box or ()]
+
+    def follow_box(self, frames: Iterator[np.ndarray], video: FaceVideo, det_size: int | None):
+        """The keyframed box followed through ``frames`` (decoded at ``det_size``): a ``face.boxtrack.BoxTrack``
+        with the unsure ranges."""
+        from .face.boxtrack import track_box
+
+        t0 = time.perf_counter()
+        before = self.timings.seconds["decode"]
+        result = track_box(frames, self.keyframes(), fps=video.fps, frame_size=video.frame_size,
+                           scale=video.detection_scale(det_size))
+        self.timings.add("track", t0)
+        self.timings.seconds["track"] -= self.timings.seconds["decode"] - before
+        return result
+
+    def _check_plausible(self, track: FaceTrack, sampler) -> None:
+        """Warn about a track that is likely not a face (see :mod:`face.plausibility`)."""
+        from .face.plausibility import check_track, hint
+
+        for suspicion in check_track(track, sampler):
+            log.warning(suspicion.message(hint(None if self.plan.detector is None else self.plan.detector.name)))
 
     def detector(self):
         """The plan's face detector, built on the runtime."""
@@ -361,7 +403,8 @@ class Pipeline:
     def _no_face_hint(self) -> str:
         others = [d for d in self.plan.catalog.detectors if d != self.cfg.detector]
         return (f"try --detector {' or '.join(others)}, --det_size 0 (full-resolution detection), "
-                "a fixed --box top bottom left right, or a clip where the face is visible")
+                "--track_box TOP BOTTOM LEFT RIGHT [@SECONDS] (a box set on a frame and followed), "
+                "or a clip where the face is visible")
 
     def info(self, message: str) -> None:
         """A summary or info line on stderr, unless ``--quiet``."""

@@ -22,7 +22,7 @@ import nbformat
 from lipsync_core import REPO_URL
 from lipsync_core.acquire.download import describe
 from lipsync_core.acquire.manifest import Manifest, load_manifest
-from lipsync_core.config import BLENDS, make_config
+from lipsync_core.config import BLENDS, MASK_REGIONS, make_config
 from lipsync_core.front.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
 from lipsync_core.models.registry import SPECS
 from lipsync_core.plan import CATALOG
@@ -202,6 +202,11 @@ def _gan_default(variant: str, manifest: Manifest) -> bool:
 
 #: Form fields of the stages that have options, by stage name (presentation only: the values are RunConfig's).
 STAGE_FORMS = {
+    "mouth": lambda cfg: [
+        "#@markdown **What is pasted**: `lower` (the lower face, as the original) or `mouth` (only an elliptical",
+        "#@markdown mouth region: for drawn faces and beards), and the size of that region:",
+        param("mask_region", cfg.mask_region, choices(MASK_REGIONS)),
+        param("mouth_scale", float(cfg.mouth_scale), slider(0.5, 2.0, 0.05))],
     "sr": lambda cfg: [
         "#@markdown **HQ**: super-resolution of the face, the segmentation mask, the mask's soft edge",
         "#@markdown (pixels of the 96-pixel face) and, above 0, keeping only the face below that fraction:",
@@ -245,7 +250,9 @@ def settings_cell(spec: Spec, manifest: Manifest) -> str:
 def box_cell() -> str:
     lines = ["#@markdown Optional, for faces the detector misses or gets wrong (animation, profile shots): shows",
              "#@markdown the frame at `frame_time` with the detected box (blue). Move the sliders to place the",
-             "#@markdown green box and tick the switch: the run then uses that box on every frame.",
+             "#@markdown green box, then tick *use this box on every frame*, or *follow this box* to make the frame",
+             "#@markdown a keyframe the run tracks through the clip (run this cell again at other times to add",
+             "#@markdown keyframes; *preview the tracked box* shows where it goes).",
              param("frame_time", "0")]
     return form("5. Face box helper", lines, "box_helper = job.box_helper(at=frame_time)")
 

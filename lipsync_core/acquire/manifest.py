@@ -9,6 +9,8 @@ Schema (``schema_version`` 1)::
                                             "note": str (optional)}, ...]}},
      "known_files": {<sha256>: <what that file is>, ...} (optional)}
 
+``arch`` may also name a ``models.registry.FILE_SPECS`` entry: a weight that is no torch checkpoint (the
+anime-face cascade, ``opencv_cascade``), checked by its own validator.
 Which weight fills which role of a run is the run plan's business (:mod:`lipsync_core.plan`), not the manifest's.
 ``known_files`` names other files that are often found where a weight was expected (another model, a
 TorchScript export, a saved web page), so a mismatch can say what the file is.
@@ -26,7 +28,7 @@ from typing import Any
 
 from ..errors import LipsyncError
 from ..models.checkpoints import CONVENTIONS
-from ..models.registry import SPECS
+from ..models.registry import FILE_SPECS, SPECS
 
 SCHEMA_VERSION = 1
 SOURCE_KINDS = ("url", "gdrive")
@@ -94,7 +96,7 @@ def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
         raise ValueError(f"{path}: schema_version must be {SCHEMA_VERSION}")
     weights: dict[str, WeightEntry] = {}
     for wid, raw in data["weights"].items():
-        if raw.get("arch") not in SPECS:
+        if raw.get("arch") not in SPECS and raw.get("arch") not in FILE_SPECS:
             raise ValueError(f"{path}: {wid}: arch {raw.get('arch')!r} is not a registry architecture")
         if raw.get("convention") not in CONVENTIONS:
             raise ValueError(f"{path}: {wid}: convention {raw.get('convention')!r} not in {CONVENTIONS}")

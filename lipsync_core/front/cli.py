@@ -74,6 +74,8 @@ def add_option(group: argparse._ArgumentGroup, f: Field, shown: Any, catalog: Ca
             kwargs.update(type=_bool, nargs="?", const=True, metavar="BOOL")
         else:
             kwargs["action"] = "store_true"
+    elif meta.get("repeat"):
+        kwargs.update(action="append", nargs="+", metavar=meta["metavar"])
     elif annotation.startswith("tuple"):
         kwargs.update(type=int, nargs=len(meta["metavar"]), metavar=meta["metavar"])
     else:

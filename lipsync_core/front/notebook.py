@@ -261,6 +261,7 @@ class Job:
     face: Path | None = None
     audio: Path | None = None
     box: Box | None = None
+    keyframes: dict[float, Box] = field(default_factory=dict)  # seconds -> a box the run follows (--track_box)
     result: Path | None = None
     # Several audio sources for the one face (a folder, or sources separated by ";"): one video each, run as a
     # batch (resumable: its state file sits beside the outputs, in Drive when the weights are cached there).
@@ -311,7 +312,7 @@ class Job:
             cookies = str(upload_file(uploads, "cookies.txt"))
         for text in (face, *audio.split(";"), cookies):
             _mount_if_in_drive(text)
-        self.box = None  # a box drawn on other footage does not apply
+        self.box, self.keyframes = None, {}  # boxes drawn on other footage do not apply
         self.audios = _several(audio)
         if self.audios:
             self.face = resolve_media(face, start=start, end=end, kind="face", workdir=self.workdir / "inputs",
@@ -348,6 +349,9 @@ class Job:
         form wins over it.
         """
         chosen = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir)) if v is not None}
+        if self.keyframes:
+            chosen["track_box"] = tuple(f"{t} {b} {l} {r} @{at:g}"
+                                        for at, (t, b, l, r) in sorted(self.keyframes.items()))
         options = {**self.weights, **self.options, **chosen, **self.overrides}
         if self.use_gan_model is not None and not options.get("checkpoint_path"):
             options["checkpoint_path"] = GENERATORS[self.use_gan_model]
@@ -376,6 +380,8 @@ class Job:
             print(f"Wav2Lip generator: {options['checkpoint_path']}")
         if self.box is not None:
             print(f"Using the fixed face box {self.box} (top, bottom, left, right) on every frame.")
+        elif self.keyframes:
+            print(f"Following the face box set on {len(self.keyframes)} keyframe(s) through the clip.")
         out = self.workdir / "results" / f"lipsync_{self.variant}_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
         started = time.perf_counter()
         self.result = lipsync(face, audio, out, variant=self.variant, **options)
@@ -436,6 +442,43 @@ class Job:
             for path in made:
                 save_to_drive(path)
         return made
+
+    @friendly
+    def preview_track(self, frames: int = 4) -> Any:
+        """The box set on keyframes (the helper's "follow" switch) followed through the clip, drawn on ``frames``
+        frames spread over it (red where the tracker is unsure), with the unsure time ranges; before the run."""
+        import cv2
+        import numpy as np
+        from IPython.display import Image, display
+
+        from ..config import make_config
+        from ..media.face_video import FaceVideo
+        from ..pipeline import Pipeline
+
+        face, _ = self._require_inputs()
+        cfg = make_config(self.variant, **self.run_options())
+        if not cfg.keyframed:
+            raise LipsyncError("no keyframe yet: open the face box helper, place the box and tick 'follow'")
+        video = FaceVideo.open(face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
+                               rotate=cfg.rotate, crop=tuple(cfg.crop))
+        det_size = cfg.det_size or None
+        result = Pipeline(cfg).follow_box(video.frames(det_size=det_size), video, det_size)
+        n = result.track.n_frames
+        chosen = sorted({round(k * (n - 1) / max(1, frames - 1)) for k in range(frames)})
+        unsure = result.confidence < 0.5
+        tiles = []
+        for i, frame in enumerate(video.frames(max_frames=chosen[-1] + 1)):
+            if i in chosen:
+                colour = (0, 0, 230) if unsure[i] else (0, 200, 0)
+                img = frame.copy()
+                t, b, l, r = result.track.boxes[i]
+                cv2.rectangle(img, (l, t), (r - 1, b - 1), colour, max(2, round(max(img.shape[:2]) / 320)))
+                cv2.putText(img, f"{i / video.fps:.1f} s", (8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.9, colour, 2)
+                tiles.append(cv2.resize(img, (round(img.shape[1] * 240 / img.shape[0]), 240),
+                                        interpolation=cv2.INTER_AREA))
+        display(Image(data=cv2.imencode(".jpg", np.hstack(tiles))[1].tobytes()))
+        print(result.report())
+        return result
 
     @friendly
     def box_helper(self, at: Any = 0) -> BoxHelper:
@@ -629,11 +672,13 @@ def clamp_box(box: Box, size: tuple[int, int]) -> Box:
 
 
 class BoxHelper:
-    """One frame with the detected face box, four sliders and a "use this box" switch that sets ``job.box``.
+    """One frame with the detected face box, four sliders and two switches: "use this box on every frame" sets
+    ``job.box``; "follow this box" makes this frame a keyframe (``job.keyframes``) that the run tracks through
+    the clip, and "preview" shows the tracked box on a few frames (:meth:`Job.preview_track`).
 
     The frame is shown as the run sees it (after resize_factor, rotate, crop), and the detected box is
     the one the run would use there (padded, smoothed). For faces a detector misses, move the sliders
-    and tick the switch: the run then skips detection and uses that box on every frame.
+    and tick a switch: the run then skips detection. Open the helper at other times to add keyframes.
     """
 
     def __init__(self, job: Job, at_seconds: float) -> None:
@@ -642,7 +687,7 @@ class BoxHelper:
         from ..pipeline import Pipeline
 
         self.job = job
-        cfg = make_config(job.variant, **{**job.run_options(), "box": None})
+        cfg = make_config(job.variant, **{**job.run_options(), "box": None, "track_box": None})
         pipeline = Pipeline(cfg)
         pipeline.fetch_weights()  # all of the run's weights: the run needs them next anyway
         video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
@@ -656,15 +701,17 @@ class BoxHelper:
         track = pipeline.track(video, self.index + 1)
         self.detected: Box | None = track.boxes[self.index]
         self.size = video.frame_size
+        self.at = round(self.index / video.fps, 3)  # the keyframe time of this frame
         self._build()
 
     def _build(self) -> None:
         widgets = _widgets()
         w, h = self.size
         if widgets is None:
-            self.sliders, self.use_box = {}, None
+            self.sliders, self.use_box, self.follow = {}, None, None
             return
-        start = self.job.box or self.detected or (h // 4, 3 * h // 4, w // 4, 3 * w // 4)
+        start = self.job.keyframes.get(self.at) or self.job.box or self.detected or (h // 4, 3 * h // 4, w // 4,
+                                                                                     3 * w // 4)
         t, b, l, r = clamp_box(start, self.size)
         slider = functools.partial(widgets.IntSlider, continuous_update=False,
                                    layout=widgets.Layout(width="480px"))
@@ -675,13 +722,19 @@ class BoxHelper:
         self.use_box = widgets.Checkbox(value=self.job.box is not None,
                                         description="use this box on every frame (skips face detection)",
                                         layout=widgets.Layout(width="480px"))
+        self.follow = widgets.Checkbox(value=self.at in self.job.keyframes,
+                                       description="follow this box through the clip (a keyframe at this frame)",
+                                       layout=widgets.Layout(width="480px"))
+        self.preview = widgets.Button(description="preview the tracked box")
+        self.output = widgets.Output()
+        self.preview.on_click(self._preview)
         self.image = widgets.Image(format="jpeg")
         if self.detected is None:
             note = "No face detected in this frame: set a box with the sliders and tick the switch."
         else:
             note = f"Detected box (blue): {self.detected}. The green box is the one the sliders set."
         self.note = widgets.Label(value=f"Frame {self.index}. {note}")
-        for control in (*self.sliders.values(), self.use_box):
+        for control in (*self.sliders.values(), self.use_box, self.follow):
             control.observe(self._changed, names="value")
         self._changed(None)
 
@@ -693,10 +746,19 @@ class BoxHelper:
         s = self.sliders
         return clamp_box((s["top"].value, s["bottom"].value, s["left"].value, s["right"].value), self.size)
 
-    def _changed(self, _: Any) -> None:
+    def _changed(self, change: Any) -> None:
         import cv2
 
+        # The two switches exclude each other: a fixed box is never tracked.
+        if change is not None and change["owner"] is self.use_box and self.use_box.value:
+            self.follow.value = False
+        elif change is not None and change["owner"] is self.follow and self.follow.value:
+            self.use_box.value = False
         self.job.box = self.box if self.use_box.value else None
+        if self.follow.value:
+            self.job.keyframes[self.at] = self.box
+        else:
+            self.job.keyframes.pop(self.at, None)
         img = draw_boxes(self.frame, self.detected, self.box)
         scale = min(1.0, 640 / max(img.shape[:2]))
         if scale < 1.0:
@@ -713,10 +775,17 @@ class BoxHelper:
 
             display(Image(data=cv2.imencode(".jpg", draw_boxes(self.frame, self.detected, None))[1].tobytes()))
             print(f"Frame {self.index}, detected box (blue): {self.detected}. ipywidgets is not installed, so there "
-                  "are no sliders: set a fixed box in a cell with job.box = (top, bottom, left, right), or "
+                  "are no sliders: set a fixed box in a cell with job.box = (top, bottom, left, right), a box to "
+                  f"follow with job.keyframes[{self.at:g}] = (top, bottom, left, right), or "
                   "pip install 'lipsync_core[notebook]' and restart the kernel.")
             return
-        display(widgets.VBox([self.note, self.image, *self.sliders.values(), self.use_box]))
+        display(widgets.VBox([self.note, self.image, *self.sliders.values(), self.use_box, self.follow,
+                              self.preview, self.output]))
+
+    def _preview(self, _: Any) -> None:
+        self.output.clear_output()
+        with self.output:
+            self.job.preview_track()
 
 
 def _widgets() -> Any:

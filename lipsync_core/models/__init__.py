@@ -17,12 +17,12 @@ from torch import nn
 from ..errors import LipsyncError
 from . import checkpoints
 from .fuse import fold_batchnorm
-from .registry import SPECS, ModelSpec, StateDict
+from .registry import FILE_SPECS, SPECS, ModelSpec, StateDict
 
 if TYPE_CHECKING:
     from .wav2lip import Wav2Lip
 
-__all__ = ["SPECS", "identify", "identify_state", "load", "load_wav2lip", "validator"]
+__all__ = ["FILE_SPECS", "SPECS", "identify", "identify_state", "load", "load_wav2lip", "validator"]
 
 Device = str | torch.device
 
@@ -60,8 +60,11 @@ def validator(arch: str, where: Callable[[str], str] | None = None) -> Callable[
 
     It reads the file and compares keys and shapes with the architecture built on the meta device, so
     it allocates no model weights. ``where(other_arch)`` words where a file of another known architecture
-    belongs (the caller knows the flags), e.g. "pass it to --s3fd_path".
+    belongs (the caller knows the flags), e.g. "pass it to --s3fd_path". A weight that is no torch checkpoint
+    (:data:`FILE_SPECS`, e.g. the anime face cascade) gets its own file check instead.
     """
+    if arch in FILE_SPECS:
+        return FILE_SPECS[arch].validate
     spec = _spec(arch)
 
     def validate(path: Path) -> None:

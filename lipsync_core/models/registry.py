@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -77,4 +78,25 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
               optional=("num_batches_tracked",)),
     ModelSpec("parsenet", _P + "parsenet:build_from_state", "raw",
               ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight"), "ParseNet face parsing"),
+)}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A weight that is not a torch checkpoint (no state dict, nothing to build): how the weights cache checks it.
+
+    Its manifest ``arch`` is ``name``; the code that uses the file reads it itself (e.g. ``face.anime``).
+    """
+
+    name: str
+    validator: str  # "module:function", function(path) raising LipsyncError when the file is unusable
+    description: str
+
+    def validate(self, path: Path) -> None:
+        module, func = self.validator.split(":")
+        getattr(importlib.import_module(module), func)(Path(path))
+
+
+FILE_SPECS: dict[str, FileSpec] = {s.name: s for s in (
+    FileSpec("opencv_cascade", _P + "cascade:validate", "OpenCV cascade classifier (XML)"),
 )}

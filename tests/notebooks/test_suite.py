@@ -102,7 +102,8 @@ def test_settings_form_defaults_are_the_variants_defaults(name, variant, manifes
 
 def test_settings_forms_cover_the_original_options_and_each_variants_own():
     common = {"pad_top", "pad_bottom", "pad_left", "pad_right", "resize_factor", "nosmooth", "face_det_batch_size",
-              "wav2lip_batch_size", "detector", "det_size", "det_stride", "blend", "device"}
+              "wav2lip_batch_size", "detector", "det_size", "det_stride", "blend", "device", "mask_region",
+              "mouth_scale"}
     own = {"original": {"use_gan_model"}, "hq": {"super_resolution", "segmentation_mask", "mask_feather",
                                                  "mask_lower_face"},
            "codeformer": {"use_gan_model", "fidelity", "sharpen", "upscale"}}
