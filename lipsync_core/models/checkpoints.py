@@ -112,19 +112,25 @@ def save_stripped(state_dict: Mapping[str, torch.Tensor], path: str | Path) -> N
 
     Used to keep a small, fast, weights-only copy beside a large training checkpoint.
     """
+    save_atomic({k: _compact(v) for k, v in state_dict.items()}, path)
+
+
+def save_atomic(obj: object, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` (zip format) through a temporary file in the same folder, synced and then
+    renamed: the file is either the old one or the complete new one, never half written."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    compact = {k: _compact(v) for k, v in state_dict.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(compact, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return p
 
 
 def _zip_format(p: Path, size: int) -> Format:
