@@ -52,6 +52,7 @@ setup(
             "ipywidgets>=8.0",
             "ruff>=0.4",
             "librosa>=0.10.1",  # an independent reference for the mel filter bank (not used at run time)
+            "python_speech_features>=0.6",  # the reference for SyncNet's MFCCs (not used at run time)
         ],
     },
     entry_points={"console_scripts": ["lipsync=lipsync_core.cli:main"]},

@@ -22,7 +22,9 @@ folder so weights survive runtime resets)::
     local/<key>.stripped.pth       its weights-only copy
 
 A cached file is checked by size on every use and by sha256 once; its record remembers the result
-(re-checked when size or mtime change). Anything that fails a check is deleted. ``LIPSYNC_OFFLINE=1``
+(re-checked when size or mtime change). Anything that fails a check is deleted. An entry whose size and
+sha256 are not published (null in the manifest) is *unpinned*: its first download is recorded, with a warning
+showing the size and sha256 found, and it is listed as ``unpinned``, never as verified. ``LIPSYNC_OFFLINE=1``
 turns a cache miss into an error without touching the network.
 """
 from __future__ import annotations
@@ -125,14 +127,15 @@ def fetch(weight_id: str, *, source: str | Path | None = None, cache_dir: str | 
 
 
 def status(weight_id: str, *, cache_dir: str | Path | None = None, manifest: Manifest | None = None) -> str:
-    """Cache state without hashing: ``verified``, ``cached`` (not hash-checked yet), ``damaged``,
-    ``partial`` (an interrupted download) or ``missing``."""
+    """Cache state without hashing: ``verified``, ``unpinned`` (recorded, but no published sha256 to check
+    it against), ``cached`` (not hash-checked yet), ``damaged``, ``partial`` (an interrupted download) or
+    ``missing``."""
     entry = (manifest or load_manifest()).entry(weight_id)
     path = weights_dir(cache_dir) / entry.file
     if path.is_file():
         rec = _read_record(_record_path(path))
         if rec is not None and rec.matches(path) and rec.sha256 == (entry.sha256 or rec.sha256):
-            return "verified"
+            return "verified" if entry.sha256 else "unpinned"
         return "cached" if entry.size in (None, path.stat().st_size) else "damaged"
     return "partial" if path.with_name(path.name + ".part.src").exists() else "missing"
 
@@ -226,6 +229,9 @@ def _obtain(entry: WeightEntry, slot: Path, sources: list[Source], validate: Val
                 continue
             rec = verified[0]
             _write_record(_record_path(slot), rec)
+            if entry.sha256 is None and not user_given:  # said once: later runs trust this record
+                log.warning("%s: no published size or sha256 to verify %s against; recorded it as unpinned "
+                            "(%s bytes, sha256 %s)", entry.id, entry.file, f"{rec.size:,}", rec.sha256)
             return _loadable(entry, slot, rec)
     raise _Exhausted(failures)
 

@@ -104,7 +104,8 @@ def _read_state(spec: ModelSpec, path: Path, convention: str | None) -> tuple[St
 
 
 def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device) -> nn.Module:
-    """The unloaded module for ``state`` built on ``device``, after checking that ``state`` fits it exactly."""
+    """The unloaded module for ``state`` built on ``device``, after checking that ``state`` fits it exactly
+    (buffers named in ``spec.optional`` that the file lacks are added to ``state``, zero-filled)."""
     found = identify_state(state)
     if found is not None and found != spec.name and not spec.matches(state):
         other = SPECS[found]
@@ -117,7 +118,11 @@ def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device) -> nn.Mo
         raise LipsyncError(f"{label} does not hold {spec.description} weights and matches no other known model "
                            f"(its keys start {_few(list(state))}; {type(e).__name__}: {e}): "
                            f"use a published {spec.description} checkpoint") from None
-    problems = _mismatch(model.state_dict(), state)
+    expected = model.state_dict()
+    for key in expected.keys() - state.keys():  # a buffer the file may lack: zero-filled, as torch itself does
+        if key.rsplit(".", 1)[-1] in spec.optional:
+            state[key] = torch.zeros(expected[key].shape, dtype=expected[key].dtype)
+    problems = _mismatch(expected, state)
     if problems:
         raise LipsyncError(f"{label} does not fit the {spec.description} ({problems}): "
                            f"use a published {spec.description} checkpoint")

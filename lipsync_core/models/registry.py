@@ -31,6 +31,9 @@ class ModelSpec:
     # that share key names (RRDBNet x4 / x2 differ only in conv_first's input channels).
     signature_shapes: tuple[tuple[str, tuple[int | None, ...]], ...] = ()
     torchscript: bool = False  # also published as a TorchScript export whose state_dict has these keys
+    # Last name components of buffers a published file may lack (then zero-filled): BatchNorm's
+    # ``num_batches_tracked`` counter is unused in eval mode and absent from files saved before torch 0.4.1.
+    optional: tuple[str, ...] = ()
 
     def build(self, state: StateDict) -> nn.Module:
         module, func = self.builder.split(":")
@@ -76,6 +79,9 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("retinaface_resnet50", _P + "retinaface:build_from_state", "raw",
               ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"), "RetinaFace ResNet-50 detector",
               role="retinaface"),
+    ModelSpec("syncnet_v2", _P + "syncnet_v2:build_from_state", "raw",
+              ("netcnnaud.0.weight", "netcnnlip.0.weight", "netfclip.3.weight"), "SyncNet v2 (LSE-D/LSE-C scorer)",
+              optional=("num_batches_tracked",)),
     ModelSpec("parsenet", _P + "parsenet:build_from_state", "raw",
               ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight"), "ParseNet face parsing", role="parsenet"),
 )}

@@ -224,6 +224,19 @@ def test_status_reports_the_cache_state(tiny):
     assert weights.status("tiny") == "damaged"
 
 
+def test_an_unpinned_weight_is_recorded_once_with_a_warning_and_never_called_verified(mirror, write_manifest,
+                                                                                       caplog):
+    write_manifest({"loose": {"sources": [url(mirror.put("loose.pth", DATA))]}})  # no size, no sha256
+    with caplog.at_level(logging.WARNING):
+        fetch("loose", progress=False)
+    assert "recorded it as unpinned" in caplog.text and sha256(DATA) in caplog.text and f"{len(DATA):,}" in caplog.text
+    assert weights.status("loose") == "unpinned"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        fetch("loose", progress=False)
+    assert "unpinned" not in caplog.text
+
+
 def test_cache_dir_resolution(tmp_path, monkeypatch):
     assert weights.cache_root(tmp_path / "given") == tmp_path / "given"
     monkeypatch.setenv("LIPSYNC_CACHE", str(tmp_path / "env"))

@@ -1,0 +1,5 @@
+"""Lip-sync scoring: SyncNet's LSE-D / LSE-C and A/V offset, and the Wav2Lip expert's similarity.
+
+:mod:`.sync` holds the reference arithmetic over streamed windows, :mod:`.embed` the two networks as
+embedding functions, :mod:`.crop` the reference pipeline's face crop.
+"""
