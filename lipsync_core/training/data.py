@@ -190,13 +190,19 @@ def load_window(clip: Clip, start: int) -> np.ndarray:
     return out
 
 
+def sample_mels(mel: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """The audio of the window starting at frame ``start``, from its clip's (80, T) mel: the generator's
+    ``indiv_mels`` (5, 1, 80, 16) and the expert's ``mel`` (1, 80, 16)."""
+    s = int(mel_start(start))
+    indiv = np.stack([mel[:, m:m + MEL_STEP] for m in indiv_mel_starts(start)])[:, None]
+    return indiv, mel[None, :, s:s + MEL_STEP]
+
+
 def load_sample(clips: list[Clip], spec: SampleSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(window, reference window, indiv_mels (5, 1, 80, 16), mel (1, 80, 16)) of one sample."""
     clip = clips[spec.clip]
-    mel = clip.mel()
-    s = int(mel_start(spec.start))
-    indiv = np.stack([mel[:, m:m + MEL_STEP] for m in indiv_mel_starts(spec.start)])[:, None]
-    return load_window(clip, spec.start), load_window(clip, spec.reference), indiv, mel[None, :, s:s + MEL_STEP]
+    indiv, mel = sample_mels(clip.mel(), spec.start)
+    return load_window(clip, spec.start), load_window(clip, spec.reference), indiv, mel
 
 
 def load_batch(clips: list[Clip], specs: list[SampleSpec]) -> HostBatch:

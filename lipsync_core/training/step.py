@@ -142,7 +142,7 @@ def train_step(nets: Nets, gen_opt: torch.optim.Optimizer, batch: Batch, weights
             + (1.0 - weights.sync - dw) * l1)
     amp.gen_scaler.scale(loss).backward()
     gen_norm = _step(gen_opt, amp.gen_scaler, nets.generator)
-    result = StepResult(l1=float(l1), loss=float(loss), sync=_item(sync), perceptual=_item(perceptual),
+    result = StepResult(l1=_item(l1), loss=_item(loss), sync=_item(sync), perceptual=_item(perceptual),
                         gen_grad_norm=gen_norm)
     if gan:
         disc_opt.zero_grad()  # drops what the adversarial term deposited in the discriminator
@@ -155,7 +155,7 @@ def train_step(nets: Nets, gen_opt: torch.optim.Optimizer, batch: Batch, weights
         fake = bce(fake_p, 0.0)
         amp.disc_scaler.scale(fake).backward()
         result.disc_grad_norm = _step(disc_opt, amp.disc_scaler, nets.disc)
-        result.disc_real, result.disc_fake = float(real), float(fake)
+        result.disc_real, result.disc_fake = _item(real), _item(fake)
     return result
 
 
@@ -171,4 +171,4 @@ def _step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, module: nn.M
 
 
 def _item(t: torch.Tensor | None) -> float | None:
-    return None if t is None else float(t)
+    return None if t is None else float(t.detach())
