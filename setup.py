@@ -55,5 +55,5 @@ setup(
             "python_speech_features>=0.6",  # the reference for SyncNet's MFCCs (not used at run time)
         ],
     },
-    entry_points={"console_scripts": ["lipsync=lipsync_core.cli:main"]},
+    entry_points={"console_scripts": ["lipsync=lipsync_core.front.cli:main"]},
 )

@@ -49,7 +49,7 @@ from ..errors import LipsyncError
 from ..face.track import DetectionSettings, build_track, thumbnail
 from ..face.types import Detector, FaceTrack
 from ..media.probe import probe
-from ..stages.read import FaceVideo
+from ..media.face_video import FaceVideo
 from . import crop as crop_mod
 from .sync import FPS, SAMPLES_PER_FRAME, VSHIFT, WINDOW, ExpertResult, SyncResult, expert_stream, syncnet_stream
 

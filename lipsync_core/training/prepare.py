@@ -54,7 +54,7 @@ from ..face.track import DetectionSettings, build_track, thumbnail
 from ..face.types import Box, Detector, FaceTrack
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import probe
-from ..stages.read import FaceVideo
+from ..media.face_video import FaceVideo
 from .data import CLIPS_DIR, FILELISTS_DIR, FPS, MIN_CLIP_FRAMES
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, *, sync_check: 
     ``detector`` finds faces (None: built from ``cfg.detector``, unless ``cfg.box`` fixes the face);
     ``sync_check`` scores each run (None: not sync-checked).
     """
-    from ..inputs import resolve_media
+    from ..acquire.inputs import resolve_media
 
     cfg.validate()
     root = Path(cfg.out)
@@ -309,14 +309,15 @@ def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, *, sync_check: 
 
 def make_detector(cfg: PrepareConfig) -> Detector:
     """The detector ``cfg.detector`` names, with its weights by role (``--s3fd_path`` / ``--retinaface_path``)."""
-    from .. import models, weights
-    from ..pipeline import resolve_runtime
+    from .. import models
+    from ..acquire import weights
+    from ..runtime import Runtime
 
     if cfg.detector == "haar":
         from ..face.haar import HaarDetector
 
         return HaarDetector()
-    runtime = resolve_runtime(cfg.device, "auto")
+    runtime = Runtime.resolve(cfg.device, "auto")
     wid, arch = ("s3fd", "s3fd") if cfg.detector == "s3fd" else ("retinaface_resnet50", "retinaface_resnet50")
     given = cfg.s3fd_path if cfg.detector == "s3fd" else cfg.retinaface_path
     path = weights.fetch(wid, source=None if given in (None, wid) else given, validate=models.validator(arch))

@@ -287,8 +287,9 @@ ROLES = {"checkpoint": ("wav2lip", "wav2lip"), "expert": ("lipsync_expert", "syn
 
 def weight_path(role: str, given: str | None, default: str) -> Path:
     """A verified local file for ``role``: ``given`` (manifest id, path, URL or Drive ID) or ``default``'s file."""
-    from .. import models, weights
-    from ..manifest import load_manifest
+    from .. import models
+    from ..acquire import weights
+    from ..acquire.manifest import load_manifest
 
     arch = ROLES[role][1]
     if given is not None and Path(given).is_file():
