@@ -65,7 +65,7 @@ def test_a_normal_run_takes_it_as_checkpoint_path(trained, tmp_path):
     _, _, best = trained
     face = talking_head_video(tmp_path / "face.mp4", size=(128, 128), seconds=0.6)
     out = lipsync(face, face, tmp_path / "out.mp4", checkpoint_path=str(best), box=(16, 120, 20, 108),
-                  device="cpu", progress=False, preset="ultrafast")
+                  device="cpu", no_progress=True, preset="ultrafast")
     assert len(read_frames(out)) == 15 and probe(out).has_audio
 
 
