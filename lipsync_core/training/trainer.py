@@ -19,8 +19,10 @@ from typing import Any
 import torch
 
 from ..errors import LipsyncError
+from ..runtime import Runtime
 from . import checkpoint as ckpt
-from .config import SYNC_SWITCH_BELOW, TrainConfig
+from ..plan import CATALOG
+from .config import ROLES, SYNC_SWITCH_BELOW, TrainConfig
 from .data import BatchStream, Dataset, HostBatch, WindowSampler, load_batch, to_batch
 from .losses import generate, l1_loss, sync_loss
 from .step import Amp, LossWeights, Nets, StepResult, make_optimizer, set_hyperparameters, train_step
@@ -49,15 +51,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LipsyncError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return dev
-
-
 class Trainer:
     """Trains ``nets`` on ``dataset`` as ``cfg`` says, writing checkpoints and metrics to ``cfg.out``.
 
@@ -83,7 +76,7 @@ class Trainer:
             nets.disc.to(self.device, dtype)
         self.gen_opt = make_optimizer(nets.generator, cfg.lr, cfg.betas)
         self.disc_opt = make_optimizer(nets.disc, cfg.disc_lr, cfg.betas) if nets.disc is not None else None
-        self.amp = Amp(self.device, cfg.amp and dtype == torch.float32)
+        self.amp = Amp(self.device, not cfg.no_amp and dtype == torch.float32)
         self.sampler = WindowSampler(dataset.train, seed=cfg.seed)
         self.steps_per_epoch = max(1, math.ceil(len(dataset.train) / cfg.batch_size))
         self.step = 0
@@ -280,50 +273,52 @@ def _bar(cfg: TrainConfig, start: int):
 
 
 
-#: Weight roles of a training run: role -> (default manifest id, registry architecture).
-ROLES = {"checkpoint": ("wav2lip", "wav2lip"), "expert": ("lipsync_expert", "syncnet_color"),
-         "disc": ("visual_quality_disc", "disc_qual")}
-
-
-def weight_path(role: str, given: str | None, default: str) -> Path:
-    """A verified local file for ``role``: ``given`` (manifest id, path, URL or Drive ID) or ``default``'s file."""
+def weight_path(cfg: TrainConfig, role: str, default: str | None = None) -> Path:
+    """A verified local file for ``role``: its ``--<role>_path`` (manifest id, path, URL or Drive ID), else
+    ``default`` (a manifest id), else the role's default; a file of another kind is refused saying where it goes."""
     from .. import models
     from ..acquire import weights
     from ..acquire.manifest import load_manifest
 
-    arch = ROLES[role][1]
-    if given is not None and Path(given).is_file():
-        models.validator(arch)(Path(given))  # a file of another kind fails here, with what it is
-        return Path(given)
     manifest = load_manifest()
-    wid = given if given in manifest.weights else default
+    spec = ROLES[role]
+    default = default or spec.default
+    given = cfg.weight_source(role)
+    arch = manifest.entry(default).arch
+
+    def where(other: str) -> str:
+        for r in ROLES.values():
+            if r.default in manifest.weights and manifest.entry(r.default).arch == other:
+                return f"pass it to {r.flag}"
+        return CATALOG.flag_for_arch(other, manifest)
+
+    wid = given if given in manifest.weights and not Path(given).exists() else default
     if manifest.entry(wid).arch != arch:
         fits = sorted(w for w, e in manifest.weights.items() if e.arch == arch)
-        raise LipsyncError(f"--{role}_path {given} names weights of another kind; use one of {', '.join(fits)}, "
+        raise LipsyncError(f"{spec.flag} {given} names weights of another kind; use one of {', '.join(fits)}, "
                            "a file, a URL or a Drive ID")
-    return weights.fetch(wid, source=None if given in (None, wid) else given, validate=models.validator(arch))
+    return weights.fetch(wid, source=None if given in (None, wid) else given, cache_dir=cfg.cache_dir,
+                         validate=models.validator(arch, where), progress=cfg.progress)
 
 
 def load_nets(cfg: TrainConfig, device: torch.device) -> Nets:
     """The generator (trainable), the frozen expert and, with ``--gan``, the discriminator, from their roles."""
     from .. import models
 
-    init = cfg.checkpoint_path or ("wav2lip_gan" if cfg.gan else "wav2lip")
-    generator = models.load("wav2lip", weight_path("checkpoint", init, "wav2lip"), device, fuse=False)
+    init = weight_path(cfg, "checkpoint", "wav2lip_gan" if cfg.gan else "wav2lip")
+    generator = models.load("wav2lip", init, device, fuse=False)
     # Fused BatchNorm is exact in eval mode and faster; the original's training-mode expert needs its norms.
-    expert = models.load("syncnet_color", weight_path("expert", cfg.expert_path, ROLES["expert"][0]), device,
-                         fuse=not cfg.expert_batch_stats)
+    expert = models.load("syncnet_color", weight_path(cfg, "expert"), device, fuse=not cfg.expert_batch_stats)
     disc = None
     if cfg.gan:
-        disc = models.load("disc_qual", weight_path("disc", cfg.disc_path, ROLES["disc"][0]), device)
-        disc.requires_grad_(True)
+        disc = models.load("disc_qual", weight_path(cfg, "disc"), device).requires_grad_(True)
     return Nets(generator.requires_grad_(True), expert, disc, frozen=tuple(cfg.freeze))
 
 
 def train(cfg: TrainConfig, *, on_event: EventHook | None = None, score_hook: ScoreHook | None = None) -> TrainResult:
     """``lipsync train run``: train on ``cfg.dataset`` from the weights ``cfg`` names; see :class:`Trainer`."""
     cfg.validate()
-    device = resolve_device(cfg.device)
+    device = Runtime.resolve(cfg.device, "float32").device
     dataset = Dataset.open(cfg.dataset)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once

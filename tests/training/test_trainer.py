@@ -33,7 +33,7 @@ def tiny_nets(gan: bool = False, seed: int = 0) -> Nets:
 
 def config(out, **kw) -> TrainConfig:
     base = dict(dataset="unused", out=str(out), batch_size=2, lr=1e-3, disc_lr=1e-3, eval_interval=2, val_windows=4,
-                log_interval=1, workers=1, progress=False, patience=0)
+                log_interval=1, workers=1, no_progress=True, patience=0)
     return TrainConfig(**{**base, **kw})
 
 
