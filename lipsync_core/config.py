@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import LipsyncError
 from .face.track import DetectionSettings
-from .plan import CATALOG, Catalog
+from .plan import CATALOG, SCORERS, Catalog
 from .runtime import DEVICES, DTYPES
 
 BLENDS = ("feather", "hard")
@@ -34,6 +34,7 @@ _ORIGINAL = "the original inference.py options"
 _HQ = "HQ variants"
 _CF = "CodeFormer variant"
 _OUTPUT = "output and messages"
+_SCORE = "sync scoring (LSE-D / LSE-C, A/V offset)"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
 
 
@@ -85,6 +86,18 @@ class RunConfig:
                                  check=lambda v: abs(v) <= 10_000, message="--audio_offset_ms must be within ±10000")
     no_track_cache: bool = opt(False, "always re-detect faces instead of reusing the cached track")
     cache_dir: str | None = opt(None, "cache folder for weights and face tracks (default: ~/.cache/lipsync)")
+    silence_gate_db: float | None = opt(None, "mel windows whose audio stays below this level (dBFS RMS, e.g. -45) "
+                                        "become silence, so noise in pauses does not move the mouth",
+                                        check=lambda v: -120 <= v <= 0,
+                                        message="--silence_gate_db is a level in dBFS between -120 and 0 (e.g. -45)")
+    # Sync scoring.
+    score: bool = opt(False, "score the output's lip sync (and the face video's own, when it has speech): one line, "
+                      "and <output>.score.json", _SCORE)
+    scorer: str = opt("syncnet", "syncnet (LSE-D/LSE-C, the published metric) or expert (Wav2Lip's lip-sync "
+                      "expert)", _SCORE, choices=SCORERS)
+    fix_offset: bool = opt(False, "measure the output's A/V offset and shift its audio when it is at least a frame "
+                           "and LSE-C >= 3; with --audio same, the face video's own offset is fixed before syncing",
+                           _SCORE)
     # Output and messages.
     crf: int = opt(18, "H.264 quality, 0 = lossless", _OUTPUT, check=lambda v: 0 <= v <= 51,
                    message="--crf must be between 0 and 51")

@@ -200,8 +200,10 @@ class Pipeline:
             stage.prepare(self.runtime)
         return stages
 
-    def _batches(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int) -> Iterator[Batch]:
-        """Decoded batches of output frames with their boxes and mel windows (runs in a prefetch thread)."""
+    def _batches(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int,
+                 quiet: np.ndarray | None = None) -> Iterator[Batch]:
+        """Decoded batches of output frames with their boxes and mel windows (runs in a prefetch thread);
+        ``quiet`` flags the mel frames under ``--silence_gate_db``."""
         w, h = video.frame_size
         bs = render_batch_frames(self.cfg.wav2lip_batch_size, w * h * 3, self.runtime.device.type)
         if self.runtime.device.type == "cpu" and self.plan.cpu_frames:
@@ -213,7 +215,8 @@ class Pipeline:
 
         def make() -> Batch:
             return Batch(indices=list(idx), frames=list(frames), boxes=[track.boxes[s] for s in srcs],
-                         mels=audio_mod.mel_windows(mel, video.fps, idx, offset_ms=self.cfg.audio_offset_ms),
+                         mels=audio_mod.mel_windows(mel, video.fps, idx, offset_ms=self.cfg.audio_offset_ms,
+                                                    quiet=quiet),
                          landmarks=[track.landmarks[s] for s in srcs] if has_lm else None)
 
         for out_i, (src, frame) in enumerate(video.looped(n_out, track.n_frames)):
@@ -229,7 +232,7 @@ class Pipeline:
             yield make()
 
     def render(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int, audio_path: Path,
-               duration: float, outfile: Path) -> None:
+               duration: float, outfile: Path, quiet: np.ndarray | None = None) -> None:
         """Pass 2: decode, sync, enhance, blend and encode, overlapping decode with compute."""
         from .media.video import VideoWriter
 
@@ -251,7 +254,7 @@ class Pipeline:
             return False
 
         def producer() -> None:
-            batches = self._batches(video, track, mel, n_out)
+            batches = self._batches(video, track, mel, n_out, quiet)
             try:
                 for b in batches:
                     if not hand_over(b):
@@ -306,6 +309,10 @@ class Pipeline:
                 face, audio, start=cfg.start, end=cfg.end, audio_start=cfg.audio_start, audio_end=cfg.audio_end,
                 workdir=Path(work), cookies=cfg.cookies, max_seconds=cfg.max_seconds)
             self.fetch_weights()
+            if cfg.fix_offset and audio_path == face_path:  # --audio same: align the source's own A/V first
+                from .score.session import fix_source_offset
+
+                audio_path = fix_source_offset(self, face_path, Path(work))
             video = FaceVideo.open(face_path, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
                                    rotate=cfg.rotate, crop=tuple(cfg.crop))
             t0 = time.perf_counter()
@@ -314,6 +321,7 @@ class Pipeline:
                 raise LipsyncError(f"{audio} contains no audio samples")
             duration = wav.size / audio_mod.SAMPLE_RATE
             mel = audio_mod.melspectrogram(wav)
+            quiet = None if cfg.silence_gate_db is None else audio_mod.quiet_frames(wav, cfg.silence_gate_db)
             self.timings.add("mel", t0)
             n_out = audio_mod.frames_for_audio(wav.size, video.fps)
             if cfg.box is not None:
@@ -324,10 +332,14 @@ class Pipeline:
                 track.landmarks = [None if b is None else landmarks_from_box(b) for b in track.boxes]
             if not track.any_face:
                 raise LipsyncError(f"no face found in any frame of {face}; {self._no_face_hint()}")
-            self.render(video, track, mel, n_out, audio_path, duration, outfile)
-        seconds = time.perf_counter() - started
-        self.info(f"{self.frames_written} frames in {seconds:.1f} s "
-                  f"({self.frames_written / max(seconds, 1e-9):.1f} frames/s): {outfile}")
+            self.render(video, track, mel, n_out, audio_path, duration, outfile, quiet)
+            seconds = time.perf_counter() - started
+            self.info(f"{self.frames_written} frames in {seconds:.1f} s "
+                      f"({self.frames_written / max(seconds, 1e-9):.1f} frames/s): {outfile}")
+            if cfg.score or cfg.fix_offset:
+                from .score.session import after_run
+
+                after_run(self, face_path, outfile)
         return outfile
 
     def _no_face_hint(self) -> str:

@@ -151,6 +151,10 @@ class Catalog:
         return [v.name for v in self.variants.values() if stage in v.stages]
 
 
+#: The sync scorers (``--scorer``); each is also the name of its weight role.
+SCORERS = ("syncnet", "expert")
+
+
 # -- the plan --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
@@ -175,7 +179,8 @@ class Plan:
         roles = [self.detector.role] if self.detector is not None and self.detector.role else []
         for stage in self.stages:
             roles += [r for r in stage.roles if r not in roles]
-        return roles
+        scoring = ([self.cfg.scorer] if self.cfg.score else []) + (["syncnet"] if self.cfg.fix_offset else [])
+        return roles + [r for r in dict.fromkeys(scoring) if r not in roles]
 
     @property
     def scale(self) -> int:
@@ -292,6 +297,8 @@ CATALOG = Catalog(
         Role("codeformer", "CodeFormer face restoration", "codeformer"),
         Role("parsenet", "ParseNet face parsing (CodeFormer's paste mask)", "parsenet"),
         Role("upscaler", "RealESRGAN x2 background upscaler (--upscale 2)", "realesrgan_x2"),
+        Role("syncnet", "SyncNet v2, the LSE-D/LSE-C sync scorer (--score, --fix_offset, lipsync score)", "syncnet_v2"),
+        Role("expert", "Wav2Lip's lip-sync expert (--scorer expert)", "lipsync_expert"),
     ]),
     detectors=_table([
         DetectorSpec("s3fd", "S3FD, as the original (photographs)", _s3fd, role="s3fd"),

@@ -252,8 +252,11 @@ def box_cell() -> str:
 def run_cell(number: int) -> str:
     lines = ["#@markdown Runs the lip sync (progress bars below), then shows the video with a download button.",
              f"#@markdown Tick to also copy it to your Google Drive (`MyDrive/{DRIVE_RESULTS_FOLDER}`):",
-             param("copy_to_drive", False)]
-    return form(f"{number}. Lip-sync", lines, "result = job.run(copy_to_drive=copy_to_drive)")
+             param("copy_to_drive", False),
+             "#@markdown Tick to measure the lip sync of the result (LSE-D / LSE-C and the A/V offset, the published",
+             "#@markdown SyncNet metric) and of the face video with its own sound, with a per-second plot:",
+             param("score_sync", False)]
+    return form(f"{number}. Lip-sync", lines, "result = job.run(copy_to_drive=copy_to_drive, score=score_sync)")
 
 
 def simple_inputs_cell() -> str:

@@ -50,6 +50,10 @@ def test_each_role_loads_one_architecture(manifest):
     ("hq", {"no_sr": True, "no_segmentation": True}, ["s3fd", "checkpoint"]),
     ("codeformer", {}, ["retinaface", "checkpoint", "codeformer", "parsenet"]),
     ("codeformer", {"upscale": 2}, ["retinaface", "checkpoint", "upscaler", "codeformer", "parsenet"]),
+    ("original", {"detector": "haar", "score": True}, ["checkpoint", "syncnet"]),
+    ("original", {"detector": "haar", "fix_offset": True}, ["checkpoint", "syncnet"]),
+    ("original", {"detector": "haar", "score": True, "scorer": "expert", "fix_offset": True},
+     ["checkpoint", "expert", "syncnet"]),
 ])
 def test_plan_roles_are_only_what_the_run_loads(variant, options, roles):
     assert Plan.from_config(make_config(variant, **options)).roles == roles

@@ -342,12 +342,15 @@ class Job:
         return self.face, self.audio
 
     @friendly
-    def run(self, *, copy_to_drive: bool = False, preview: bool = True) -> Path:
-        """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive)."""
+    def run(self, *, copy_to_drive: bool = False, preview: bool = True, score: bool = False) -> Path:
+        """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive); with
+        ``score``, measure its lip sync and show the scores and their per-second plot under the preview."""
         from .. import lipsync
 
         face, audio = self._require_inputs()
         options = self.run_options()
+        if score:
+            options["score"] = True
         if options.get("checkpoint_path") in GENERATORS.values():
             print(f"Wav2Lip generator: {options['checkpoint_path']}")
         if self.box is not None:
@@ -358,6 +361,10 @@ class Job:
         print(f"Done in {time.perf_counter() - started:.0f} s: {self.result}")
         if preview:
             show_result(self.result)
+        if score:
+            from ..score.session import report_path
+
+            show_scores(report_path(self.result))
         if copy_to_drive:
             save_to_drive(self.result)
         return self.result
@@ -424,6 +431,53 @@ def show_result(path: str | os.PathLike) -> None:
 
     button.on_click(download)
     display(widgets.VBox([button, out]))
+
+
+def show_scores(report: str | os.PathLike) -> None:
+    """Display a ``--score`` JSON (:mod:`lipsync_core.score.session`): the scores and the per-second plot."""
+    import json
+
+    from IPython.display import HTML, display
+
+    display(HTML(score_html(json.loads(Path(report).read_text(encoding="utf-8")))))
+
+
+def score_html(data: dict[str, Any], width: int = 640, height: int = 120) -> str:
+    """The scores of a run (and of the face video with its own audio) as a line each, and an inline SVG plot of
+    the per-second sync confidence of the output's face tracks over time (no plotting library needed)."""
+    def line(label: str, d: dict[str, Any] | None) -> str:
+        o = None if d is None else d["overall"]
+        if o is None:
+            return f"<b>{label}</b>: not scored"
+        metric = (f"LSE-D {o['lse_d']:.2f} (lower is better), LSE-C {o['lse_c']:.2f} (higher is better)"
+                  if d["scorer"] == "syncnet" else f"expert similarity {o['similarity']:.3f}")
+        return (f"<b>{label}</b>: {metric}, A/V offset {o['offset_frames']:+d} frames ({o['offset_ms']:+.0f} ms; "
+                f"+ = audio early), {o['windows']} windows")
+
+    key = "confidence" if data["scorer"] == "syncnet" else "similarity"
+    points = [((s["start_s"] + s["end_s"]) / 2, s[key]) for t in data["tracks"] for s in t["segments"]]
+    rows = [line("output", data)]
+    if data.get("reference") is not None:
+        rows.append(line("face video with its own audio", data["reference"]))
+    if data.get("fix"):
+        rows.append(f"<b>offset fix</b>: {data['fix']['reason']}" + (" (applied)" if data["fix"]["applied"] else ""))
+    svg = ""
+    if points:
+        seconds = max(data["seconds"], 1e-3)
+        lo, hi = min(0.0, *(v for _, v in points)), max(1e-6, *(v for _, v in points))
+        x = [8 + (width - 16) * t / seconds for t, _ in points]
+        y = [height - 16 - (height - 24) * (v - lo) / (hi - lo) for _, v in points]
+        zero = height - 16 - (height - 24) * (0 - lo) / (hi - lo)
+        path = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y))
+        dots = "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5"/>' for a, b in zip(x, y))
+        svg = (f'<svg width="{width}" height="{height}" style="max-width:100%;background:#fafafa">'
+               f'<line x1="8" y1="{zero:.1f}" x2="{width - 8}" y2="{zero:.1f}" stroke="#bbb"/>'
+               f'<polyline points="{path}" fill="none" stroke="#1a73e8" stroke-width="2"/>'
+               f'<g fill="#1a73e8">{dots}</g>'
+               f'<text x="8" y="{height - 2}" font-size="11">0 s</text>'
+               f'<text x="{width - 40}" y="{height - 2}" font-size="11">{seconds:.1f} s</text>'
+               f'<text x="8" y="12" font-size="11">sync {key} per second (higher is better)</text></svg>')
+    return "<div>" + "<br>".join(rows) + (f"<br>{svg}" if svg else "") + "</div>"
 
 
 # -- the face-box helper -------------------------------------------------------------------------------------------

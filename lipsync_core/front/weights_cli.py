@@ -16,7 +16,7 @@ from pathlib import Path
 from ..acquire import weights
 from ..acquire.manifest import Manifest, load_manifest
 from ..errors import LipsyncError
-from ..plan import CATALOG
+from ..plan import CATALOG, SCORERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,11 +63,15 @@ def _validator(arch: str, manifest: Manifest) -> Callable[[Path], None]:
 def _list(manifest: Manifest, cache_dir: str | None) -> int:
     print(f"cache: {weights.weights_dir(cache_dir)}")
     rows = [("variant", "role", "weight", "size", "state")]
-    for variant in CATALOG.variants:
-        for role, wid in CATALOG.variant_weights(variant).items():
-            entry = manifest.entry(wid)
-            size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
-            rows.append((variant, role, wid, size, weights.status(wid, cache_dir=cache_dir, manifest=manifest)))
+    table = [(variant, role, wid) for variant in CATALOG.variants
+             for role, wid in CATALOG.variant_weights(variant).items()]
+    # The scorers (--score, lipsync score) belong to no variant: any run may use them.
+    table += [("(scoring)", r, CATALOG.roles[r].default) for r in SCORERS
+              if r in CATALOG.roles and CATALOG.roles[r].default in manifest.weights]
+    for variant, role, wid in table:
+        entry = manifest.entry(wid)
+        size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
+        rows.append((variant, role, wid, size, weights.status(wid, cache_dir=cache_dir, manifest=manifest)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())

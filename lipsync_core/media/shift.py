@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import LipsyncError
 from .ffmpeg import run_ffmpeg
-from .probe import probe
+from .probe import MediaInfo, probe
 
 #: Audio codec per output container (the video stream is always copied).
 _AUDIO_CODEC = {".mp4": ["aac", "-b:a", "192k"], ".m4v": ["aac", "-b:a", "192k"], ".mov": ["aac", "-b:a", "192k"],
@@ -28,16 +28,11 @@ def shift_audio(video: str | os.PathLike, delay_ms: float, out: str | os.PathLik
     the end; either way the audio keeps its sample count, so its duration is unchanged.
     """
     info = probe(video).require_video("video").require_audio("video")
-    rate, channels = info.sample_rate or 48000, info.channels or 2
     dst = Path(out) if out is not None else info.path
     codec = _AUDIO_CODEC.get(dst.suffix.lower())
     if codec is None:
         raise LipsyncError(f"cannot write {dst}: use an .mp4, .mov, .mkv, .avi or .webm output")
-    proc = run_ffmpeg(["-i", info.path, "-map", "0:a:0", "-vn", "-sn", "-ac", str(channels), "-ar", str(rate),
-                       "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
-                      what=f"decode the audio of {info.path}", capture_stdout=True)
-    pcm = np.frombuffer(proc.stdout, np.float32)
-    pcm = pcm[: len(pcm) // channels * channels].reshape(-1, channels)
+    pcm, rate, channels = _decode(info)
     shifted = shift_samples(pcm, round(delay_ms * rate / 1000.0))
     dst.parent.mkdir(parents=True, exist_ok=True)
     partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
@@ -49,6 +44,33 @@ def shift_audio(video: str | os.PathLike, delay_ms: float, out: str | os.PathLik
     finally:
         partial.unlink(missing_ok=True)
     return dst
+
+
+def write_shifted_audio(source: str | os.PathLike, delay_ms: float, out: str | os.PathLike) -> Path:
+    """The first audio stream of ``source`` delayed by ``delay_ms`` (negative: advanced), same length, as a
+    float WAV at ``out`` (written atomically)."""
+    info = probe(source).require_audio()
+    pcm, rate, channels = _decode(info)
+    shifted = shift_samples(pcm, round(delay_ms * rate / 1000.0))
+    dst = Path(out)
+    partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+    try:
+        run_ffmpeg(["-y", "-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0", "-c:a", "pcm_f32le",
+                    "-f", "wav", partial], what=f"write {dst}", input=shifted.tobytes())
+        os.replace(partial, dst)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dst
+
+
+def _decode(info: MediaInfo) -> tuple[np.ndarray, int, int]:
+    """(samples x channels float32 PCM, rate, channels) of the first audio stream, at its own rate and layout."""
+    rate, channels = info.sample_rate or 48000, info.channels or 2
+    proc = run_ffmpeg(["-i", info.path, "-map", "0:a:0", "-vn", "-sn", "-ac", str(channels), "-ar", str(rate),
+                       "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
+                      what=f"decode the audio of {info.path}", capture_stdout=True)
+    pcm = np.frombuffer(proc.stdout, np.float32)
+    return pcm[: len(pcm) // channels * channels].reshape(-1, channels), rate, channels
 
 
 def shift_samples(pcm: np.ndarray, delay: int) -> np.ndarray:

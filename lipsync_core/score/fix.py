@@ -52,7 +52,8 @@ def fix_offset(video: str | os.PathLike, report: ScoreReport, out: str | os.Path
     elif offset == 0:
         reason = "already in sync (offset 0 frames)"
     elif o["lse_c"] < min_confidence:
-        reason = f"LSE-C {o['lse_c']:.2f} is below {min_confidence:g}, too unsure to move the audio by {offset:+d} frames"
+        reason = (f"LSE-C {o['lse_c']:.2f} is below {min_confidence:g}, too unsure to move the audio by "
+                  f"{offset:+d} frames")
     else:
         delay = offset * 1000.0 / FPS
         path = shift_audio(video, delay, out)

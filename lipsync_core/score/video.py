@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,13 +48,13 @@ from .. import audio as audio_mod
 from ..errors import LipsyncError
 from ..face.track import DetectionSettings, build_track, thumbnail
 from ..face.types import Detector, FaceTrack
-from ..media.probe import probe
 from ..media.face_video import FaceVideo
+from ..media.probe import probe
+from ..plan import SCORERS
 from . import crop as crop_mod
 from .sync import FPS, SAMPLES_PER_FRAME, VSHIFT, WINDOW, ExpertResult, SyncResult, expert_stream, syncnet_stream
 
 SCHEMA = "lipsync-score/1"
-SCORERS = ("syncnet", "expert")
 OFFSET_CONVENTION = "offset_frames > 0: the audio leads the video (plays early); < 0: it lags"
 MIN_FRAMES = WINDOW + 1  # one window
 
@@ -121,7 +121,8 @@ class ScoreReport:
         """One line for the terminal."""
         o = self.overall
         if o is None:
-            return f"{Path(self.video).name}: nothing scored ({self.unscored[0]['reason'] if self.unscored else 'no frames'})"
+            why = self.unscored[0]["reason"] if self.unscored else "no frames"
+            return f"{Path(self.video).name}: nothing scored ({why})"
         metric = (f"LSE-D {o['lse_d']:.3f}  LSE-C {o['lse_c']:.3f}" if self.scorer == "syncnet"
                   else f"expert similarity {o['similarity']:.3f}")
         return (f"{Path(self.video).name}: {metric}  offset {o['offset_frames']:+d} frames ({o['offset_ms']:+.0f} ms; "
@@ -164,7 +165,7 @@ def split_tracks(track: FaceTrack, cuts: np.ndarray) -> list[Span]:
     return spans
 
 
-def _scan_cuts(frames: Iterator[np.ndarray], threshold: float, out: list[bool]) -> Iterator[np.ndarray]:
+def scan_cuts(frames: Iterable[np.ndarray], threshold: float, out: list[bool]) -> Iterator[np.ndarray]:
     """``frames`` unchanged, appending to ``out`` whether each one follows a cut (the tracker's own test)."""
     prev = None
     for frame in frames:
@@ -177,14 +178,19 @@ def _scan_cuts(frames: Iterator[np.ndarray], threshold: float, out: list[bool]) 
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+#: Pass 1 of scoring: the 25 fps face video -> its face track (raw boxes) and, per frame, whether a cut precedes it.
+Tracker = Callable[[FaceVideo], tuple[FaceTrack, list[bool]]]
+
+
 def score_video(video: str | os.PathLike, *, embedder: Any, scorer: str = "syncnet",
                 audio: str | os.PathLike | None = None, detector: Detector | None = None,
-                settings: DetectionSettings | None = None, jpeg: bool = True, batch_size: int = 20,
-                segment_seconds: float = 1.0, vshift: int = VSHIFT) -> ScoreReport:
+                settings: DetectionSettings | None = None, tracker: Tracker | None = None, jpeg: bool = True,
+                batch_size: int = 20, segment_seconds: float = 1.0, vshift: int = VSHIFT) -> ScoreReport:
     """Score ``video`` (with its own audio, or ``audio``) end to end; see the module docstring.
 
     ``embedder`` has ``video(windows)`` and ``audio(windows)`` (:mod:`.embed`, or a constructed one in
-    tests). ``detector`` finds the face unless ``settings.box`` fixes it. Boxes are used as detected (no
+    tests). The face is tracked by ``tracker`` (a run's pipeline: :func:`lipsync_core.score.session.tracker`),
+    else by ``detector`` with ``settings`` (or the fixed ``settings.box``). Boxes are used as detected (no
     pads, no smoothing: the reference filters the crop itself). ``jpeg`` reproduces the reference's JPEG
     round trip of the SyncNet crops.
     """
@@ -195,14 +201,15 @@ def score_video(video: str | os.PathLike, *, embedder: Any, scorer: str = "syncn
         raise LipsyncError(f"{video} is a still image; scoring needs a video with moving lips")
     audio_path = Path(audio) if audio is not None else Path(video)
     samples = audio_mod.load_audio_int16(audio_path)
-    base = settings or DetectionSettings()
-    settings = replace(base, pads=(0, 0, 0, 0), nosmooth=True)
     face_video = FaceVideo(Path(video), info, FPS, static=False)
-
-    cuts: list[bool] = []
-    frames = _scan_cuts(face_video.frames(det_size=settings.det_size), settings.cut_threshold, cuts)
-    track = build_track(frames, detector, settings, scale=face_video.detection_scale(settings.det_size),
-                        frame_size=face_video.frame_size, fps=FPS)
+    if tracker is None:
+        settings = replace(settings or DetectionSettings(), pads=(0, 0, 0, 0), nosmooth=True)
+        cuts: list[bool] = []
+        frames = scan_cuts(face_video.frames(det_size=settings.det_size), settings.cut_threshold, cuts)
+        track = build_track(frames, detector, settings, scale=face_video.detection_scale(settings.det_size),
+                            frame_size=face_video.frame_size, fps=FPS)
+    else:
+        track, cuts = tracker(face_video)
     spans = split_tracks(track, np.asarray(cuts, bool))
     n_audio_frames = len(samples) // SAMPLES_PER_FRAME
 
@@ -262,9 +269,12 @@ def _track_score(span: Span, res: SyncResult | ExpertResult, scorer: str, segmen
     segments = []
     for lo in range(0, res.windows, step):
         vals = per_window[lo:lo + step]
+        vals = vals[np.isfinite(vals)]  # the expert has no value where the shifted audio window is outside the clip
+        if not len(vals):
+            continue
         start = (span.start + lo) / FPS
         value = float(np.mean(vals))
-        segments.append(Segment(start, start + len(vals) / FPS, len(vals),
+        segments.append(Segment(start, start + min(step, res.windows - lo) / FPS, len(vals),
                                 **({"confidence": value} if scorer == "syncnet" else {"similarity": value})))
     if isinstance(res, SyncResult):
         return TrackScore(span.start, span.end, res.windows, res.offset, lse_d=res.lse_d, lse_c=res.lse_c,

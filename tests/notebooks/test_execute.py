@@ -51,7 +51,7 @@ def assert_previewed(nb) -> None:
 #: on a CPU even reduced (the full-size BiSeNet, CodeFormer's RetinaFace-R50 and ParseNet); RetinaFace sees small
 #: frames because its procedural weights flood NMS with candidates.
 FULL = [
-    pytest.param("lipsync_original.ipynb", {}, 0.8, id="original"),
+    pytest.param("lipsync_original.ipynb", {"score_sync": True}, 0.8, id="original-scored"),
     pytest.param("lipsync_hq.ipynb", {}, 0.4, id="hq"),
     pytest.param("lipsync_hq_gan.ipynb", {"segmentation_mask": False}, 0.8, id="hq_gan-no-segmentation"),
     pytest.param("lipsync_codeformer.ipynb", {"detector": "retinaface", "det_size": 160, "sharpen": 0.5, "upscale": 2},
@@ -70,6 +70,9 @@ def test_full_notebook_runs_to_a_playable_video(kernel_env, media, name, extra, 
     assert_ran_installed_copy(nb)
     assert_previewed(nb)
     assert "Detected box" in nbrun.outputs_text(nbrun.cell(nb, "face-box"))
+    if extra.get("score_sync"):
+        shown = nbrun.outputs_text(nbrun.cell(nb, "run"))
+        assert "LSE-D" in shown and "face video with its own audio" in shown and "<svg" in shown
 
 
 def test_simple_notebook_runs_with_the_gan_model(kernel_env, media):

@@ -33,6 +33,7 @@ SAMPLES = {
     "audio_end": ("3", None), "cookies": ("c.txt", None), "max_seconds": (60.0, -1.0),
     "no_sr": (True, None), "no_segmentation": (True, None), "mask_feather": (4, -1), "mask_lower_face": (0.5, 2.0),
     "fidelity": (0.5, 2.0), "sharpen": (1.0, 9.0), "upscale": (2, 3),
+    "silence_gate_db": (-45.0, 5.0), "score": (True, None), "scorer": ("expert", "wav2lip"), "fix_offset": (True, None),
 }
 #: Options that belong to a variant's stages: sampled with that variant.
 VARIANT_OF = {"no_sr": "hq", "no_segmentation": "hq", "mask_feather": "hq", "mask_lower_face": "hq",

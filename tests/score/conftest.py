@@ -20,6 +20,15 @@ def short_real_clip(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_real_clip(short_real_clip) -> Path:
+    """The first second (25 frames, 200x200) of :func:`short_real_clip`, for whole runs."""
+    out = short_real_clip.with_name("glasses_1s.mp4")
+    run_ffmpeg(["-y", "-i", short_real_clip, "-t", "1", "-vf", "scale=200:200", "-c:v", "libx264", "-preset",
+                "ultrafast", "-crf", "18", "-c:a", "aac", out], what="cut the test clip")
+    return out
+
+
 class FakeEmbedder:
     """A cheap constructed embedder (mean level per frame / per audio column group), for the plumbing tests."""
 

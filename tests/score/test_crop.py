@@ -20,7 +20,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
-@pytest.mark.parametrize("rows, cols", [((5, 30), (2, 40)), ((-3, 12), (0, 8)), ((0, 200), (50, 260)), ((7, 7), (0, 9))])
+@pytest.mark.parametrize("rows, cols", [((5, 30), (2, 40)), ((-3, 12), (0, 8)), ((0, 200), (50, 260)),
+                                        ((7, 7), (0, 9))])
 def test_padded_region_equals_slicing_the_padded_frame(rows, cols):
     frame = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
     pad = 25

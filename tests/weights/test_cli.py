@@ -41,6 +41,16 @@ def test_list_shows_each_variant_role_and_state(two_weights, capsys):
     assert table["b"][:2] == ["original", "s3fd"] and table["b"][-1] == "missing"
 
 
+def test_list_shows_the_scorers_and_an_unpinned_file_as_unpinned(mirror, write_manifest, monkeypatch, capsys):
+    monkeypatch.setattr(weights_cli, "_validator", lambda arch, manifest: lambda path: None)
+    write_manifest({"syncnet_v2": {"sources": [url(mirror.put("s.model", A))], "arch": "syncnet_v2",
+                                   "convention": "raw"}})  # no size, no sha256: unpinned
+    monkeypatch.setattr(weights_cli, "CATALOG", replace(CATALOG, variants={}))
+    fetch("syncnet_v2", progress=False)
+    assert weights_cli.main(["list"]) == 0
+    assert rows(capsys.readouterr().out)["syncnet_v2"] == ["(scoring)", "syncnet", "syncnet_v2", "?", "unpinned"]
+
+
 def test_fetch_variant_with_a_source_for_one_weight(two_weights, tmp_path, capsys):
     mine = tmp_path / "my_a.pth"
     mine.write_bytes(A)
