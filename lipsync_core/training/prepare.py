@@ -2,9 +2,9 @@
 
 Per video, resampled to 25 fps with its sound at 16 kHz mono (what the original asks its data to be):
 
-1. **Pass 1** tracks the face with this package's own tracking (any detector, or a fixed ``box``) on frames
-   downscaled for detection, and marks shot cuts with the tracker's own cut test. Boxes are the raw detections
-   (no pads, no smoothing), as the original's ``preprocess.py`` crops.
+1. **Pass 1** tracks the face as a run does (its detector and options, or a fixed ``--box``; the face-track
+   cache) and marks shot cuts with the tracker's own cut test (:mod:`lipsync_core.score.session`'s tracker).
+   Boxes are the raw detections (no pads, no smoothing), as the original's ``preprocess.py`` crops.
 2. **Planning**: the frames with a face are split at cuts and face gaps into *runs*; frames without a face, with
    a face smaller than ``min_face`` pixels, past the end of the audio, or in a run shorter than
    ``min_clip_seconds`` are dropped (and counted, by reason). Each run is cut into clips of about
@@ -26,8 +26,8 @@ contiguous stretch, so validation windows never neighbour training windows of th
 says how many minutes were kept and dropped and why, and warns below :data:`MIN_USEFUL_MINUTES`.
 
 Resumable: each finished video is recorded in ``DATASET/prepare.json`` and skipped by a later call (more
-videos can be added the same way); a video interrupted midway restarts, reusing its pass-1 track. Clips of a
-video appear only once it is complete. Memory stays bounded: frames are streamed and audio is read per run.
+videos can be added the same way); a video interrupted midway restarts, its face track coming from the track
+cache. Clips of a video appear only once it is complete. Memory stays bounded: frames are streamed and audio is read per run.
 """
 from __future__ import annotations
 
@@ -42,20 +42,24 @@ import tempfile
 import wave
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
+from ..config import RunConfig, make_config, opt
 from ..errors import LipsyncError
-from ..face.track import DetectionSettings, build_track, thumbnail
-from ..face.types import Box, Detector, FaceTrack
+from ..face.types import Box, FaceTrack
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import probe
 from ..media.face_video import FaceVideo
+from .config import check_fields
 from .data import CLIPS_DIR, FILELISTS_DIR, FPS, MIN_CLIP_FRAMES
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,6 @@ MIN_USEFUL_MINUTES = 60.0
 #: The original writes its crops with cv2.imwrite's default JPEG quality.
 JPEG_QUALITY = 95
 STATE = "prepare.json"
-WORK = ".prepare"
 STATE_VERSION = 1
 
 
@@ -85,40 +88,40 @@ class Source:
         return json.dumps([str(self.source), self.start, self.end])
 
 
+#: The run options ``lipsync train prepare`` takes (how faces are found, where things run), and its weight roles.
+RUN_OPTIONS = ("detector", "box", "face_point", "det_size", "det_stride", "face_det_batch_size", "device", "cache_dir",
+               "cookies", "no_progress", "quiet")
+RUN_ROLES = ("s3fd", "retinaface", "syncnet")
+
+_P = "dataset"
+
+
 @dataclass
 class PrepareConfig:
-    """Settings of ``lipsync train prepare``; field names are the CLI flags."""
+    """Settings of ``lipsync train prepare`` besides the run options in :data:`RUN_OPTIONS`."""
 
-    out: str = ""
-    detector: str = "s3fd"
-    s3fd_path: str | None = None
-    retinaface_path: str | None = None
-    box: Box | None = None  # a fixed (top, bottom, left, right) face box instead of detection
-    face_point: tuple[float, float] | None = None  # follow the face nearest this (x, y)
-    det_size: int | None = DetectionSettings.det_size
-    det_stride: int = DetectionSettings.det_stride
-    clip_seconds: float = 3.0
-    min_clip_seconds: float = 1.0
-    min_face: int = 48  # pixels: smaller faces are too blurry once resized to 96x96
-    val_fraction: float = 0.1
-    min_confidence: float = 3.0
-    max_shift: int = 3  # frames
-    device: str = "auto"
-    cookies: str | None = None
-    progress: bool = True
+    out: str = ""  # the dataset folder (created, or added to)
+    clip_seconds: float = opt(3.0, "length of the clips long takes are cut into", _P,
+                              check=lambda v: v > MIN_CLIP_FRAMES / FPS, message="--clip_seconds must be above 0.6")
+    min_clip_seconds: float = opt(1.0, "drop face runs between cuts or gaps shorter than this", _P,
+                                  check=lambda v: v > MIN_CLIP_FRAMES / FPS,
+                                  message="--min_clip_seconds must be above 0.6 (a clip needs 16 frames)")
+    min_face: int = opt(48, "drop frames whose face is smaller than this many pixels", _P, check=lambda v: v >= 1,
+                        message="--min_face must be at least 1")
+    val_fraction: float = opt(0.1, "share of each video's clips held out for validation (its last ones)", _P,
+                              check=lambda v: 0 <= v < 1, message="--val_fraction must be in [0, 1)")
+    min_confidence: float = opt(3.0, "drop runs whose SyncNet confidence (LSE-C) is below this", _P,
+                                check=lambda v: v >= 0, message="--min_confidence must be >= 0")
+    max_shift: int = opt(3, "shift runs off by up to this many frames; drop those off by more", _P,
+                         check=lambda v: v >= 0, message="--max_shift must be >= 0")
+    no_sync_check: bool = opt(False, "keep every run without scoring its sync (no SyncNet download)", _P)
 
     def validate(self) -> PrepareConfig:
-        checks = [
-            (bool(self.out), "give the dataset folder to write with --out"),
-            (self.clip_seconds >= self.min_clip_seconds > MIN_CLIP_FRAMES / FPS,
-             f"--clip_seconds must be >= --min_clip_seconds > {MIN_CLIP_FRAMES / FPS:g}"),
-            (0 <= self.val_fraction < 1, "--val_fraction must be in [0, 1)"),
-            (self.min_face >= 1 and self.max_shift >= 0, "--min_face must be >= 1 and --max_shift >= 0"),
-            (self.detector in ("s3fd", "retinaface", "haar"), "--detector must be s3fd, retinaface or haar"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise LipsyncError(message)
+        if not self.out:
+            raise LipsyncError("give the dataset folder to write with --out")
+        check_fields(self)
+        if self.clip_seconds < self.min_clip_seconds:
+            raise LipsyncError("--clip_seconds must be at least --min_clip_seconds")
         return self
 
 
@@ -276,64 +279,60 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
-def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, *, sync_check: SyncCheck | None = None,
-            detector: Detector | None = None) -> PrepareSummary:
+def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunConfig | None = None, *,
+            sync_check: SyncCheck | None = None) -> PrepareSummary:
     """Turn ``sources`` into the dataset at ``cfg.out`` (adding to what is there); returns its summary.
 
-    ``detector`` finds faces (None: built from ``cfg.detector``, unless ``cfg.box`` fixes the face);
-    ``sync_check`` scores each run (None: not sync-checked).
+    ``run`` holds the run options of :data:`RUN_OPTIONS` (detector, box, device, weights by role, ...; default:
+    :func:`~lipsync_core.config.make_config`'s). Faces are tracked with that configuration's detector and the
+    face-track cache; each run is sync-checked with SyncNet (role ``syncnet``) unless ``cfg.no_sync_check``, or
+    with ``sync_check`` when one is given.
     """
     from ..acquire.inputs import resolve_media
 
     cfg.validate()
+    run = run or make_config()
     root = Path(cfg.out)
     (root / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     state = _read_state(root)
     todo = [s if isinstance(s, Source) else Source(str(s)) for s in sources]
+    pending = [src for src in todo if src.key not in state["videos"]]
     for src in todo:
-        if src.key in state["videos"]:
+        if src not in pending:
             log.info("%s: prepared already, skipped", src.source)
-            continue
-        if cfg.box is None and detector is None:
-            detector = make_detector(cfg)
-        name = _video_name(src)
-        with tempfile.TemporaryDirectory(prefix="lipsync-prepare-") as work:
-            path = resolve_media(src.source, start=src.start, end=src.end, kind="face", workdir=work,
-                                 cookies=cfg.cookies)
-            record = prepare_video(Path(path), name, root, cfg, detector=detector, sync_check=sync_check,
-                                   workdir=Path(work))
-        state["videos"][src.key] = {"source": str(src.source), "start": src.start, "end": src.end, **record}
-        _write_state(root, state)
+    if pending:
+        pipe, check = _tooling(run, cfg, sync_check)
+        for src in pending:
+            name = _video_name(src)
+            with tempfile.TemporaryDirectory(prefix="lipsync-prepare-") as work:
+                path = resolve_media(src.source, start=src.start, end=src.end, kind="face", workdir=work,
+                                     cookies=run.cookies)
+                record = prepare_video(Path(path), name, root, cfg, pipe=pipe, sync_check=check, workdir=Path(work))
+            state["videos"][src.key] = {"source": str(src.source), "start": src.start, "end": src.end, **record}
+            _write_state(root, state)
     return write_split(root, state, cfg.val_fraction)
 
 
-def make_detector(cfg: PrepareConfig) -> Detector:
-    """The detector ``cfg.detector`` names, with its weights by role (``--s3fd_path`` / ``--retinaface_path``)."""
-    from .. import models
-    from ..acquire import weights
-    from ..runtime import Runtime
+def _tooling(run: RunConfig, cfg: PrepareConfig, sync_check: SyncCheck | None) -> tuple[Pipeline, SyncCheck | None]:
+    """A tracking-only pipeline with ``run``'s detector (weights fetched; raw boxes, no pads or smoothing) and the
+    sync check: ``sync_check``, else SyncNet unless ``cfg.no_sync_check``."""
+    from ..pipeline import Pipeline
+    from ..score.session import scoring_pipeline
 
-    if cfg.detector == "haar":
-        from ..face.haar import HaarDetector
+    use_syncnet = sync_check is None and not cfg.no_sync_check
+    pipe = scoring_pipeline(Pipeline, replace(run, score=use_syncnet, scorer="syncnet", fix_offset=False))
+    if use_syncnet:
+        from ..score.embed import SyncNetEmbedder
 
-        return HaarDetector()
-    runtime = Runtime.resolve(cfg.device, "auto")
-    wid, arch = ("s3fd", "s3fd") if cfg.detector == "s3fd" else ("retinaface_resnet50", "retinaface_resnet50")
-    given = cfg.s3fd_path if cfg.detector == "s3fd" else cfg.retinaface_path
-    path = weights.fetch(wid, source=None if given in (None, wid) else given, validate=models.validator(arch))
-    model = models.load(arch, path, device=runtime.device)
-    if cfg.detector == "s3fd":
-        from ..face.s3fd import S3FDDetector
-
-        return S3FDDetector(model, device=runtime.device, dtype=runtime.dtype)
-    from ..face.retinaface import RetinaFaceDetector
-
-    return RetinaFaceDetector(model, device=runtime.device, dtype=runtime.dtype)
+        sync_check = SyncNetCheck(SyncNetEmbedder(pipe.model("syncnet"), pipe.runtime.device))
+    return pipe, None if cfg.no_sync_check else sync_check
 
 
-def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, detector: Detector | None,
+def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, pipe: Pipeline,
                   sync_check: SyncCheck | None, workdir: Path) -> dict:
     """Prepare one local video into ``root/clips/<name>/``; returns its record for ``prepare.json``."""
+    from ..score.session import tracker
+
     info = probe(path).require_video()
     if info.is_image:
         raise LipsyncError(f"{path} is a still image; training needs videos of the person speaking")
@@ -345,59 +344,24 @@ def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, dete
     with wave.open(str(wav), "rb") as w:
         n_samples = w.getnframes()
     video = FaceVideo(path, info, FPS, static=False)
-    settings = DetectionSettings(detector=cfg.detector, det_size=cfg.det_size or None, det_stride=cfg.det_stride,
-                                 pads=(0, 0, 0, 0), nosmooth=True, face_point=cfg.face_point, box=cfg.box)
-    track, cuts = _pass1(video, settings, detector, root / WORK / f"{name}.npz", cfg.progress)
-    plan = plan_clips(track, cuts, n_samples // SAMPLES_PER_FRAME, cfg, name)
+    track, cut_list = tracker(pipe)(video)  # pass 1: the run's detector and track cache, raw boxes, shot cuts
+    plan = plan_clips(track, np.asarray(cut_list, dtype=bool), n_samples // SAMPLES_PER_FRAME, cfg, name)
     dropped = Counter({k: v / FPS for k, v in plan.dropped.items()})
     partial = root / CLIPS_DIR / f"{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    kept = _pass2(video, track, plan, wav, n_samples, partial, cfg, sync_check, dropped)
+    kept = _pass2(video, track, plan, wav, n_samples, partial, cfg, sync_check, dropped, pipe.cfg.progress)
     final = root / CLIPS_DIR / name
     shutil.rmtree(final, ignore_errors=True)
     if kept:
         os.replace(partial, final)
     else:
         shutil.rmtree(partial, ignore_errors=True)
-    for leftover in (root / WORK).glob(f"{name}.*"):
-        leftover.unlink()
     return {"name": name, "clips": kept, "dropped": dict(dropped), "sync_checked": sync_check is not None,
             "seconds": track.n_frames / FPS}
 
 
-def _pass1(video: FaceVideo, settings: DetectionSettings, detector: Detector | None, cache: Path,
-           progress: bool) -> tuple[FaceTrack, np.ndarray]:
-    """The raw face track and the cut flags (``cuts[i]``: a cut before frame i), reused from ``cache`` (the
-    track, and its cuts beside it as ``.cuts.npy``) when an interrupted call left them."""
-    cuts_path = cache.with_suffix(".cuts.npy")
-    if cache.is_file() and cuts_path.is_file():
-        try:
-            return FaceTrack.load(cache), np.load(cuts_path)
-        except (OSError, KeyError, ValueError):
-            log.warning("ignoring unreadable %s", cache)
-    cut_list: list[bool] = []
-
-    def scanned() -> Iterator[np.ndarray]:
-        prev = None
-        for frame in _progress(video.frames(det_size=settings.det_size), "track", progress):
-            thumb = thumbnail(frame)
-            cut_list.append(prev is not None and float(np.abs(thumb - prev).mean()) > settings.cut_threshold)
-            prev = thumb
-            yield frame
-
-    track = build_track(scanned(), detector, settings, scale=video.detection_scale(settings.det_size),
-                        frame_size=video.frame_size, fps=FPS)
-    cuts = np.asarray(cut_list, dtype=bool)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cuts_path, cuts)
-    tmp = cache.with_name(f".{cache.name}")
-    track.save(tmp)
-    os.replace(tmp, cache)  # the track last: its presence means both are complete
-    return track, cuts
-
-
 def _pass2(video: FaceVideo, track: FaceTrack, plan: Plan, wav: Path, n_samples: int, partial: Path,
-           cfg: PrepareConfig, sync_check: SyncCheck | None, dropped: Counter) -> list[dict]:
+           cfg: PrepareConfig, sync_check: SyncCheck | None, dropped: Counter, progress: bool) -> list[dict]:
     """Write every planned clip's crops, check each run's sync, then give its clips audio or delete them."""
     if not plan.clips:
         return []
@@ -408,7 +372,7 @@ def _pass2(video: FaceVideo, track: FaceTrack, plan: Plan, wav: Path, n_samples:
     sessions: dict[int, SyncSession | None] = {}
     kept: list[dict] = []
     last = plan.runs[-1][1]
-    for f, frame in enumerate(_progress(video.frames(max_frames=last), "crops", cfg.progress, total=last)):
+    for f, frame in enumerate(_progress(video.frames(max_frames=last), "crops", progress, total=last)):
         c = clip_of[f]
         if c >= 0:
             clip = plan.clips[c]

@@ -7,6 +7,7 @@ import wave
 import numpy as np
 import pytest
 
+from lipsync_core.config import RunConfig, make_config
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.score.sync import score_syncnet
 from lipsync_core.testing.media import talking_head_video
@@ -28,13 +29,21 @@ def wav_samples(path) -> int:
         return w.getnframes()
 
 
-def haar(out, **kw) -> PrepareConfig:
-    return PrepareConfig(out=str(out), detector="haar", progress=False, **kw)
+def haar(**kw) -> RunConfig:
+    return make_config(detector="haar", no_progress=True, **kw)
+
+
+def boxed(box) -> RunConfig:
+    return make_config(box=box, no_progress=True)
+
+
+def unchecked(out, **kw) -> PrepareConfig:
+    return PrepareConfig(out=str(out), no_sync_check=True, **kw)
 
 
 def test_a_faceless_stretch_is_dropped_and_clips_hold_only_face_frames(tmp_path):
     video = shared_path("media", "face_noface_cutaway_7s.mp4")  # frames 60-109 show no face
-    summary = prepare([video], haar(tmp_path / "ds"))
+    summary = prepare([video], unchecked(tmp_path / "ds"), haar())
     clips = clips_of(tmp_path / "ds")
     spans = [(c["start_frame"], c["start_frame"] + c["frames"]) for c in clips]
     assert spans and all(e <= 60 or s >= 110 for s, e in spans)
@@ -56,14 +65,14 @@ def test_clips_never_cross_a_cut(tmp_path):
                 "[0:a]atrim=0:1.6,asetpts=PTS-STARTPTS[a0];[1:a]atrim=0:1.6,asetpts=PTS-STARTPTS[a1];"
                 "[v0][a0][v1][a1]concat=n=2:v=1:a=1[v][a]", "-map", "[v]", "-map", "[a]",
                 "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(cut)], what="join two clips")
-    prepare([cut], haar(tmp_path / "ds", clip_seconds=5.0))
+    prepare([cut], unchecked(tmp_path / "ds", clip_seconds=5.0), haar())
     spans = sorted((c["start_frame"], c["start_frame"] + c["frames"]) for c in clips_of(tmp_path / "ds"))
     assert len(spans) == 2 and spans[0][1] <= 40 <= spans[1][0]
 
 
 def test_a_long_take_becomes_many_short_clips_and_a_usable_dataset(tmp_path):
     video = talking_head_video(tmp_path / "take.mp4", size=(128, 128), seconds=8.0)
-    summary = prepare([video], PrepareConfig(out=str(tmp_path / "ds"), box=(10, 120, 14, 114), progress=False))
+    summary = prepare([video], unchecked(tmp_path / "ds"), boxed((10, 120, 14, 114)))
     assert sorted(c["frames"] for c in clips_of(tmp_path / "ds")) == [66, 67, 67]  # 8 s: three of ~3 s
     assert (summary.train_clips, summary.val_clips) == (2, 1)  # the last stretch of the video is held out
     data = Dataset.open(tmp_path / "ds")
@@ -74,8 +83,8 @@ def test_a_long_take_becomes_many_short_clips_and_a_usable_dataset(tmp_path):
 def test_prepared_videos_are_skipped_and_an_interrupted_one_restarts_cleanly(tmp_path, monkeypatch):
     first = talking_head_video(tmp_path / "a.mp4", size=(96, 96), seconds=2.0)
     second = talking_head_video(tmp_path / "b.mp4", size=(96, 96), seconds=2.0, seed=1)
-    cfg = PrepareConfig(out=str(tmp_path / "ds"), box=(4, 92, 4, 92), progress=False)
-    prepare([first], cfg)
+    cfg, run = unchecked(tmp_path / "ds"), boxed((4, 92, 4, 92))
+    prepare([first], cfg, run)
     real_pass2 = prepare_mod._pass2
 
     def interrupted(*args, **kwargs):
@@ -84,28 +93,30 @@ def test_prepared_videos_are_skipped_and_an_interrupted_one_restarts_cleanly(tmp
 
     monkeypatch.setattr(prepare_mod, "_pass2", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        prepare([first, second], cfg)
+        prepare([first, second], cfg, run)
     assert [p.name for p in (tmp_path / "ds" / "clips").iterdir() if p.name.endswith(".partial")]
     assert len(clips_of(tmp_path / "ds")) == 1  # the interrupted video is not recorded
     monkeypatch.undo()
     real, calls = prepare_mod.prepare_video, []
     monkeypatch.setattr(prepare_mod, "prepare_video", lambda path, *a, **kw: calls.append(path) or real(path, *a, **kw))
-    summary = prepare([first, second], cfg)
+    summary = prepare([first, second], cfg, run)
     assert calls == [second] and summary.videos == 2 and len(clips_of(tmp_path / "ds")) == 2
     assert not [p for p in (tmp_path / "ds" / "clips").iterdir() if p.name.endswith(".partial")]
 
 
 def constructed_cfg(out, **kw) -> PrepareConfig:
     # The constructed embeddings (5-d, z-scored) give LSE-C ~2.4 at the true shift, below SyncNet's scale.
-    return PrepareConfig(out=str(out), box=(0, 64, 0, 64), clip_seconds=5.0, progress=False,
-                         **{"min_confidence": 1.0, **kw})
+    return PrepareConfig(out=str(out), clip_seconds=5.0, **{"min_confidence": 1.0, **kw})
+
+
+WHOLE_FRAME = (0, 64, 0, 64)
 
 
 @pytest.mark.parametrize("delay", [0, 2])
 def test_an_offset_within_three_frames_is_shifted_out(tmp_path, delay):
     video = constructed.clip_file(tmp_path / "c.mp4", 120, delay)
     cfg = constructed_cfg(tmp_path / "ds")
-    prepare([video], cfg, sync_check=SyncNetCheck(constructed.ConstructedEmbedder()))
+    prepare([video], cfg, boxed(WHOLE_FRAME), sync_check=SyncNetCheck(constructed.ConstructedEmbedder()))
     (clip,) = clips_of(tmp_path / "ds")
     assert clip["offset"] == -delay
     folder = tmp_path / "ds" / "clips" / clip["name"]
@@ -121,8 +132,9 @@ def test_an_offset_within_three_frames_is_shifted_out(tmp_path, delay):
 def test_runs_far_off_sync_or_without_a_clear_sync_are_dropped(tmp_path):
     far = constructed.clip_file(tmp_path / "far.mp4", 120, 6)
     check = SyncNetCheck(constructed.ConstructedEmbedder())
-    summary = prepare([Source(str(far))], constructed_cfg(tmp_path / "ds"), sync_check=check)
+    summary = prepare([Source(str(far))], constructed_cfg(tmp_path / "ds"), boxed(WHOLE_FRAME), sync_check=check)
     assert summary.train_clips + summary.val_clips == 0
     assert summary.dropped == {"off-sync by more than 3 frames": pytest.approx(4.8)}
-    summary = prepare([far], constructed_cfg(tmp_path / "ds2", min_confidence=1e6), sync_check=check)
+    summary = prepare([far], constructed_cfg(tmp_path / "ds2", min_confidence=1e6), boxed(WHOLE_FRAME),
+                      sync_check=check)
     assert list(summary.dropped) == ["low sync confidence (LSE-C below 1e+06)"]
