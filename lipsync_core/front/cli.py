@@ -24,7 +24,8 @@ from ..errors import LipsyncError
 from ..plan import CATALOG, Catalog
 
 #: ``lipsync <name> ...`` -> the module whose ``main(argv) -> int`` runs it.
-SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "score": "lipsync_core.front.score_cli"}
+SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "score": "lipsync_core.front.score_cli",
+               "train": "lipsync_core.front.train_cli"}
 
 
 class Parser(argparse.ArgumentParser):

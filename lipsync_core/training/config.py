@@ -80,7 +80,7 @@ class TrainConfig:
                     message="--lr must be positive")
     disc_lr: float = opt(1e-5, "discriminator learning rate (--gan)", _W, check=_pos,
                          message="--disc_lr must be positive")
-    sync_wt: float | None = opt(None, "sync-loss weight (default: 0.01, 0.03 with --gan)", _W,
+    sync_wt: float | None = opt(None, "sync-loss weight (unset: 0.01, or 0.03 with --gan)", _W,
                                 check=lambda v: 0 <= v < 1, message="--sync_wt must be in [0, 1)")
     disc_wt: float = opt(DISC_WT, "adversarial weight with --gan", _W, check=lambda v: 0 <= v < 1,
                          message="--disc_wt must be in [0, 1)")
