@@ -78,7 +78,7 @@ def run_parser() -> Parser:
     gen = ROLES["checkpoint"]
     w.add_argument("--init", gen.flag, dest=gen.option, default=argparse.SUPPRESS,
                    help="the generator to start from (default: wav2lip, or wav2lip_gan with --gan)")
-    for name in ("expert", "disc"):
+    for name in ("expert", "disc", "syncnet"):
         role = ROLES[name]
         w.add_argument(role.flag, dest=role.option, default=argparse.SUPPRESS,
                        help=f"{role.help} (default: {role.default})")

@@ -46,11 +46,12 @@ BETAS_GAN = (0.5, 0.999)
 #: Generator parts that may be frozen.
 FREEZABLE = ("audio_encoder", "face_encoder_blocks", "face_decoder_blocks")
 
-#: The weights of a training run by role (flag ``--<role>_path``); the generator's role is the run's own.
+#: The weights of a training run by role (flag ``--<role>_path``); all but the discriminator are a run's roles too.
 ROLES = {r.name: r for r in (
     CATALOG.roles["checkpoint"],
-    Role("expert", "the frozen lip-sync expert the sync loss runs through (SyncNet_color)", "lipsync_expert"),
+    CATALOG.roles["expert"],
     Role("disc", "the visual quality discriminator trained with --gan (Wav2Lip_disc_qual)", "visual_quality_disc"),
+    CATALOG.roles["syncnet"],
 )}
 
 _W = "weights and schedule"
@@ -71,6 +72,7 @@ class TrainConfig:
     checkpoint_path: str | None = None  # the generator to start from (--init); None: wav2lip, wav2lip_gan with --gan
     expert_path: str | None = None
     disc_path: str | None = None
+    syncnet_path: str | None = None  # SyncNet v2 for the rendered validation check
     gan: bool = opt(False, "train as hq_wav2lip_train.py: adversarial term and the visual quality discriminator", _W)
     steps: int = opt(5000, "total optimizer steps (a resumed run stops at the same total)", _L, check=_pos,
                      message="--steps must be at least 1")
@@ -98,6 +100,8 @@ class TrainConfig:
                                 message="--keep_checkpoints must be at least 1")
     log_interval: int = opt(25, "log the mean losses every this many steps", _L, check=_pos,
                             message="--log_interval must be at least 1")
+    no_render_check: bool = opt(False, "skip the rendered check at each validation (a held-out clip lip-synced "
+                                "through the real pipeline and scored by SyncNet: LSE-C)", _L)
     resume: bool = opt(False, "continue the run in --out from its last checkpoint (a new run if there is none)", _L)
     seed: int = opt(0, "seed of the data order", _L)
     device: str = opt("auto", "auto, cpu, cuda or cuda:N", _R,

@@ -315,12 +315,27 @@ def load_nets(cfg: TrainConfig, device: torch.device) -> Nets:
     return Nets(generator.requires_grad_(True), expert, disc, frozen=tuple(cfg.freeze))
 
 
-def train(cfg: TrainConfig, *, on_event: EventHook | None = None, score_hook: ScoreHook | None = None) -> TrainResult:
-    """``lipsync train run``: train on ``cfg.dataset`` from the weights ``cfg`` names; see :class:`Trainer`."""
+def train(cfg: TrainConfig, *, on_event: EventHook | None = None) -> TrainResult:
+    """``lipsync train run``: train on ``cfg.dataset`` from the weights ``cfg`` names; see :class:`Trainer`.
+
+    Every weight is fetched before the first step, so a missing one fails at once, not at the first validation.
+    """
+    from ..config import make_config
+    from .validation import RenderCheck, validation_video
+
     cfg.validate()
     device = Runtime.resolve(cfg.device, "float32").device
     dataset = Dataset.open(cfg.dataset)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
     nets = load_nets(cfg, device)
+    score_hook = None
+    if not cfg.no_render_check and dataset.val:
+        syncnet = weight_path(cfg, "syncnet")
+        folder = Path(cfg.out) / "validation"
+        video = folder / "clip.mp4"
+        if not video.is_file():
+            validation_video(dataset.val[0], video)
+        run = make_config("original", device=cfg.device, cache_dir=cfg.cache_dir, syncnet_path=str(syncnet))
+        score_hook = RenderCheck(video, folder, run)
     return Trainer(cfg, dataset, nets, device=device, on_event=on_event, score_hook=score_hook).run()

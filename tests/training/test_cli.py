@@ -33,8 +33,8 @@ def test_prepare_then_train_from_released_format_weights(tmp_path, capsys):
     expert = write_checkpoint("syncnet_color", tmp_path / "lipsync_expert.pth", wrapper="state_dict", legacy=True)
     run = tmp_path / "run"
     assert main(["train", "run", str(dataset), "--init", str(init), "--expert_path", str(expert), "--out", str(run),
-                 "--steps", "1", "--batch_size", "1", "--val_windows", "1", "--device", "cpu", "--no_progress",
-                 "--workers", "1"]) == 0
+                 "--steps", "1", "--batch_size", "1", "--val_windows", "1", "--no_render_check", "--device", "cpu",
+                 "--no_progress", "--workers", "1"]) == 0
     out, err = capsys.readouterr()
     best = run / "best_checkpoint.pth"
     assert out.strip() == str(best) and "step 1" in err
