@@ -169,6 +169,8 @@ class Trainer:
             raise LipsyncError(f"{self.out} holds checkpoints of an earlier run (up to step {existing[-1]}): pass "
                                "--resume to continue it, or choose another --out")
         stopped = "steps"
+        if self.step == 0:  # the starting point is the first candidate: fine-tuning must beat it to replace it
+            self._checkpoint_and_validate(periodic=False)
         stream = BatchStream(self.sampler, cfg.batch_size, workers=cfg.workers)
         bar = _bar(cfg, self.step)
         sums: dict[str, float] = {}
@@ -206,8 +208,9 @@ class Trainer:
                     "best_val_sync": self.best_val})
         return TrainResult(self.out, self.step, stopped, self.best_step, self.best_val, self.history)
 
-    def _checkpoint_and_validate(self) -> bool:
-        """Validate, update the schedule and the best checkpoint, save; True when early stopping says stop."""
+    def _checkpoint_and_validate(self, periodic: bool = True) -> bool:
+        """Validate, update the schedule and the best checkpoint, save (a periodic checkpoint too unless
+        ``periodic`` is False); True when early stopping says stop."""
         cfg = self.cfg
         epoch = self.step // self.steps_per_epoch
         metrics = self.validate()
@@ -223,10 +226,13 @@ class Trainer:
                 self.bad_evals += 1
         # The sampler state saved is the one after the last batch trained on (later ones were only prefetched).
         extra = {**self.extra_state(), "sampler": self._sampler_state}
-        path = ckpt.save(self.out, self.step, epoch, self.nets.generator, self.gen_opt, extra, disc=self.nets.disc,
-                         disc_opt=self.disc_opt, keep=cfg.keep_checkpoints)
+        path = self.out / ckpt.BEST
+        if periodic:
+            path = ckpt.save(self.out, self.step, epoch, self.nets.generator, self.gen_opt, extra,
+                             disc=self.nets.disc, disc_opt=self.disc_opt, keep=cfg.keep_checkpoints)
         if improved or metrics is None:
-            ckpt.save_best(self.out, self.step, epoch, self.nets.generator, extra, disc=self.nets.disc)
+            best = ckpt.save_best(self.out, self.step, epoch, self.nets.generator, extra, disc=self.nets.disc)
+            path = path if periodic else best
         record: dict[str, Any] = {"step": self.step, "kind": "val", "syncnet_wt": self.sync_wt,
                                   "checkpoint": path.name, "best": improved, **(metrics or {})}
         if self.score_hook is not None:

@@ -40,7 +40,7 @@ def test_prepare_then_train_from_released_format_weights(tmp_path, capsys):
     assert out.strip() == str(best) and "step 1" in err
     assert isinstance(load("wav2lip", best), torch.nn.Module)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["kind"] for r in records] == ["train", "val", "stop"] and records[0]["sync"] > 0
+    assert [r["kind"] for r in records] == ["val", "train", "val", "stop"] and records[1]["sync"] > 0
 
 
 def test_expected_errors_are_one_line(tmp_path, capsys):
