@@ -70,8 +70,9 @@ def _case(kind: str, gan: bool, batch_size: int, steps: int, threads: int, queue
         t0 = time.perf_counter()
         train_step(nets, gen_opt, batch, weights, disc_opt=disc_opt)
         times.append(time.perf_counter() - t0)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put({"case": f"{kind} {'gan' if gan else 'w2l'}", "batch": batch_size, "s_per_step": min(times),
-               "steps_per_s": 1.0 / min(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+               "steps_per_s": 1.0 / min(times), "peak_rss_mb": peak_mb})
 
 
 def _flops(gan: bool, batch_size: int) -> float:

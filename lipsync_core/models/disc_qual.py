@@ -1,6 +1,7 @@
-"""Wav2Lip's visual-quality discriminator ``Wav2Lip_disc_qual``, with the parameter names of ``visual_quality_disc.pth``.
+"""Wav2Lip's visual-quality discriminator ``Wav2Lip_disc_qual``, with the parameter names of the released
+``visual_quality_disc.pth``.
 
-Written from ``reference/wav2lip_original.md`` §1.3 and ``reference/training/README.md`` §3/§9.2. It scores
+Written from the original's published layout. It scores
 single frames, lower half only, with no audio and no time context: each frame of a (B, 3, T, 96, 96) clip is
 one sample, folded into the batch t-major (row ``t*B + b``). Used only by GAN training (``--gan``).
 """

@@ -2,8 +2,8 @@
 
 * :mod:`.prepare`: plain videos -> the original's dataset layout (face crops per clip, audio, filelists);
 * :mod:`.data`: that layout, the original's window sampling, batches;
-* :mod:`.losses` and :mod:`.step`: the original's losses and training step (float64 parity with
-  ``reference/training/losses_io.npz``);
+* :mod:`.losses` and :mod:`.step`: the original's losses and training step (float64 parity with two recorded
+  steps of the original);
 * :mod:`.trainer`: the loop, validation, checkpoints in the original's format, resume, early stopping;
 * :mod:`.config`: the settings, and why the fine-tuning defaults are what they are.
 

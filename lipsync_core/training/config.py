@@ -1,8 +1,8 @@
 """Settings of a training run (``lipsync train run``), with the fine-tuning defaults and why they were chosen.
 
-The defaults are for fine-tuning a released generator on one person's footage. The evidence is in
-``reference/training/finetune_notes.md`` (community reports; none is a controlled result), so each choice
-below says what it rests on:
+The defaults are for fine-tuning a released generator on one person's footage. The evidence is what people
+reported in the original's issue tracker (Rudrabha/Wav2Lip issues, cited as #n) and in ports of it; none of it
+is a controlled result, so each choice below says what it rests on:
 
 * **Start from a released generator** (``wav2lip``; ``wav2lip_gan`` with ``--gan``) and the released expert,
   frozen: the only starting point with positive reports (#61, #257); training from scratch stalled.

@@ -7,7 +7,7 @@ Layout (the original ``preprocess.py`` output plus its filelists, under one fold
 
 so the original ``wav2lip_train.py --data_root DATASET/clips`` (run in DATASET) reads it too.
 
-Sampling follows ``reference/training/README.md`` §2 (frame ``k``'s crop is ``k.jpg``; 25 fps, 80 mel rows/s):
+Sampling follows the original's ``Dataset.__getitem__`` (frame ``k``'s crop is ``k.jpg``; 25 fps, 80 mel rows/s):
 
 * a clip is drawn uniformly among clips with more than ``3*T`` = 15 frames;
 * the target window is ``T`` = 5 consecutive existing frames ``k .. k+4`` with ``k >= 1``;

@@ -1,4 +1,4 @@
-"""The losses of the original Wav2Lip training (``reference/training/README.md`` §3), written from its facts.
+"""The losses of the original Wav2Lip training, written from its published behaviour.
 
 Every loss is computed in float32 or wider, outside autocast: the sigmoid/cosine outputs go through
 ``binary_cross_entropy`` exactly as the original (log clamped at -100), which autocast refuses in float16.

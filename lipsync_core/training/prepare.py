@@ -27,7 +27,8 @@ says how many minutes were kept and dropped and why, and warns below :data:`MIN_
 
 Resumable: each finished video is recorded in ``DATASET/prepare.json`` and skipped by a later call (more
 videos can be added the same way); a video interrupted midway restarts, its face track coming from the track
-cache. Clips of a video appear only once it is complete. Memory stays bounded: frames are streamed and audio is read per run.
+cache. Clips of a video appear only once it is complete. Memory stays bounded: frames are streamed and audio is
+read per run.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ import shutil
 import tempfile
 import wave
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -52,9 +53,9 @@ import numpy as np
 from ..config import RunConfig, make_config, opt
 from ..errors import LipsyncError
 from ..face.types import Box, FaceTrack
+from ..media.face_video import FaceVideo
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import probe
-from ..media.face_video import FaceVideo
 from .config import check_fields
 from .data import CLIPS_DIR, FILELISTS_DIR, FPS, MIN_CLIP_FRAMES
 
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = int(SAMPLE_RATE / FPS)  # 640
 #: Minutes of kept footage below which the summary warns: nobody reports a good one-person fine-tune from
-#: less than about an hour (reference/training/finetune_notes.md §2).
+#: less than about an hour (primepake/wav2lip_288x288#45 and #87; Rudrabha/Wav2Lip#419).
 MIN_USEFUL_MINUTES = 60.0
 #: The original writes its crops with cv2.imwrite's default JPEG quality.
 JPEG_QUALITY = 95

@@ -1,10 +1,10 @@
-"""One training step of the original Wav2Lip (``reference/training/README.md`` §3), with optional CUDA AMP.
+"""One training step of the original Wav2Lip (``wav2lip_train.py`` / ``hq_wav2lip_train.py``), with optional CUDA AMP.
 
 The step is the original's, term for term and in its order: zero both optimizers' gradients, generate the
 window, the sync loss (only when its weight is above 0: the expert is not even run otherwise), the
 adversarial term (only with a discriminator weight), L1, ``L = sw*sync + dw*adv + (1-sw-dw)*L1``, backward,
 generator step; then the discriminator's real and fake BCEs on the *pre-step* window, backward each, one
-discriminator step. The float64 parity test (``losses_io.npz``) runs exactly this function.
+discriminator step. The float64 parity test (two steps of the original, recorded) runs exactly this function.
 """
 from __future__ import annotations
 

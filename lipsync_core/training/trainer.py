@@ -19,13 +19,13 @@ from typing import Any
 import torch
 
 from ..errors import LipsyncError
+from ..plan import CATALOG
 from ..runtime import Runtime
 from . import checkpoint as ckpt
-from ..plan import CATALOG
 from .config import ROLES, SYNC_SWITCH_BELOW, TrainConfig
 from .data import BatchStream, Dataset, HostBatch, WindowSampler, load_batch, to_batch
 from .losses import generate, l1_loss, sync_loss
-from .step import Amp, LossWeights, Nets, StepResult, make_optimizer, set_hyperparameters, train_step
+from .step import Amp, LossWeights, Nets, make_optimizer, set_hyperparameters, train_step
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Trainer:
         self.best_val, self.best_step = extra["best_val_sync"], extra["best_step"]
         self.bad_evals = int(extra["bad_evals"])
         self.amp.load_state_dict(extra.get("amp", {}))
-        self.history = [r for r in _read_metrics(self.out / METRICS) if r.get("step", 0) <= self.step]
+        self.history = [r for r in read_metrics(self.out / METRICS) if r.get("step", 0) <= self.step]
         _write_metrics(self.out / METRICS, self.history)
         log.info("resumed %s at step %d (sync weight %g)", saved.path, self.step, self.sync_wt)
 
@@ -254,7 +254,8 @@ def _strip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` (a line cut by a reset mid-write is skipped)."""
     if not path.is_file():
         return []
     out = []

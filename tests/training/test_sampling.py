@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lipsync_core.errors import LipsyncError
+from lipsync_core.testing.training import synthetic_dataset, write_wav16
 from lipsync_core.training.data import (
     BatchStream,
     Clip,
@@ -17,7 +18,6 @@ from lipsync_core.training.data import (
     sample_mels,
     to_batch,
 )
-from lipsync_core.testing.training import synthetic_dataset, write_wav16
 
 
 def fake_clip(tmp_path, frame_ids, seconds: float, name: str = "c") -> Clip:
