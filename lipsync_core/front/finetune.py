@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LipsyncError
-from .notebook import _mount_if_in_drive, friendly, gpu_report, in_colab, mount_drive, video_html
+from .notebook import _mount_if_in_drive, friendly, gpu_report, in_colab, mount_drive, upload_file, video_html
 
 #: The Drive folder (under MyDrive) that holds a fine-tune's dataset, run and weight cache.
 DRIVE_FOLDER = "lipsync_finetune"
@@ -122,6 +122,8 @@ class FineTune:
 
         if not self.best.is_file():
             raise LipsyncError(f"no fine-tuned checkpoint in {self.run_dir} yet: run the training cell first")
+        if not face.strip():
+            face = str(upload_file(self.root / "uploads", "test video of the person"))
         for text in (face, audio):
             _mount_if_in_drive(text)
         face_path, audio_path = resolve_inputs(face, audio, start=start, end=end, audio_start=audio_start,

@@ -125,8 +125,12 @@ class Trainer:
         """The fixed held-out windows, loaded once (at most ``val_windows``, in batches of ``batch_size``)."""
         if self._val is None:
             self._val = []
-            if self.dataset.val:
-                sampler = WindowSampler(self.dataset.val, seed=VAL_SEED)
+            try:
+                sampler = WindowSampler(self.dataset.val, seed=VAL_SEED) if self.dataset.val else None
+            except LipsyncError as exc:  # validation clips too short to hold a window
+                log.warning("no validation: %s", exc)
+                sampler = None
+            if sampler is not None:
                 n = min(self.cfg.val_windows, sampler.windows)
                 specs = sampler.draw_batch(n)
                 bs = self.cfg.batch_size
