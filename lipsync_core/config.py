@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
@@ -38,6 +39,9 @@ _SCORE = "sync scoring (LSE-D / LSE-C, A/V offset)"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
 
 
+_CUDA_N = re.compile(r"cuda:\d{1,3}")
+
+
 def _positive(v: float) -> bool:
     return v > 0
 
@@ -53,7 +57,8 @@ class RunConfig:
     # The original inference.py flags.
     static: bool = opt(False, "use only the first frame of the video", _ORIGINAL)
     fps: float = opt(25.0, "frame rate for still images (videos keep their own)", _ORIGINAL,
-                     check=lambda v: 0.1 <= v <= 240, message="--fps must be between 0.1 and 240")
+                     check=lambda v: 1 <= v <= 240,  # below 1 fps one frame outlasts the audio by up to seconds
+                     message="--fps must be between 1 and 240 (frames per second of a still image's video)")
     pads: tuple[int, int, int, int] = opt((0, 10, 0, 0), "padding added to the detected face box", _ORIGINAL,
                                           metavar=_BOX4, check=lambda v: all(p >= 0 for p in v),
                                           message="--pads must be non-negative")
@@ -70,8 +75,8 @@ class RunConfig:
     rotate: bool = opt(False, "rotate the video 90 degrees clockwise", _ORIGINAL)
     nosmooth: bool = opt(False, "do not smooth face boxes over time", _ORIGINAL)
     # Ours.
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or v.startswith("cuda:"),
-                      message="--device must be auto, cpu, cuda or cuda:N")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or _CUDA_N.fullmatch(v),
+                      message="--device must be auto, cpu, cuda or cuda:N (N a GPU number: cuda:0)")
     dtype: str = opt("auto", "compute dtype (auto: float16 on CUDA, float32 on CPU)", choices=DTYPES)
     compile: bool = opt(False, "torch.compile the generator: slower start, faster frames (CUDA, long videos)")
     detector: str = opt("s3fd", "face detector", choices=lambda cat: tuple(cat.detectors))

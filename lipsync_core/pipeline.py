@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from . import audio as audio_mod
+from . import files, safety
 from .config import RunConfig, make_config
 from .errors import LipsyncError
 from .face.types import FaceTrack
@@ -87,14 +89,15 @@ class Pipeline:
             source = self.plan.source(role)
             if source == wid:
                 source = None  # named by its manifest id (e.g. --checkpoint_path wav2lip_gan): its own sources
+            flag = self.plan.catalog.roles[role].flag
             try:
                 self._weights[role] = weights.fetch(wid, source=source, cache_dir=self.cfg.cache_dir,
                                                     validate=models.validator(
                                                         manifest.entry(wid).arch,
                                                         lambda a: self.plan.catalog.flag_for_arch(a, manifest)),
-                                                    progress=self.cfg.progress)
-            except LipsyncError as exc:
-                problems.append(f"{exc} (give the file with {self.plan.catalog.roles[role].flag})")
+                                                    progress=self.cfg.progress, flag=flag)
+            except LipsyncError as exc:  # a user's own source names its flag already
+                problems.append(str(exc) if str(exc).startswith(flag) else f"{exc} (give the file with {flag})")
         if problems:
             if self.plan.detector is not None and self.plan.detector.role and len(problems) == 1 \
                     and self.plan.detector.role not in self._weights:
@@ -161,7 +164,8 @@ class Pipeline:
         self.timings.add("detect", t0)
         self.timings.seconds["detect"] -= self.timings.seconds["decode"] - before
         if keys is not None:  # fewer frames than asked for: the video ended, this is all of it
-            cache.save_track(keys["whole" if raw.n_frames < n_needed else "prefix"], raw, self.cfg.cache_dir)
+            cache.save_track(keys["whole" if raw.n_frames < n_needed else "prefix"], raw, self.cfg.cache_dir,
+                             video=video.path)
         return finalize_track(raw, settings)
 
     def detector(self):
@@ -296,18 +300,27 @@ class Pipeline:
 
     # -- the job ---------------------------------------------------------------------------------
     def run(self, face: str | Path, audio: str | Path, outfile: str | Path) -> Path:
-        """Lip-sync ``face`` to ``audio`` into ``outfile`` (mp4); returns the output path."""
+        """Lip-sync ``face`` to ``audio`` into ``outfile`` (.mp4, .m4v, .mov or .mkv); returns the output path.
+
+        Before any work: the output must not be an input (nor a weight file given by path), its folder must be
+        writable (missing folders are created, and removed again if the run fails), and what killed runs left
+        there and in the temp dir is reclaimed. The output appears only when complete (see VideoWriter).
+        """
         from .acquire.inputs import resolve_inputs
         from .face.align import landmarks_from_box
 
         cfg = self.cfg
         outfile = Path(outfile)
-        outfile.parent.mkdir(parents=True, exist_ok=True)
+        given = {"face": face, "audio": audio,
+                 **{self.plan.catalog.roles[r].flag: self.plan.source(r) for r in self.plan.roles}}
+        safety.check_not_an_input(outfile, given)
+        safety.output_format(outfile)
+        safety.reclaim_leftovers(*([outfile.parent] if outfile.parent.is_dir() else []))
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="lipsync-") as work:
+        with safety.OutputPlace(outfile) as place, _work_dir() as work:
             face_path, audio_path = resolve_inputs(
                 face, audio, start=cfg.start, end=cfg.end, audio_start=cfg.audio_start, audio_end=cfg.audio_end,
-                workdir=Path(work), cookies=cfg.cookies, max_seconds=cfg.max_seconds)
+                workdir=work, cookies=cfg.cookies, max_seconds=cfg.max_seconds, progress=cfg.progress)
             self.fetch_weights()
             if cfg.fix_offset and audio_path == face_path:  # --audio same: align the source's own A/V first
                 from .score.session import fix_source_offset
@@ -324,6 +337,9 @@ class Pipeline:
             quiet = None if cfg.silence_gate_db is None else audio_mod.quiet_frames(wav, cfg.silence_gate_db)
             self.timings.add("mel", t0)
             n_out = audio_mod.frames_for_audio(wav.size, video.fps)
+            w, h = video.frame_size
+            place.check_space(safety.estimate_output_bytes(w * self.plan.scale, h * self.plan.scale, duration,
+                                                           video.fps))
             if cfg.box is not None:
                 _check_box(cfg.box, video.frame_size)
             track = self.track(video, n_out)
@@ -369,6 +385,16 @@ class Pipeline:
             finally:
                 self.timings.add(name, t0)
             yield item
+
+
+@contextmanager
+def _work_dir() -> Iterator[Path]:
+    """The run's temporary folder, named with its run tag (a killed run's is reclaimed by the next one)."""
+    work = files.make_temp_dir("work")
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _check_box(box: tuple[int, int, int, int], size: tuple[int, int]) -> None:

@@ -5,7 +5,8 @@ roles; ``--help`` shows the chosen variant's preset values (``lipsync --variant 
 given on the command line reach :func:`~lipsync_core.config.make_config`, so the variant's preset fills the rest.
 
 Exit codes: 0 success; 1 an expected error (one line on stderr); 2 a usage error (unknown flag, bad value);
-130 Ctrl-C. stdout carries only the output path; progress, the summary, warnings and errors go to stderr.
+130 Ctrl-C; 143 SIGTERM (``timeout``, ``docker stop``), handled like Ctrl-C: partial output and temporary files
+are removed. stdout carries only the output path; progress, the summary, warnings and errors go to stderr.
 """
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from collections.abc import Sequence
 from dataclasses import Field
 from typing import Any, NoReturn
 
-from .. import __version__
+from .. import __version__, safety
 from ..config import choices_of, option_fields, preset_config
 from ..errors import LipsyncError
 from ..plan import CATALOG, Catalog
 
 #: ``lipsync <name> ...`` -> the module whose ``main(argv) -> int`` runs it.
 SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "score": "lipsync_core.front.score_cli",
-               "train": "lipsync_core.front.train_cli"}
+               "cache": "lipsync_core.front.cache_cli", "train": "lipsync_core.front.train_cli"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -135,15 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.captureWarnings(True)
     try:
-        if argv[:1] and argv[0] in SUBCOMMANDS:
-            return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
-        return run(argv[1:] if argv[:1] == ["run"] else argv)
+        with safety.sigterm_as_interrupt():
+            if argv[:1] and argv[0] in SUBCOMMANDS:
+                return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+            return run(argv[1:] if argv[:1] == ["run"] else argv)
     except LipsyncError as exc:
         print(f"lipsync: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("lipsync: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, safety.Terminated)
+        print(f"lipsync: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return safety.exit_status(exc)
 
 
 if __name__ == "__main__":

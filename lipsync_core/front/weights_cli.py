@@ -1,9 +1,11 @@
 """``lipsync weights list|fetch|verify``: see and manage the cached model files.
 
 ``list`` shows, per variant, each role's weight and whether it is verified, cached (not hash-checked
-yet), damaged, partially downloaded or missing. ``fetch`` downloads what variants (or named weights)
-need, ``--source ID=SOURCE`` giving a local file, URL or Google Drive ID/link for one of them.
-``verify`` re-checks every cached file by sha256 and by loading it, deleting any that is damaged.
+yet), accepted although it differs from the manifest, damaged, partially downloaded or missing.
+``fetch`` downloads what variants (or named weights) need, ``--source ID=SOURCE`` giving a local file, URL
+or Google Drive ID/link for one of them.
+``verify`` re-checks every cached file by sha256 and by loading it: one that is not the manifest's file is moved
+aside (deleted only when it is this package's own download and no longer loads).
 Expected errors print one line to stderr and return 1.
 """
 from __future__ import annotations
@@ -117,7 +119,8 @@ def _verify(manifest: Manifest, cache_dir: str | None) -> int:
             continue
         print(f"{wid}: {'ok' if ok else 'not cached'}")
     if damaged:
-        print(f"lipsync: error: {damaged} damaged weight file(s) deleted; fetch them again", file=sys.stderr)
+        print(f"lipsync: error: {damaged} cached weight file(s) were not the manifest's and were moved aside or "
+              "deleted (see above); fetch them again", file=sys.stderr)
         return 1
     return 0
 

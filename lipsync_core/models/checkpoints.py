@@ -8,10 +8,8 @@ that names the file and says what it really is.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ from typing import Literal
 import torch
 
 from ..errors import LipsyncError
+from ..files import atomic_file
 
 #: How a checkpoint wraps its state dict: as is, or under a ``state_dict``/``params``/``params_ema`` key.
 CONVENTIONS = ("state_dict", "params", "params_ema", "raw")
@@ -122,16 +121,8 @@ def save_atomic(obj: object, path: str | Path) -> Path:
     renamed: the file is either the old one or the complete new one, never half written."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(p) as f:
+        torch.save(obj, f)
     return p
 
 

@@ -1,9 +1,9 @@
 """SyncNet v2 (Chung & Zisserman, "Out of time", 2016): the network of the published ``syncnet_v2.model``.
 
-Written from ``reference/syncnet/README.md``. Two towers map 5 consecutive 224x224 BGR face frames (raw
-0-255 values) and 13x20 MFCC windows (0.2 s) to **raw** 1024-d embeddings (no normalisation); LSE-D and
-LSE-C are distances between them. Parameter names and registration order are those of the published file
-(``netcnnaud``, ``netfcaud``, ``netfclip``, ``netcnnlip``).
+Written from joonson/syncnet_python's published layout (``SyncNetModel.S``). Two towers map 5 consecutive
+224x224 BGR face frames (raw 0-255 values) and 13x20 MFCC windows (0.2 s) to **raw** 1024-d embeddings (no
+normalisation); LSE-D and LSE-C are distances between them. Parameter names and registration order are those
+of the published file (``netcnnaud``, ``netfcaud``, ``netfclip``, ``netcnnlip``).
 """
 from __future__ import annotations
 

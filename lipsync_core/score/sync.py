@@ -3,8 +3,9 @@
 Both scorers pair video window ``v`` (frames ``v .. v+4`` at 25 fps) with the audio window of the same 0.2 s
 and compare every video window with the audio windows ``-vshift .. +vshift`` frames away:
 
-* SyncNet (``reference/syncnet/README.md``): the Euclidean distance ``||lip[i] - aud[i+w-vshift] + 1e-6||``,
-  audio windows outside the clip being zero vectors (the reference pads with zeros). ``mdist`` is the mean
+* SyncNet (joonson/syncnet_python's ``SyncNetInstance.evaluate``): the Euclidean distance
+  ``||lip[i] - aud[i+w-vshift] + 1e-6||``, audio windows outside the clip being zero vectors (the reference
+  pads with zeros). ``mdist`` is the mean
   over windows per shift; **LSE-D** = ``min(mdist)``, **LSE-C** = ``median(mdist) - min(mdist)``.
 * The expert (Wav2Lip's ``syncnet_color``): the cosine similarity of its unit embeddings, averaged over the
   windows whose shifted audio window exists; the metric is the best mean similarity.

@@ -53,6 +53,7 @@ import numpy as np
 from ..config import RunConfig, make_config, opt
 from ..errors import LipsyncError
 from ..face.types import Box, FaceTrack
+from ..files import atomic_write_text
 from ..media.face_video import FaceVideo
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import probe
@@ -454,9 +455,7 @@ def write_split(root: Path, state: dict, val_fraction: float) -> PrepareSummary:
     lists = root / FILELISTS_DIR
     lists.mkdir(parents=True, exist_ok=True)
     for split, clips in (("train", train), ("val", val)):
-        tmp = lists / f".{split}.txt.tmp"
-        tmp.write_text("".join(c["name"] + "\n" for c in clips), encoding="utf-8")
-        os.replace(tmp, lists / f"{split}.txt")
+        atomic_write_text(lists / f"{split}.txt", "".join(c["name"] + "\n" for c in clips))
     summary = PrepareSummary(root, len(state["videos"]), len(train), len(val),
                              sum(c["frames"] for c in train) / FPS, sum(c["frames"] for c in val) / FPS,
                              dict(dropped), sync_checked, [])
@@ -484,9 +483,7 @@ def _read_state(root: Path) -> dict:
 
 
 def _write_state(root: Path, state: dict) -> None:
-    tmp = root / f".{STATE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    os.replace(tmp, root / STATE)
+    atomic_write_text(root / STATE, json.dumps(state, indent=1))
 
 
 def _video_name(src: Source) -> str:

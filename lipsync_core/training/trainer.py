@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import LipsyncError
+from ..files import atomic_write_text
 from ..plan import CATALOG
 from ..runtime import Runtime
 from . import checkpoint as ckpt
@@ -272,9 +273,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def _bar(cfg: TrainConfig, start: int):

@@ -94,8 +94,9 @@ def test_every_weight_that_cannot_be_had_is_listed_with_its_flag(tmp_path, monke
         p.fetch_weights()
     message = str(err.value)
     assert message.startswith("4 weight files could not be had:")
-    for flag in ("--s3fd_path", "--checkpoint_path", "--sr_path", "--segmentation_path"):
+    for flag in ("--s3fd_path", "--sr_path", "--segmentation_path"):
         assert f"(give the file with {flag})" in message
+    assert f"--checkpoint_path {tmp_path / 'absent.pth'}: not an existing file" in message  # the user's own source
 
 
 def test_a_missing_detector_weight_suggests_haar(tmp_path, monkeypatch, w2l_checkpoint):

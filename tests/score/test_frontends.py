@@ -24,20 +24,20 @@ def lipsync(*args, cwd) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=cwd)
 
 
-def test_score_prints_each_track_and_writes_the_report_and_the_fixed_copy(short_real_clip, weights, tmp_path):
-    proc = lipsync("score", short_real_clip, "--detector", "haar", "--syncnet_path", weights["syncnet"],
+def test_score_prints_each_track_and_writes_the_report_and_the_fixed_copy(tiny_real_clip, weights, tmp_path):
+    proc = lipsync("score", tiny_real_clip, "--detector", "haar", "--syncnet_path", weights["syncnet"],
                    "--json", "r.json", "--fix", "fixed.mp4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary, track = proc.stdout.splitlines()[:2]
-    assert "LSE-D" in summary and "LSE-C" in summary and "offset" in summary and "45 windows" in summary
+    assert "LSE-D" in summary and "LSE-C" in summary and "offset" in summary and "20 windows" in summary
     assert "track" in track and "weakest second" in track
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["scorer"] == "syncnet" and len(report["tracks"]) == 1 and report["tracks"][0]["windows"] == 45
+    assert report["scorer"] == "syncnet" and len(report["tracks"]) == 1 and report["tracks"][0]["windows"] == 20
     assert (tmp_path / "fixed.mp4").is_file() and "offset" in proc.stderr
 
 
-def test_score_with_the_expert_reports_its_own_metric(short_real_clip, weights, tmp_path):
-    proc = lipsync("score", short_real_clip, "--scorer", "expert", "--detector", "haar", "--expert_path",
+def test_score_with_the_expert_reports_its_own_metric(tiny_real_clip, weights, tmp_path):
+    proc = lipsync("score", tiny_real_clip, "--scorer", "expert", "--detector", "haar", "--expert_path",
                    weights["expert"], "--json", "r.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "expert similarity" in proc.stdout and "LSE" not in proc.stdout

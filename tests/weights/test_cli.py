@@ -84,12 +84,13 @@ def test_unknown_weight_id_names_the_known_ones(two_weights, capsys):
     assert "unknown weight id 'nope'; known: a, b" in capsys.readouterr().err
 
 
-def test_verify_deletes_damaged_files_and_returns_1(two_weights, capsys):
+def test_verify_takes_changed_files_out_of_use_and_returns_1(two_weights, capsys):
     fetch("a", progress=False)
     fetch("b", progress=False)
-    (weights_dir() / "b.pth").write_bytes(A[: len(B)].ljust(len(B), b"\0"))
+    (weights_dir() / "b.pth").write_bytes(A[: len(B)].ljust(len(B), b"\0"))  # changed since it was downloaded
     assert weights_cli.main(["verify"]) == 1
     captured = capsys.readouterr()
     assert "a: ok" in captured.out and "b: DAMAGED" in captured.out
-    assert captured.err.startswith("lipsync: error: 1 damaged")
+    assert captured.err.startswith("lipsync: error: 1 cached weight file(s) were not the manifest's")
     assert not (weights_dir() / "b.pth").exists()
+    assert len(list(weights_dir().glob("b.moved-*.pth"))) == 1  # not ours any more: moved aside, not deleted
