@@ -1,4 +1,4 @@
-"""Write the five notebooks of the suite from one template.
+"""Write the six notebooks of the suite from one template.
 
     python notebooks/build_notebooks.py          # rewrite notebooks/*.ipynb
     python notebooks/build_notebooks.py --check  # exit 1 if a committed notebook differs
@@ -61,7 +61,12 @@ NOTEBOOKS = (
 SIMPLE = Spec("lipsync_simple.ipynb", "original", "Wav2Lip: Simple",
               "The fewest choices: a YouTube link (or an upload), the part to use, your audio (upload or record), "
               "the padding, go. Runs the original Wav2Lip.", gan_choice=True)
-ALL = (*NOTEBOOKS, SIMPLE)
+FINETUNE = Spec("lipsync_finetune.ipynb", "original", "Fine-tune Wav2Lip on your person",
+                "Teach Wav2Lip one person's mouth, teeth and beard: your videos of them become a training set, the "
+                "released generator is fine-tuned on it as the original training does (its losses, the frozen "
+                "lip-sync expert, optionally the GAN discriminator), and a test clip shows the result before and "
+                "after, with sync scores.")
+ALL = (*NOTEBOOKS, SIMPLE, FINETUNE)
 
 
 # -- form lines ----------------------------------------------------------------------------------------------------
@@ -129,6 +134,12 @@ def intro(spec: Spec, manifest: Manifest) -> str:
 
 
 def setup_cell(spec: Spec) -> str:
+    if spec is FINETUNE:
+        start = ["from lipsync_core.front import finetune as ft  # noqa: E402 - installed just above", "",
+                 "job = ft.setup()"]
+    else:
+        start = ["from lipsync_core.front import notebook as ln  # noqa: E402 - installed just above", "",
+                 f"job = ln.setup({json.dumps(spec.variant)})"]
     return "\n".join([
         "#@title 1. Setup",
         "#@markdown Checks for a GPU and installs `lipsync_core` with an up-to-date `yt-dlp`.",
@@ -144,9 +155,7 @@ def setup_cell(spec: Spec) -> str:
         '    subprocess.run([*pip, "--upgrade", "yt-dlp[default]"], check=True)  # YouTube changes often',
         "    importlib.invalidate_caches()",
         "",
-        "from lipsync_core.front import notebook as ln  # noqa: E402 - installed just above",
-        "",
-        f"job = ln.setup({json.dumps(spec.variant)})",
+        *start,
     ])
 
 
@@ -292,6 +301,96 @@ def simple_run_cell(manifest: Manifest) -> str:
     return form("3. Lip-sync", lines, code)
 
 
+# -- the fine-tuning notebook --------------------------------------------------------------------------------------
+#: What the fine-tuning notebook downloads, by role: the generators it starts from, the training networks, the
+#: detector of its default settings and the scorer.
+FINETUNE_WEIGHTS = (("checkpoint", "wav2lip"), ("checkpoint (GAN)", "wav2lip_gan"), ("expert", "lipsync_expert"),
+                    ("disc (GAN)", "visual_quality_disc"), ("syncnet", "syncnet_v2"), ("s3fd", "s3fd"))
+
+
+def finetune_intro(manifest: Manifest) -> str:
+    from lipsync_core.training.config import TrainConfig
+
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(FINETUNE.file)})"
+    rows = [f"| `{role}` | `{manifest.entry(wid).file}` | {SPECS[manifest.entry(wid).arch].description} | "
+            f"{manifest.entry(wid).license} |" for role, wid in FINETUNE_WEIGHTS]
+    cfg = TrainConfig(dataset="-")
+    parts = [badge, "", f"# {FINETUNE.title}", "", FINETUNE.summary, "",
+             "**How much footage.** People who fine-tuned Wav2Lip on one person report that a few minutes give poor "
+             "results and an hour or more is the least that worked: many takes of the person speaking to the "
+             "camera, the face well lit and unobstructed, the mouth showing what it should learn (teeth, beard). "
+             "The prepare cell says how many minutes it kept and why it dropped the rest.", "",
+             f"**How long.** The defaults ({cfg.steps} steps of {cfg.batch_size} windows, learning rate "
+             f"{cfg.lr:g}, the audio encoder frozen, a validation every {cfg.eval_interval} steps and an early stop "
+             f"after {cfg.patience} without progress) take roughly 20-30 minutes on a Colab T4, about twice that "
+             "with the GAN (an estimate from the step's FLOPs; no T4 was measured).", "",
+             "**How to judge.** Each validation prints the sync loss on held-out clips (lower is better) and, for a "
+             "held-out clip rendered through the real pipeline, SyncNet's LSE-C (higher is better) next to the "
+             "real footage's own. The best checkpoint is kept. The last cell shows a test clip before and after; "
+             "look at the mouth, and distrust a result whose sync is worse than before.", "",
+             "**Everything lives in your Google Drive** (the workspace cell): the dataset, the checkpoints, the "
+             "metrics and the weights, so after a Colab reset run the cells again and training resumes.", "",
+             "Weights used (downloaded on first use, checked against their published sha256 where one exists):", "",
+             "| role | file | model | licence |", "|---|---|---|---|", *rows, "",
+             "**Licence and consent.** A fine-tuned checkpoint is derived from Wav2Lip's weights and inherits their "
+             "terms: research, academic or personal use only, no commercial use. Train only on footage of people "
+             f"who agreed to it, and label what you make with it as synthetic. Source: <{REPO_URL}>."]
+    return "\n".join(parts)
+
+
+def workspace_cell() -> str:
+    lines = ["#@markdown Keep the dataset, checkpoints and weights in your Google Drive (`MyDrive/<folder>`), so a",
+             "#@markdown Colab reset loses nothing and training resumes where it stopped (recommended on Colab):",
+             param("keep_in_drive", True), param("folder", "lipsync_finetune")]
+    return form("2. Workspace", lines, "job.set_workspace(in_drive=keep_in_drive, folder=folder)")
+
+
+def clips_cell() -> str:
+    from lipsync_core.training.prepare import PrepareConfig
+
+    cfg = PrepareConfig()
+    lines = ["#@markdown **clips**: videos of the person speaking, separated by `;`: paths (`/content/drive/MyDrive/",
+             "#@markdown ...`), Drive links, URLs or YouTube links; add `#t=START,END` to use a part of one (e.g.",
+             "#@markdown `https://youtu.be/...#t=1:00,12:30`). Empty: upload files. Run again to add more clips.",
+             param("clips", ""),
+             "#@markdown The face detector, the length of the short clips long takes are cut into (seconds), and",
+             "#@markdown whether SyncNet checks each stretch (off-sync ones are shifted or dropped):",
+             param("detector", "s3fd", choices(tuple(CATALOG.detectors))),
+             param("clip_seconds", cfg.clip_seconds), param("sync_check", not cfg.no_sync_check),
+             "#@markdown **cookies**: only if YouTube asks you to sign in (a `cookies.txt` path).",
+             param("cookies", "")]
+    code = ("summary = job.prepare(clips, detector=detector, sync_check=sync_check, cookies=cookies, "
+            "clip_seconds=clip_seconds)")
+    return form("3. Clips -> dataset", lines, code)
+
+
+def train_cell() -> str:
+    from lipsync_core.training.config import TrainConfig
+
+    cfg = TrainConfig(dataset="-")
+    lines = ["#@markdown **gan**: fine-tune `wav2lip_gan` with its discriminator (sharper; about twice as slow);",
+             "#@markdown unticked: `wav2lip` (the best sync). The loss plot and each validation show below.",
+             param("gan", cfg.gan), param("steps", cfg.steps), param("batch_size", cfg.batch_size),
+             param("lr", cfg.lr), param("eval_interval", cfg.eval_interval),
+             param("device", cfg.device, choices(("auto", "cuda", "cpu")))]
+    code = call("result = job.train", names(lines))
+    return form("4. Train", lines, code)
+
+
+def compare_cell() -> str:
+    lines = ["#@markdown A test clip of the person (one not in the training clips), lip-synced by the released",
+             "#@markdown generator and by yours, side by side with their sync scores. **face** and **audio** take",
+             f"#@markdown {_SOURCES_HELP};",
+             "#@markdown audio `same` keeps the clip's own sound.",
+             param("face", ""), param("start", ""), param("end", ""),
+             param("audio", "same"), param("audio_start", ""), param("audio_end", ""),
+             param("variant", "original", choices(("original", "hq"))),
+             param("compare_detector", "s3fd", choices(tuple(CATALOG.detectors)))]
+    code = ("comparison = job.compare(face, audio, start=start, end=end, audio_start=audio_start, "
+            "audio_end=audio_end,\n                         variant=variant, gan=gan, detector=compare_detector)")
+    return form("5. Before and after", lines, code)
+
+
 # -- notebooks -----------------------------------------------------------------------------------------------------
 def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
     """The notebook for ``spec`` (no outputs)."""
@@ -300,8 +399,12 @@ def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
     def code(cell_id: str, source: str) -> nbformat.NotebookNode:
         return v4.new_code_cell(source, id=cell_id, metadata={"cellView": "form"})
 
-    cells = [v4.new_markdown_cell(intro(spec, manifest), id="intro"), code("setup", setup_cell(spec))]
-    if spec is SIMPLE:
+    first = finetune_intro(manifest) if spec is FINETUNE else intro(spec, manifest)
+    cells = [v4.new_markdown_cell(first, id="intro"), code("setup", setup_cell(spec))]
+    if spec is FINETUNE:
+        cells += [code("workspace", workspace_cell()), code("clips", clips_cell()), code("train", train_cell()),
+                  code("compare", compare_cell())]
+    elif spec is SIMPLE:
         cells += [code("inputs", simple_inputs_cell()), code("run", simple_run_cell(manifest))]
     else:
         cells += [code("weights", weights_cell(spec, manifest)), code("inputs", inputs_cell()),

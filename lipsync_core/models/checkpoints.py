@@ -113,11 +113,17 @@ def save_stripped(state_dict: Mapping[str, torch.Tensor], path: str | Path) -> N
 
     Used to keep a small, fast, weights-only copy beside a large training checkpoint.
     """
+    save_atomic({k: _compact(v) for k, v in state_dict.items()}, path)
+
+
+def save_atomic(obj: object, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` (zip format) through a temporary file in the same folder, synced and then
+    renamed: the file is either the old one or the complete new one, never half written."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    compact = {k: _compact(v) for k, v in state_dict.items()}
     with atomic_file(p) as f:
-        torch.save(compact, f)
+        torch.save(obj, f)
+    return p
 
 
 def _zip_format(p: Path, size: int) -> Format:

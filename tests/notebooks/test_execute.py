@@ -102,3 +102,22 @@ def test_expected_errors_show_as_one_line(kernel_env, media, form, message):
     errors = [out for c in nb.cells for out in c.get("outputs", []) if out.output_type == "error"]
     assert len(errors) == 1
     assert len(errors[0].traceback) == 1 and message in errors[0].traceback[0]
+
+
+@pytest.mark.slow  # a full-size generator trained, validated and rendered on a CPU: ~3 min
+def test_finetune_notebook_prepares_trains_and_compares(kernel_env, media):
+    nb = nbrun.read("lipsync_finetune.ipynb")
+    nbrun.set_form_params(nb, keep_in_drive=False, folder="ft", clips=f"{media.face}#t=0,3", detector="haar",
+                          clip_seconds=1.0, sync_check=False, steps=1, batch_size=2, eval_interval=1, device="cpu",
+                          face=str(media.face), start="3", end="4", audio=str(media.speech), audio_start="1",
+                          audio_end="2", compare_detector="haar")
+    nbrun.execute(nb, kernel_env, timeout=600)
+    assert_ran_installed_copy(nb)
+    assert "kept" in nbrun.outputs_text(nbrun.cell(nb, "clips"))
+    trained = nbrun.outputs_text(nbrun.cell(nb, "train"))
+    assert "<svg" in trained and "validation sync loss" in trained and "rendered clip LSE-C" in trained
+    assert (kernel_env / "ft" / "run" / "best_checkpoint.pth").is_file()
+    compared = nbrun.outputs_text(nbrun.cell(nb, "compare"))
+    assert compared.count("<video controls") == 2 and compared.count("LSE-C") == 2
+    for name in ("before", "after"):
+        assert probe(kernel_env / "ft" / "compare" / f"{name}_original.mp4").duration == pytest.approx(1.0, abs=0.1)
