@@ -89,7 +89,8 @@ def test_no_face_message_does_not_suggest_the_detector_in_use(tmp_path, speech, 
 
 def test_every_weight_that_cannot_be_had_is_listed_with_its_flag(tmp_path, monkeypatch):
     monkeypatch.setenv("LIPSYNC_OFFLINE", "1")
-    p = Pipeline(make_config("hq", checkpoint_path=str(tmp_path / "absent.pth"), device="cpu"))
+    p = Pipeline(make_config("hq", checkpoint_path=str(tmp_path / "absent.pth"), device="cpu",
+                             cache_dir=str(tmp_path / "empty_cache")))
     with pytest.raises(LipsyncError) as err:
         p.fetch_weights()
     message = str(err.value)
