@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from .. import environment
 from ..errors import LipsyncError
 from ..files import UNWRITABLE, atomic_write_text
 from .manifest import Source
@@ -54,7 +55,7 @@ except ImportError:  # Windows: no advisory locks; concurrent fetches are then n
 log = logging.getLogger(__name__)
 
 GOOGLE_HOSTS = ("drive.google.com", "docs.google.com", "drive.usercontent.google.com")
-TEST_GDRIVE_ENV = "LIPSYNC_TEST_GDRIVE"
+TEST_GDRIVE_ENV = environment.TEST_GDRIVE
 CHUNK = 1 << 18
 TIMEOUT = (20, 120)  # seconds: connect, between bytes
 RETRIES = 2  # extra attempts after a transfer that was cut off part-way (each resumes)
@@ -365,7 +366,7 @@ class _LoopbackAdapter(HTTPAdapter):
 
 
 def _mount_loopback(sess: requests.Session) -> requests.Session:
-    base = os.environ.get(TEST_GDRIVE_ENV)
+    base = environment.test_gdrive()
     if base:
         for host in GOOGLE_HOSTS:
             sess.mount(f"https://{host}/", _LoopbackAdapter(base))
@@ -379,7 +380,7 @@ def _session() -> requests.Session:
 @contextmanager
 def _gdown_rerouted() -> Iterator[None]:
     """gdown builds its session with ``requests.session()`` per call: wrap that while the test hook is set."""
-    if not os.environ.get(TEST_GDRIVE_ENV):
+    if not environment.test_gdrive():
         yield
         return
     original = requests.session

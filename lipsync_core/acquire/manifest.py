@@ -20,12 +20,12 @@ The top-level ``weights_manifest.json`` is the single source; installs carry a c
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .. import environment
 from ..errors import LipsyncError
 from ..models.checkpoints import CONVENTIONS
 from ..models.registry import FILE_SPECS, SPECS
@@ -74,9 +74,9 @@ class Manifest:
 
 def manifest_path() -> Path:
     """Where the manifest is read from: ``LIPSYNC_MANIFEST``, the packaged copy, or the repository's."""
-    env = os.environ.get("LIPSYNC_MANIFEST")
-    if env:
-        return Path(env)
+    override = environment.manifest_override()
+    if override is not None:
+        return override
     package = Path(__file__).resolve().parent.parent
     packaged = package / "weights_manifest.json"
     return packaged if packaged.is_file() else package.parent / "weights_manifest.json"

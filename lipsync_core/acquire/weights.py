@@ -49,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .. import files, paths
+from .. import environment, files, paths
 from ..errors import LipsyncError
 from . import download
 from .download import DownloadError
@@ -58,7 +58,7 @@ from .manifest import Manifest, Source, WeightEntry, load_manifest
 log = logging.getLogger(__name__)
 
 Validator = Callable[[Path], None]
-OFFLINE_ENV = "LIPSYNC_OFFLINE"
+OFFLINE_ENV = environment.OFFLINE
 
 
 @dataclass
@@ -93,11 +93,6 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 def weights_dir(cache_dir: str | Path | None = None) -> Path:
     """Where weight files are cached: ``<cache root>/weights``."""
     return cache_root(cache_dir) / "weights"
-
-
-def offline() -> bool:
-    """True when ``LIPSYNC_OFFLINE`` forbids downloads."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def fetch(weight_id: str, *, source: str | Path | None = None, cache_dir: str | Path | None = None,
@@ -256,7 +251,7 @@ def _obtain(entry: WeightEntry, slot: Path, sources: list[Source], validate: Val
         if rec is not None:
             download.hold_shared(_inuse_path(slot))  # taken before the fetch lock goes: prune never sees a gap
             return _loadable(entry, slot, rec)
-        if offline():
+        if environment.offline():
             raise _Offline(str(slot))
         if not sources:
             raise _Exhausted([DownloadError("the manifest", "lists no source for it",
