@@ -69,9 +69,10 @@ class BatchEvent:
 class BatchInterrupted(KeyboardInterrupt):
     """Ctrl-C during a batch: finished jobs are kept and recorded, running ones discarded; ``results`` has all."""
 
-    def __init__(self, results: list[JobResult]) -> None:
+    def __init__(self, results: list[JobResult], cause: KeyboardInterrupt | None = None) -> None:
         super().__init__("batch interrupted")
         self.results = results
+        self.cause = cause  # what stopped it: Ctrl-C, or SIGTERM (``safety.Terminated``)
 
 
 def default_state_path(job_list: str | os.PathLike) -> Path:
@@ -135,12 +136,12 @@ class _Batch:
             if todo:
                 pool = self._pool(workers, ray_address, len(todo))
                 self._dispatch(pool, todo)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if pool is not None:
                 pool.close(abort=True)
                 pool = None
             self._reclaim_running()
-            raise BatchInterrupted(self._final()) from None
+            raise BatchInterrupted(self._final(), exc) from None
         finally:
             if pool is not None:
                 pool.close()

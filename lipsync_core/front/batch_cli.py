@@ -5,7 +5,8 @@
 
 Run flags given here are every job's defaults; a job's own column wins. stdout lists the outputs made or kept;
 progress, the per-job lines and the summary table go to stderr. Exit codes: 0 every job done, 3 some failed,
-1 nothing could start (a bad job list: every problem listed), 2 usage, 130 Ctrl-C (finished outputs kept).
+1 nothing could start (a bad job list: every problem listed), 2 usage, 130 Ctrl-C, 143 SIGTERM (finished outputs
+kept either way).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import safety
 from ..config import option_fields, preset_config
 from ..plan import CATALOG
 from .cli import Parser, add_option
@@ -83,14 +85,17 @@ def main(argv: Sequence[str]) -> int:
         took = f" in {r.seconds:.1f} s" if r.status == "done" and r.seconds is not None else ""
         print(f"lipsync: [{len(ended)}/{e.total}] row {r.row} {r.status}{took}: {what}", file=sys.stderr)
 
+    cause = None
     try:
         results = batch.run_batch(jobs, workers=workers, ray_address=ray, state=state, defaults=args,
                             retry_failed=retry, inputs_dir=inputs_dir, on_event=report)
     except batch.BatchInterrupted as stop:
-        results = stop.results
+        results, cause = stop.results, stop.cause
     for r in results:
         if r.status in ("done", "skipped"):
             print(r.outfile)
     print(batch.summary_table(results), file=sys.stderr)
     print(f"lipsync: state file {Path(state).resolve()}", file=sys.stderr)
+    if cause is not None:
+        return safety.exit_status(cause)  # 130 Ctrl-C, 143 SIGTERM
     return batch.exit_code(results)

@@ -115,7 +115,8 @@ def test_a_killed_worker_process_has_its_job_retried_on_another(tmp_path, clip, 
     assert not leftovers(tmp_path / "out")
 
 
-def test_ctrl_c_keeps_finished_outputs_and_discards_the_running_one(tmp_path, clip, speeches, defaults):
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_finished_outputs_and_discards_the_running_one(tmp_path, clip, speeches, defaults, sig, status):
     out, state = tmp_path / "out", tmp_path / "state.json"
     jobs = jobs_for(clip, speeches[:3], out)
     (tmp_path / "jobs.jsonl").write_text("".join(json.dumps(j) + "\n" for j in jobs))
@@ -128,9 +129,9 @@ def test_ctrl_c_keeps_finished_outputs_and_discards_the_running_one(tmp_path, cl
         deadline = time.monotonic() + 300
         while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C once the first job is recorded, while the next one runs
+        proc.send_signal(sig)  # Ctrl-C (or SIGTERM) once the first job is recorded, while the next one runs
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 130 and "interrupted" in err  # the summary table says which jobs did not end
+        assert proc.returncode == status and "interrupted" in err  # the summary table says which jobs did not end
     finally:
         proc.kill()
     records = json.loads(state.read_text())["jobs"]
