@@ -20,9 +20,9 @@ from ..plan import CATALOG
 from .cli import Parser, add_option
 
 #: The run options that matter to scoring (detection, device, caches, messages).
-RUN_OPTIONS = ("detector", "det_size", "det_stride", "face_det_batch_size", "face_point", "box", "device",
-               "no_track_cache", "cache_dir", "cookies", "no_progress", "quiet")
-ROLES = ("syncnet", "expert", "s3fd", "retinaface")
+RUN_OPTIONS = ("detector", "det_size", "det_stride", "face_det_batch_size", "face_point", "box", "track_box",
+               "box_keyframes", "device", "no_track_cache", "cache_dir", "cookies", "no_progress", "quiet")
+ROLES = ("syncnet", "expert", "s3fd", "retinaface", "anime")
 
 
 def build_parser() -> Parser:

@@ -36,6 +36,20 @@ def test_score_prints_each_track_and_writes_the_report_and_the_fixed_copy(tiny_r
     assert (tmp_path / "fixed.mp4").is_file() and "offset" in proc.stderr
 
 
+def test_score_follows_a_keyframed_box_like_a_run(tiny_real_clip, weights, tmp_path):
+    """``--track_box``: the face set once and followed (no detector), as in a run."""
+    from lipsync_core.face.haar import HaarDetector
+    from lipsync_core.media.video import read_frames
+
+    (det, *_), = HaarDetector().detect([read_frames(tiny_real_clip, max_frames=1)[0]])
+    x1, y1, x2, y2 = (int(v) for v in det.box)
+    proc = lipsync("score", tiny_real_clip, "--track_box", str(y1), str(y2), str(x1), str(x2), "--syncnet_path",
+                   weights["syncnet"], "--json", "r.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert len(report["tracks"]) == 1 and report["tracks"][0]["windows"] == 20
+
+
 def test_score_with_the_expert_reports_its_own_metric(tiny_real_clip, weights, tmp_path):
     proc = lipsync("score", tiny_real_clip, "--scorer", "expert", "--detector", "haar", "--expert_path",
                    weights["expert"], "--json", "r.json", cwd=tmp_path)
