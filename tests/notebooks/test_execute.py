@@ -55,7 +55,7 @@ FULL = [
     pytest.param("lipsync_hq.ipynb", {}, 0.4, id="hq"),
     pytest.param("lipsync_hq_gan.ipynb", {"segmentation_mask": False}, 0.8, id="hq_gan-no-segmentation"),
     pytest.param("lipsync_codeformer.ipynb", {"detector": "retinaface", "det_size": 160, "sharpen": 0.5, "upscale": 2},
-                 0.4, id="codeformer-sharpen-upscale"),
+                 0.4, id="codeformer-sharpen-upscale", marks=pytest.mark.slow),
 ]
 
 

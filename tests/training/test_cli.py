@@ -20,6 +20,7 @@ def test_a_clip_may_name_the_part_to_use():
     assert parse_source("https://youtu.be/x?si=1#t=,90") == Source("https://youtu.be/x?si=1", None, "90")
 
 
+@pytest.mark.slow
 def test_prepare_then_train_from_released_format_weights(tmp_path, capsys):
     video = talking_head_video(tmp_path / "me.mp4", size=(128, 128), seconds=4.0)
     dataset = tmp_path / "dataset"
