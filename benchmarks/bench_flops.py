@@ -29,8 +29,6 @@ MODELS = ("wav2lip", "s3fd", "retinaface", "rrdbnet_x4", "bisenet", "codeformer"
 
 def _case(name: str, batch: int) -> tuple[str, torch.nn.Module, Callable[[torch.nn.Module], object]]:
     """(label, network, call): the network at the input size its stage feeds it."""
-    from lipsync_core.models.fuse import fold_batchnorm
-
     cl = torch.channels_last
 
     def img(c: int, h: int, w: int, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
@@ -113,7 +111,7 @@ def main() -> None:
             net = fold_batchnorm(net.eval()).to(memory_format=torch.channels_last)
             flops = count_flops(net, call)
 
-            def timed(dt: str) -> Callable[[], object]:
+            def timed(dt: str, net: torch.nn.Module = net, call: Callable = call) -> Callable[[], object]:
                 def run() -> object:
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dt == "bfloat16"):
                         return call(net)

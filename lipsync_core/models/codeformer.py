@@ -268,10 +268,10 @@ class CodeFormer(nn.Module):
             raise ValueError(f"CodeFormer needs {self.cfg.img_size}x{self.cfg.img_size} input, got {tuple(x.shape)}")
         enc_taps = {i: res for res, i in self.encoder.taps.items() if res in self.cfg.connect_list}
         enc_feats: dict[int, torch.Tensor] = {}
-        # Everything the code choice depends on (encoder, transformer, logits) runs in the weights' dtype (float32
-        # as loaded) even under autocast: the argmax is discrete, and fp16/bf16 rounding exceeds the smallest top-1/top-2 logit margins
-        # (1.8e-3 with the parity weights: bf16 flipped 8 of 256 codes there, changing the whole image). The
-        # decoder, about 60% of the cost, runs in the autocast dtype.
+        # Everything the code choice depends on (encoder, transformer, logits) runs in the weights' dtype
+        # (float32 as loaded) even under autocast: the argmax is discrete, and fp16/bf16 rounding exceeds the
+        # smallest top-1/top-2 logit margins (1.8e-3 with the parity weights: bf16 flipped 8 of 256 codes there,
+        # changing the whole image). The decoder, the larger part of the cost, runs in the autocast dtype.
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = x.to(self.feat_emb.weight.dtype)
             for i, block in enumerate(self.encoder.blocks):
