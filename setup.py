@@ -54,5 +54,5 @@ setup(
             "librosa>=0.10.1",  # an independent reference for the mel filter bank (not used at run time)
         ],
     },
-    entry_points={"console_scripts": ["lipsync=lipsync_core.cli:main"]},
+    entry_points={"console_scripts": ["lipsync=lipsync_core.front.cli:main"]},
 )

@@ -1,6 +1,6 @@
 """``python -m lipsync_core`` is the ``lipsync`` command."""
 import sys
 
-from .cli import main
+from .front.cli import main
 
 sys.exit(main())

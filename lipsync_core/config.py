@@ -1,144 +1,215 @@
-"""Run configuration: one flat dataclass whose field names are the CLI flags, and the variant presets.
+"""Run configuration: one dataclass whose fields are the CLI flags, with the metadata front ends are built from.
 
-A variant is a preset over :class:`RunConfig` (which weights fill which role, which detector, which
-enhancement stages); the pipeline is the same for all of them.
+Every option is "unset" until resolved (:func:`make_config`): a value given explicitly wins, then the variant's
+preset (:class:`~lipsync_core.plan.Variant`), then the field's default here. Weights are one mapping
+role -> source; the API and the CLI take them as ``<role>_path`` (``checkpoint_path``, ``s3fd_path``, ...).
+Validation happens here, once, for every front end.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import LipsyncError
 from .face.track import DetectionSettings
+from .plan import CATALOG, Catalog
+from .runtime import DEVICES, DTYPES
 
-Box = tuple[int, int, int, int]
-
-VARIANTS = ("original", "hq", "hq_gan", "codeformer")
-DETECTORS = ("s3fd", "haar", "retinaface")
 BLENDS = ("feather", "hard")
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def opt(default: Any, help: str, group: str = "this package's options", *, choices: Any = None,
+        metavar: Any = None, check: Any = None, message: str = "") -> Any:
+    """A RunConfig field with front-end metadata. ``choices`` may be a callable of the catalog; ``check`` a
+    predicate on the value with ``message`` (the one-line error)."""
+    return field(default=default, metadata={"help": help, "group": group, "choices": choices, "metavar": metavar,
+                                            "check": check, "message": message})
+
+
+_INPUTS = "inputs (trims apply to the face video; audio_* to the audio)"
+_ORIGINAL = "the original inference.py options"
+_HQ = "HQ variants"
+_CF = "CodeFormer variant"
+_OUTPUT = "output and messages"
+_BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
+
+
+def _positive(v: float) -> bool:
+    return v > 0
 
 
 @dataclass
 class RunConfig:
     """Every setting of a run. Field names equal the CLI flags (``--wav2lip_batch_size`` etc.)."""
 
-    variant: str = "original"
-    # Weights: a local path, URL, Drive ID or share link; None = the variant's manifest default.
-    checkpoint_path: str | None = None
-    s3fd_path: str | None = None
-    sr_path: str | None = None
-    segmentation_path: str | None = None
-    codeformer_path: str | None = None
-    retinaface_path: str | None = None
-    parsenet_path: str | None = None
-    upscaler_path: str | None = None
+    variant: str = opt("original", "what runs after Wav2Lip", "variant",
+                       choices=lambda cat: tuple(cat.variants))
+    # role -> source (path, URL, Drive ID/link or manifest id); absent: the variant's manifest default.
+    weights: Mapping[str, str] = field(default_factory=dict)
     # The original inference.py flags.
-    static: bool = False
-    fps: float = 25.0  # only for still images (videos keep their own rate)
-    pads: tuple[int, int, int, int] = (0, 10, 0, 0)
-    face_det_batch_size: int = 16
-    wav2lip_batch_size: int = 128
-    resize_factor: int = 1
-    crop: tuple[int, int, int, int] = (0, -1, 0, -1)
-    box: tuple[int, int, int, int] | None = None
-    rotate: bool = False
-    nosmooth: bool = False
+    static: bool = opt(False, "use only the first frame of the video", _ORIGINAL)
+    fps: float = opt(25.0, "frame rate for still images (videos keep their own)", _ORIGINAL,
+                     check=lambda v: 0.1 <= v <= 240, message="--fps must be between 0.1 and 240")
+    pads: tuple[int, int, int, int] = opt((0, 10, 0, 0), "padding added to the detected face box", _ORIGINAL,
+                                          metavar=_BOX4, check=lambda v: all(p >= 0 for p in v),
+                                          message="--pads must be non-negative")
+    face_det_batch_size: int = opt(16, "frames per face-detector call", _ORIGINAL, check=_positive,
+                                   message="--face_det_batch_size must be at least 1")
+    wav2lip_batch_size: int = opt(128, "frames per Wav2Lip batch (bounded by memory)", _ORIGINAL, check=_positive,
+                                  message="--wav2lip_batch_size must be at least 1")
+    resize_factor: int = opt(1, "divide the video resolution by this", _ORIGINAL, check=_positive,
+                             message="--resize_factor must be an integer >= 1")
+    crop: tuple[int, int, int, int] = opt((0, -1, 0, -1), "crop the video to this region (-1: to the edge)",
+                                          _ORIGINAL, metavar=_BOX4)
+    box: tuple[int, int, int, int] | None = opt(None, "fixed face box on every frame; skips detection", _ORIGINAL,
+                                                metavar=_BOX4)
+    rotate: bool = opt(False, "rotate the video 90 degrees clockwise", _ORIGINAL)
+    nosmooth: bool = opt(False, "do not smooth face boxes over time", _ORIGINAL)
     # Ours.
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False  # torch.compile the generator (worth it on CUDA for long videos)
-    detector: str | None = None  # None: the variant's detector
-    # Longest side of the frames the detector sees (None or 0: full resolution), and detection on every k-th
-    # frame with interpolation between (re-detected at cuts): measured in benchmarks/track_agreement.py.
-    det_size: int | None = DetectionSettings.det_size
-    det_stride: int = DetectionSettings.det_stride
-    face_point: tuple[int, int] | None = None  # choose the face nearest this (x, y) instead of the largest
-    blend: str = "feather"
-    audio_offset_ms: float = 0.0
-    crf: int = 18
-    preset: str = "medium"
-    track_cache: bool = True
-    progress: bool = True
-    # Inputs (trimming applies to the face video; audio_* to the audio).
-    start: str | float | None = None
-    end: str | float | None = None
-    audio_start: str | float | None = None
-    audio_end: str | float | None = None
-    cookies: str | None = None
-    max_seconds: float | None = None
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or v.startswith("cuda:"),
+                      message="--device must be auto, cpu, cuda or cuda:N")
+    dtype: str = opt("auto", "compute dtype (auto: float16 on CUDA, float32 on CPU)", choices=DTYPES)
+    compile: bool = opt(False, "torch.compile the generator: slower start, faster frames (CUDA, long videos)")
+    detector: str = opt("s3fd", "face detector", choices=lambda cat: tuple(cat.detectors))
+    det_size: int = opt(DetectionSettings.det_size, "longest side of frames given to the detector; 0 = full "
+                        "resolution", check=lambda v: v >= 0, message="--det_size must be >= 0 (0: full resolution)")
+    det_stride: int = opt(DetectionSettings.det_stride, "detect every k-th frame and interpolate; re-detects at "
+                          "cuts", check=_positive, message="--det_stride must be >= 1")
+    face_point: tuple[int, int] | None = opt(None, "with several faces, follow the one nearest this point "
+                                             "(default: the largest)", metavar=("X", "Y"))
+    blend: str = opt("feather", "feather (no seams) or hard (the original's paste)", choices=BLENDS)
+    audio_offset_ms: float = opt(0.0, "shift the audio windows relative to the video",
+                                 check=lambda v: abs(v) <= 10_000, message="--audio_offset_ms must be within ±10000")
+    no_track_cache: bool = opt(False, "always re-detect faces instead of reusing the cached track")
+    cache_dir: str | None = opt(None, "cache folder for weights and face tracks (default: ~/.cache/lipsync)")
+    # Output and messages.
+    crf: int = opt(18, "H.264 quality, 0 = lossless", _OUTPUT, check=lambda v: 0 <= v <= 51,
+                   message="--crf must be between 0 and 51")
+    preset: str = opt("medium", "x264 preset", _OUTPUT)
+    no_progress: bool = opt(False, "no progress bars", _OUTPUT)
+    quiet: bool = opt(False, "print only the output path (and warnings and errors)", _OUTPUT)
+    # Inputs.
+    start: str | None = opt(None, "trim the face video from here (seconds or hh:mm:ss.ms)", _INPUTS)
+    end: str | None = opt(None, "trim the face video up to here", _INPUTS)
+    audio_start: str | None = opt(None, "trim the audio from here", _INPUTS)
+    audio_end: str | None = opt(None, "trim the audio up to here", _INPUTS)
+    cookies: str | None = opt(None, "cookies.txt for sites that ask for sign-in (YouTube)", _INPUTS)
+    max_seconds: float | None = opt(None, "refuse inputs longer than this", _INPUTS, check=_positive,
+                                    message="--max_seconds must be positive")
     # HQ variants.
-    no_sr: bool = False
-    no_segmentation: bool = False
-    mask_feather: int = 8  # feather width of the segmentation mask, in pixels of the face box
-    mask_lower_face: float | None = None  # keep the mask only in this lowest fraction of the face box
+    no_sr: bool = opt(False, "skip super-resolution (its model is not loaded)", _HQ)
+    no_segmentation: bool = opt(False, "skip the segmentation mask", _HQ)
+    mask_feather: int = opt(8, "mask edge width in pixels of the face box", _HQ, check=lambda v: v >= 0,
+                            message="--mask_feather must be >= 0")
+    mask_lower_face: float | None = opt(None, "keep the mask only in this lowest fraction of the face box", _HQ,
+                                        check=lambda v: 0 < v <= 1,
+                                        message="--mask_lower_face is the lowest fraction of the face box to keep, "
+                                                "in (0, 1]")
     # CodeFormer variant.
-    fidelity: float = 0.7
-    sharpen: float = 0.0
-    upscale: int = 1
-    # Filled by presets, not by users.
-    stages: tuple[str, ...] = field(default=(), repr=False)
+    fidelity: float = opt(0.7, "0 = quality, 1 = fidelity", _CF, check=lambda v: 0.0 <= v <= 1.0,
+                          message="--fidelity must be between 0 and 1")
+    sharpen: float = opt(0.0, "unsharp-mask strength on the mouth; 0 = off", _CF, check=lambda v: 0 <= v <= 5,
+                         message="--sharpen must be between 0 (off) and 5")
+    upscale: int = opt(1, "2 doubles the output resolution (changes every pixel)", _CF, choices=(1, 2))
 
-    def validate(self) -> RunConfig:
-        """Check value ranges; raises LipsyncError naming the flag."""
-        checks = [
-            (self.variant in VARIANTS, f"--variant must be one of {', '.join(VARIANTS)}"),
-            (self.detector in DETECTORS, f"--detector must be one of {', '.join(DETECTORS)}"),
-            (self.blend in BLENDS, f"--blend must be one of {', '.join(BLENDS)}"),
-            (self.device in DEVICES or self.device.startswith("cuda:"), "--device must be auto, cpu, cuda or cuda:N"),
-            (self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}"),
-            (self.fps > 0, "--fps must be positive"),
-            (self.face_det_batch_size >= 1 and self.wav2lip_batch_size >= 1, "batch sizes must be at least 1"),
-            (self.resize_factor >= 1, "--resize_factor must be an integer >= 1"),
-            (self.det_stride >= 1, "--det_stride must be >= 1"),
-            (all(p >= 0 for p in self.pads), "--pads must be non-negative"),
-            (0.0 <= self.fidelity <= 1.0, "--fidelity must be between 0 and 1"),
-            (0 <= self.sharpen <= 5, "--sharpen must be between 0 (off) and 5"),
-            (self.upscale in (1, 2), "--upscale must be 1 or 2"),
-            (0 <= self.crf <= 51, "--crf must be between 0 and 51"),
-            (self.mask_feather >= 0, "--mask_feather must be >= 0"),
-            (self.mask_lower_face is None or 0 < self.mask_lower_face <= 1,
-             "--mask_lower_face is the lowest fraction of the face box to keep, in (0, 1]"),
-            (self.det_size is None or self.det_size >= 0, "--det_size must be >= 0 (0: full resolution)"),
-            (self.upscale == 1 or "upscale" in self.stages, "--upscale 2 needs --variant codeformer"),
-            (self.sharpen == 0 or "sharpen" in self.stages, "--sharpen needs --variant codeformer"),
-        ]
-        if tuple(self.crop) != (0, -1, 0, -1):
-            t, b, l, r = self.crop
-            checks.append((t >= 0 and l >= 0 and (b == -1 or b > t) and (r == -1 or r > l),
-                           "--crop needs 0 <= top < bottom and 0 <= left < right (-1: to the edge)"))
-        if self.box is not None:
-            t, b, left, r = self.box
-            checks.append((0 <= t < b and 0 <= left < r, "--box needs top < bottom and left < right, all >= 0"))
-        for ok, message in checks:
-            if not ok:
-                raise LipsyncError(message)
-        return self
+    @property
+    def progress(self) -> bool:
+        return not (self.no_progress or self.quiet)
 
 
-#: Per variant: overrides of RunConfig defaults, and the enhancement stages it runs after Wav2Lip.
-PRESETS: dict[str, dict[str, Any]] = {
-    "original": {"detector": "s3fd", "stages": ()},
-    "hq": {"detector": "s3fd", "stages": ("sr", "segmentation")},
-    "hq_gan": {"detector": "s3fd", "stages": ("sr", "segmentation")},
-    "codeformer": {"detector": "retinaface", "stages": ("codeformer", "sharpen", "upscale")},
-}
-
-_FIELDS = {f.name for f in fields(RunConfig)}
+def option_fields() -> list[Field]:
+    """The RunConfig fields that are options (everything but the weights mapping)."""
+    return [f for f in fields(RunConfig) if "help" in f.metadata]
 
 
-def make_config(variant: str = "original", **options: Any) -> RunConfig:
-    """A validated RunConfig for ``variant`` with user ``options`` (None means "the preset's value")."""
-    if variant not in PRESETS:
-        raise LipsyncError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    unknown = sorted(set(options) - _FIELDS)
+def field_default(f: Field) -> Any:
+    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+
+
+def choices_of(f: Field, catalog: Catalog) -> tuple | None:
+    c = f.metadata.get("choices")
+    return c(catalog) if callable(c) else c
+
+
+OPTIONS = {f.name: f for f in option_fields()}
+
+
+def option_names(catalog: Catalog = CATALOG) -> list[str]:
+    """Every name the API and the CLI accept: options and ``<role>_path``."""
+    return [*OPTIONS, *(r.option for r in catalog.roles.values())]
+
+
+def preset_config(variant: str = "original", catalog: Catalog = CATALOG) -> RunConfig:
+    """The variant's defaults, before any user value (what ``--help`` shows for that variant)."""
+    v = catalog.variant(variant)
+    return replace(RunConfig(variant=variant), **dict(v.defaults))
+
+
+def make_config(variant: str | None = "original", catalog: Catalog = CATALOG, **options: Any) -> RunConfig:
+    """A validated RunConfig for ``variant`` with user ``options`` (flag names; None means unset)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    known = set(option_names(catalog))
+    unknown = sorted(set(options) - known)
     if unknown:
-        raise LipsyncError(f"unknown option(s): {', '.join(unknown)}")
-    cfg = replace(RunConfig(variant=variant), **PRESETS[variant])
-    given = {k: v for k, v in options.items() if v is not None or k in ("box", "face_point", "det_size")}
-    given.pop("stages", None)
-    cfg = replace(cfg, **given)
-    if cfg.detector is None:
-        cfg.detector = PRESETS[variant]["detector"]
-    return cfg.validate()
+        hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, known, 1)) else u
+                 for u in unknown]
+        raise LipsyncError(f"unknown option(s): {', '.join(hints)}")
+    variant = given.pop("variant", None) or variant or "original"
+    weights = {r.name: str(given.pop(r.option)) for r in catalog.roles.values() if r.option in given}
+    cfg = replace(preset_config(variant, catalog), weights=weights, **{k: _coerce(k, v) for k, v in given.items()})
+    return validate(cfg, catalog, explicit=set(given))
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = field_default(OPTIONS[name])
+    if isinstance(value, list):
+        value = tuple(value)
+    if name == "box" and tuple(value) == (-1, -1, -1, -1):
+        return None  # the original's "no box"
+    if name in ("start", "end", "audio_start", "audio_end") and isinstance(value, (int, float)):
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def validate(cfg: RunConfig, catalog: Catalog = CATALOG, explicit: set[str] | None = None) -> RunConfig:
+    """Check every option's value; raises LipsyncError naming the flag."""
+    for f in option_fields():
+        value = getattr(cfg, f.name)
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LipsyncError(f"--{f.name} must be a finite number, not {value}")
+        choices = choices_of(f, catalog)
+        if choices is not None and value not in choices:
+            raise LipsyncError(f"--{f.name} must be one of {', '.join(str(c) for c in choices)}")
+        check = f.metadata.get("check")
+        if check is not None and not check(value):
+            raise LipsyncError(f.metadata["message"])
+    if tuple(cfg.crop) != (0, -1, 0, -1):
+        t, b, l, r = cfg.crop
+        if not (t >= 0 and l >= 0 and (b == -1 or b > t) and (r == -1 or r > l)):
+            raise LipsyncError("--crop needs 0 <= top < bottom and 0 <= left < right (-1: to the edge)")
+    if cfg.box is not None:
+        t, b, left, r = cfg.box
+        if not (0 <= t < b and 0 <= left < r):
+            raise LipsyncError("--box needs top < bottom and left < right, all >= 0")
+    _check_stage_options(cfg, catalog, explicit)
+    return cfg
+
+
+def _check_stage_options(cfg: RunConfig, catalog: Catalog, explicit: set[str] | None) -> None:
+    """An option that only a stage reads is refused when the variant does not run that stage."""
+    variant = catalog.variant(cfg.variant)
+    for stage in catalog.stages.values():
+        if stage.name in variant.stages:
+            continue
+        for name in stage.options:
+            changed = name in explicit if explicit is not None else getattr(cfg, name) != field_default(OPTIONS[name])
+            if changed and getattr(cfg, name) != field_default(OPTIONS[name]):
+                owners = catalog.variants_with_stage(stage.name)
+                raise LipsyncError(f"--{name} needs --variant {' or '.join(owners)} (the {stage.name} stage)")

@@ -1,12 +1,13 @@
 """The one pipeline: resolve inputs and weights, pass 1 (face track), pass 2 (streaming render).
 
-Variants differ only in their :class:`~lipsync_core.config.RunConfig` (weights per role, detector,
-enhancement stages); this module never branches on the variant's name.
+What runs is read from the run's :class:`~lipsync_core.plan.Plan` (detector, stages, roles, output scale,
+landmarks); models come from the :class:`~lipsync_core.runtime.Runtime`. Nothing here names a variant or a stage.
 """
 from __future__ import annotations
 
 import logging
 import queue
+import sys
 import tempfile
 import threading
 import time
@@ -23,44 +24,12 @@ from . import audio as audio_mod
 from .config import RunConfig, make_config
 from .errors import LipsyncError
 from .face.types import FaceTrack
-from .stages.base import Batch, Runtime, Stage
-from .stages.read import FaceVideo
+from .media.face_video import FaceVideo
+from .plan import BuildContext, Catalog, Plan
+from .runtime import Runtime
+from .stages.base import Batch, Stage
 
 log = logging.getLogger(__name__)
-
-#: Detectors with weights; each one's weight role has its name (``--s3fd_path``, ``--retinaface_path``).
-DETECTOR_ROLES = ("s3fd", "retinaface")
-#: Roles a run may need that a variant's manifest row does not name (e.g. ``--detector retinaface`` on original).
-ROLE_FALLBACK = {"s3fd": "s3fd", "retinaface": "retinaface_resnet50", "checkpoint": "wav2lip"}
-
-
-def resolve_runtime(device: str, dtype: str) -> Runtime:
-    """``auto`` picks CUDA when present; the compute dtype defaults to float16 on CUDA, float32 on CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LipsyncError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    if dtype == "auto":
-        dtype = "float16" if dev.type == "cuda" else "float32"
-    return Runtime(device=dev, dtype=getattr(torch, dtype))
-
-
-def required_roles(cfg: RunConfig) -> list[str]:
-    """The weight roles this configuration loads (nothing it skips is downloaded)."""
-    roles = ["checkpoint"]
-    if cfg.box is None and cfg.detector in DETECTOR_ROLES:
-        roles.append(cfg.detector)  # with a fixed box nothing is detected (CodeFormer aligns on box landmarks)
-    stages = set(cfg.stages)
-    if "sr" in stages and not cfg.no_sr:
-        roles.append("sr")
-    if "segmentation" in stages and not cfg.no_segmentation:
-        roles.append("segmentation")
-    if "codeformer" in stages:
-        roles += ["codeformer", "parsenet"]
-    if "upscale" in stages and cfg.upscale == 2:
-        roles.append("upscaler")
-    return roles
 
 
 #: Bytes of decoded frames in one render batch (one batch is computed while one is decoded ahead): bounded so
@@ -86,75 +55,65 @@ class Timings:
 
 
 class Pipeline:
-    """One configured lip-sync job runner; :meth:`run` may be called for several inputs."""
+    """One configured lip-sync job runner; :meth:`run` may be called for several inputs.
 
-    def __init__(self, cfg: RunConfig) -> None:
+    ``runtime`` may be shared between pipelines (a batch worker's): models are loaded once per runtime.
+    """
+
+    def __init__(self, cfg: RunConfig, *, catalog: Catalog | None = None, runtime: Runtime | None = None) -> None:
         self.cfg = cfg
-        self.runtime = resolve_runtime(cfg.device, cfg.dtype)
+        self.plan = Plan.from_config(cfg, catalog)
+        self.runtime = runtime or Runtime.resolve(cfg.device, cfg.dtype)
         self.timings = Timings()
-        self._models: dict[str, Any] = {}
         self._weights: dict[str, Path] = {}
         self.frames_written = 0
 
     # -- weights ---------------------------------------------------------------------------------
     def fetch_weights(self) -> dict[str, Path]:
-        """Fetch (or find in the cache) every checkpoint this run needs, before any video is decoded."""
-        from . import models, weights
-        from .manifest import load_manifest
+        """Fetch (or find in the cache) every checkpoint this run needs, before any video is decoded.
+
+        Every role is tried; when some cannot be had, one LipsyncError lists all of them with the flag to use.
+        """
+        from . import models
+        from .acquire import weights
+        from .acquire.manifest import load_manifest
 
         manifest = load_manifest()
-        for role in required_roles(self.cfg):
+        problems: list[str] = []
+        for role in self.plan.roles:
             if role in self._weights:
                 continue
-            wid = self._weight_id(role)
-            source = getattr(self.cfg, f"{role}_path")
+            wid = self.plan.resolve_weight_id(role, manifest)
+            source = self.plan.source(role)
             if source == wid:
                 source = None  # named by its manifest id (e.g. --checkpoint_path wav2lip_gan): its own sources
-            self._weights[role] = weights.fetch(wid, source=source, validate=models.validator(manifest.entry(wid).arch))
+            try:
+                self._weights[role] = weights.fetch(wid, source=source, cache_dir=self.cfg.cache_dir,
+                                                    validate=models.validator(
+                                                        manifest.entry(wid).arch,
+                                                        lambda a: self.plan.catalog.flag_for_arch(a, manifest)),
+                                                    progress=self.cfg.progress)
+            except LipsyncError as exc:
+                problems.append(f"{exc} (give the file with {self.plan.catalog.roles[role].flag})")
+        if problems:
+            if self.plan.detector is not None and self.plan.detector.role and len(problems) == 1 \
+                    and self.plan.detector.role not in self._weights:
+                problems[0] += "; or use --detector haar, which needs no download"
+            raise LipsyncError(problems[0] if len(problems) == 1 else
+                               f"{len(problems)} weight files could not be had: " + " | ".join(problems))
         return self._weights
 
-    def _model(self, role: str) -> torch.nn.Module:
-        from . import models
-        from .manifest import load_manifest
+    def model(self, role: str) -> torch.nn.Module:
+        """The loaded, placed model of ``role`` (fetched by :meth:`fetch_weights`)."""
+        from .acquire.manifest import load_manifest
 
-        if role not in self._models:
-            arch = load_manifest().entry(self._weight_id(role)).arch
-            self._models[role] = models.load(arch, self._weights[role], device=self.runtime.device)
-        return self._models[role]
+        arch = load_manifest().entry(self.plan.resolve_weight_id(role, load_manifest())).arch
+        return self.runtime.model(arch, self._weights[role])
 
-    def _weight_id(self, role: str) -> str:
-        """The manifest entry for ``role``: the one its ``--<role>_path`` names, else the variant's."""
-        from .manifest import load_manifest
-
-        manifest = load_manifest()
-        default = manifest.roles(self.cfg.variant).get(role) or ROLE_FALLBACK[role]
-        given = getattr(self.cfg, f"{role}_path")
-        if given not in manifest.weights or Path(given).exists():
-            return default
-        arch = manifest.entry(default).arch
-        if manifest.entry(given).arch != arch:
-            fits = sorted(w for w, e in manifest.weights.items() if e.arch == arch)
-            raise LipsyncError(f"--{role}_path {given} names weights of another kind; use one of {', '.join(fits)}, "
-                               "a file, a URL or a Drive ID")
-        return given
+    def _context(self) -> BuildContext:
+        return BuildContext(cfg=self.cfg, runtime=self.runtime, model=self.model)
 
     # -- pass 1 ----------------------------------------------------------------------------------
-    def _detector(self):
-        name = self.cfg.detector
-        if name == "haar":
-            from .face.haar import HaarDetector
-
-            return HaarDetector()
-        if name == "s3fd":
-            from .face.s3fd import S3FDDetector
-
-            return S3FDDetector(self._model("s3fd"), device=self.runtime.device, dtype=self.runtime.dtype,
-                                batch_size=self.cfg.face_det_batch_size)
-        from .face.retinaface import RetinaFaceDetector
-
-        return RetinaFaceDetector(self._model("retinaface"), device=self.runtime.device, dtype=self.runtime.dtype,
-                                  batch_size=self.cfg.face_det_batch_size)
-
     def detection_settings(self):
         from .face.track import DetectionSettings
 
@@ -175,41 +134,58 @@ class Pipeline:
         t0 = time.perf_counter()
         settings = self.detection_settings()
         frames = self._timed(video.frames(max_frames=n_needed, det_size=settings.det_size), "decode")
-        if settings.box is not None:
+        if self.plan.detector is None:
             return build_track(frames, None, settings, frame_size=video.frame_size, fps=video.fps)
         keys = None
-        if self.cfg.track_cache:
+        if not self.cfg.no_track_cache:
             # Two entries per video and settings: the whole video (reused for audio of any length) and the
             # longest prefix detected so far (reused when it covers the frames this run needs).
             ident, extra = self._detector_identity(), self._video_key_extra(video)
             keys = {part: cache.track_key(video.path, settings, ident, extra=f"{extra};{part}")
                     for part in ("whole", "prefix")}
-            whole, prefix = cache.load_track(keys["whole"]), cache.load_track(keys["prefix"])
+            whole = cache.load_track(keys["whole"], self.cfg.cache_dir)
+            prefix = cache.load_track(keys["prefix"], self.cfg.cache_dir)
             hit = whole if whole is not None else (prefix if prefix is not None and prefix.n_frames >= n_needed
                                                    else None)
             if hit is not None:
-                log.info("face track reused from cache")
+                self.info("face track reused from the cache")
                 return finalize_track(hit.head(n_needed), settings)
         before = self.timings.seconds["decode"]
-        raw = detect_track(self._progress(frames, "detect", n_needed), self._detector(), settings,
-                           scale=video.detection_scale(settings.det_size), frame_size=video.frame_size, fps=video.fps)
+        bar = self._bar(n_needed, "detect")
+        try:
+            raw = detect_track(frames, self.detector(), settings,
+                               scale=video.detection_scale(settings.det_size), frame_size=video.frame_size,
+                               fps=video.fps, on_frames=bar.update)
+        finally:
+            bar.close()
         self.timings.add("detect", t0)
         self.timings.seconds["detect"] -= self.timings.seconds["decode"] - before
         if keys is not None:  # fewer frames than asked for: the video ended, this is all of it
-            cache.save_track(keys["whole" if raw.n_frames < n_needed else "prefix"], raw)
+            cache.save_track(keys["whole" if raw.n_frames < n_needed else "prefix"], raw, self.cfg.cache_dir)
         return finalize_track(raw, settings)
+
+    def detector(self):
+        """The plan's face detector, built on the runtime."""
+        assert self.plan.detector is not None
+        return self.plan.detector.build(self._context())
 
     def _release_detector(self) -> None:
         """Pass 1 is over: the detector's weights (90-110 MB) are not needed while rendering."""
-        for role in DETECTOR_ROLES:
-            self._models.pop(role, None)
+        det = self.plan.detector
+        if det is not None and det.role and det.role in self._weights:
+            from .acquire.manifest import load_manifest
+
+            arch = load_manifest().entry(self.plan.resolve_weight_id(det.role, load_manifest())).arch
+            self.runtime.release(arch, self._weights[det.role])
 
     def _detector_identity(self) -> str:
-        name = self.cfg.detector
-        if name not in DETECTOR_ROLES:
-            return name  # Haar: OpenCV's bundled cascade
-        st = self._weights[name].stat()
-        return f"{name}:{self._weights[name].name}:{st.st_size}:{st.st_mtime_ns}"
+        det = self.plan.detector
+        assert det is not None
+        if not det.role:
+            return det.name
+        path = self._weights[det.role]
+        st = path.stat()
+        return f"{det.name}:{path.name}:{st.st_size}:{st.st_mtime_ns}"
 
     def _video_key_extra(self, video: FaceVideo) -> str:
         return (f"fps={video.fps:.6f};static={video.static};rf={video.resize_factor};"
@@ -218,36 +194,8 @@ class Pipeline:
     # -- pass 2 ----------------------------------------------------------------------------------
     def build_stages(self) -> list[Stage]:
         """The render stages of this configuration, in order, prepared on the runtime."""
-        from .stages.blend import BlendStage
-        from .stages.sync import SyncStage
-
-        cfg = self.cfg
-        chosen = set(cfg.stages)
-        stages: list[Stage] = [SyncStage(self._model("checkpoint"), batch_size=cfg.wav2lip_batch_size,
-                                         compile=cfg.compile)]
-        if "sr" in chosen and not cfg.no_sr:
-            from .stages.hq import SuperResolution
-
-            stages.append(SuperResolution(self._model("sr")))
-        if "segmentation" in chosen and not cfg.no_segmentation:
-            from .stages.hq import SegmentationMask
-
-            stages.append(SegmentationMask(self._model("segmentation"), feather_px=cfg.mask_feather,
-                                           lower_face=cfg.mask_lower_face))
-        stages.append(BlendStage(cfg.blend))
-        if "upscale" in chosen and cfg.upscale == 2:
-            from .stages.upscale import UpscaleStage
-
-            stages.append(UpscaleStage(self._model("upscaler")))
-        if "codeformer" in chosen:
-            from .stages.restore import CodeFormerRestore
-
-            stages.append(CodeFormerRestore(self._model("codeformer"), self._model("parsenet"),
-                                            fidelity=cfg.fidelity))
-        if "sharpen" in chosen and cfg.sharpen > 0:
-            from .stages.restore import Sharpen
-
-            stages.append(Sharpen(cfg.sharpen))
+        ctx = self._context()
+        stages = [spec.build(ctx) for spec in self.plan.stages]
         for stage in stages:
             stage.prepare(self.runtime)
         return stages
@@ -256,6 +204,8 @@ class Pipeline:
         """Decoded batches of output frames with their boxes and mel windows (runs in a prefetch thread)."""
         w, h = video.frame_size
         bs = render_batch_frames(self.cfg.wav2lip_batch_size, w * h * 3, self.runtime.device.type)
+        if self.runtime.device.type == "cpu" and self.plan.cpu_frames:
+            bs = min(bs, self.plan.cpu_frames)  # slow stages: the progress bar moves every few seconds
         idx: list[int] = []
         srcs: list[int] = []
         frames: list[np.ndarray] = []
@@ -284,7 +234,7 @@ class Pipeline:
         from .media.video import VideoWriter
 
         stages = self.build_stages()
-        scale = self.cfg.upscale if "upscale" in self.cfg.stages else 1
+        scale = self.plan.scale
         w, h = video.frame_size
         prefetch: queue.Queue = queue.Queue(maxsize=1)  # one batch decoded ahead while one is computed
 
@@ -344,11 +294,13 @@ class Pipeline:
     # -- the job ---------------------------------------------------------------------------------
     def run(self, face: str | Path, audio: str | Path, outfile: str | Path) -> Path:
         """Lip-sync ``face`` to ``audio`` into ``outfile`` (mp4); returns the output path."""
-        from .inputs import resolve_inputs
+        from .acquire.inputs import resolve_inputs
+        from .face.align import landmarks_from_box
 
         cfg = self.cfg
         outfile = Path(outfile)
         outfile.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lipsync-") as work:
             face_path, audio_path = resolve_inputs(
                 face, audio, start=cfg.start, end=cfg.end, audio_start=cfg.audio_start, audio_end=cfg.audio_end,
@@ -368,15 +320,25 @@ class Pipeline:
                 _check_box(cfg.box, video.frame_size)
             track = self.track(video, n_out)
             self._release_detector()
-            if "codeformer" in cfg.stages and track.landmarks is None:
-                from .face.align import landmarks_from_box
-
+            if self.plan.needs_landmarks and track.landmarks is None:
                 track.landmarks = [None if b is None else landmarks_from_box(b) for b in track.boxes]
             if not track.any_face:
-                raise LipsyncError(f"no face found in any frame of {face}; try --detector haar or s3fd, "
-                                   "a fixed --box top bottom left right, or a clip where the face is visible")
+                raise LipsyncError(f"no face found in any frame of {face}; {self._no_face_hint()}")
             self.render(video, track, mel, n_out, audio_path, duration, outfile)
+        seconds = time.perf_counter() - started
+        self.info(f"{self.frames_written} frames in {seconds:.1f} s "
+                  f"({self.frames_written / max(seconds, 1e-9):.1f} frames/s): {outfile}")
         return outfile
+
+    def _no_face_hint(self) -> str:
+        others = [d for d in self.plan.catalog.detectors if d != self.cfg.detector]
+        return (f"try --detector {' or '.join(others)}, --det_size 0 (full-resolution detection), "
+                "a fixed --box top bottom left right, or a clip where the face is visible")
+
+    def info(self, message: str) -> None:
+        """A summary or info line on stderr, unless ``--quiet``."""
+        if not self.cfg.quiet:
+            print(f"lipsync: {message}", file=sys.stderr)
 
     # -- progress --------------------------------------------------------------------------------
     def _bar(self, total: int | None, desc: str):
@@ -395,15 +357,6 @@ class Pipeline:
             finally:
                 self.timings.add(name, t0)
             yield item
-
-    def _progress(self, it: Iterator, desc: str, total: int | None) -> Iterator:
-        bar = self._bar(total, desc)
-        try:
-            for x in it:
-                yield x
-                bar.update(1)
-        finally:
-            bar.close()
 
 
 def _check_box(box: tuple[int, int, int, int], size: tuple[int, int]) -> None:

@@ -20,11 +20,12 @@ from typing import Any
 import nbformat
 
 from lipsync_core import REPO_URL
-from lipsync_core.config import BLENDS, DETECTORS, make_config
-from lipsync_core.download import describe
-from lipsync_core.manifest import Manifest, load_manifest
+from lipsync_core.acquire.download import describe
+from lipsync_core.acquire.manifest import Manifest, load_manifest
+from lipsync_core.config import BLENDS, make_config
+from lipsync_core.front.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
 from lipsync_core.models.registry import SPECS
-from lipsync_core.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
+from lipsync_core.plan import CATALOG
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE.parent / "weights_manifest.json"
@@ -102,7 +103,7 @@ def names(lines: list[str]) -> list[str]:
 def intro(spec: Spec, manifest: Manifest) -> str:
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(spec.file)})"
     rows = []
-    for role, wid in manifest.roles(spec.variant).items():
+    for role, wid in CATALOG.variant_weights(spec.variant).items():
         entry = manifest.entry(wid)
         rows.append(f"| `{role}` | `{entry.file}` | {SPECS[entry.arch].description} | {entry.license} |")
     if spec.gan_choice:
@@ -117,7 +118,7 @@ def intro(spec: Spec, manifest: Manifest) -> str:
     else:
         steps = ["Run the cells from top to bottom (Runtime > Run all works once the forms are filled in). "
                  "Open a cell's form to change its fields; the code behind each form is one call into "
-                 "`lipsync_core.notebook`."]
+                 "`lipsync_core.front.notebook`."]
     parts = [badge, "", f"# {spec.title}", "", spec.summary, "", *steps, "",
              "Weights are downloaded on first use, checked against their published sha256 and cached "
              "(optionally in your Google Drive). This notebook uses:", "",
@@ -143,7 +144,7 @@ def setup_cell(spec: Spec) -> str:
         '    subprocess.run([*pip, "--upgrade", "yt-dlp[default]"], check=True)  # YouTube changes often',
         "    importlib.invalidate_caches()",
         "",
-        "from lipsync_core import notebook as ln  # noqa: E402 - installed just above",
+        "from lipsync_core.front import notebook as ln  # noqa: E402 - installed just above",
         "",
         f"job = ln.setup({json.dumps(spec.variant)})",
     ])
@@ -154,7 +155,7 @@ def weights_cell(spec: Spec, manifest: Manifest) -> str:
              "#@markdown To use your own copy (e.g. when Google Drive says too many users downloaded a file),",
              "#@markdown paste a Google Drive file ID or share link, a URL, or a path in your mounted Drive."]
     fields = []
-    for role, wid in manifest.roles(spec.variant).items():
+    for role, wid in CATALOG.variant_weights(spec.variant).items():
         entry = manifest.entry(wid)
         what = SPECS[entry.arch].description
         if role == "checkpoint" and spec.gan_choice:
@@ -195,7 +196,24 @@ def _pads(cfg: Any) -> list[str]:
 
 
 def _gan_default(variant: str, manifest: Manifest) -> bool:
-    return manifest.roles(variant)["checkpoint"] == GENERATORS[True]
+    return CATALOG.weight_id(variant, "checkpoint") == GENERATORS[True]
+
+
+#: Form fields of the stages that have options, by stage name (presentation only: the values are RunConfig's).
+STAGE_FORMS = {
+    "sr": lambda cfg: [
+        "#@markdown **HQ**: super-resolution of the face, the segmentation mask, the mask's soft edge",
+        "#@markdown (pixels of the 96-pixel face) and, above 0, keeping only the face below that fraction:",
+        param("super_resolution", not cfg.no_sr), param("segmentation_mask", not cfg.no_segmentation),
+        param("mask_feather", cfg.mask_feather, slider(0, 32, 1)),
+        param("mask_lower_face", float(cfg.mask_lower_face or 0.0), slider(0.0, 0.9, 0.05))],
+    "codeformer": lambda cfg: [
+        "#@markdown **CodeFormer**: `fidelity` 0 = strongest restoration, 1 = closest to the input;",
+        "#@markdown `sharpen` the mouth (0 = off); `upscale` 2 doubles the output resolution.",
+        param("fidelity", float(cfg.fidelity), slider(0.0, 1.0, 0.05)),
+        param("sharpen", float(cfg.sharpen), slider(0.0, 2.0, 0.1)),
+        param("upscale", cfg.upscale, slider(1, 2, 1))],
+}
 
 
 def settings_cell(spec: Spec, manifest: Manifest) -> str:
@@ -207,7 +225,7 @@ def settings_cell(spec: Spec, manifest: Manifest) -> str:
              param("resize_factor", cfg.resize_factor), param("nosmooth", cfg.nosmooth),
              "#@markdown **Face detection**: the detector, the size of the frames it sees (0 = full resolution)",
              "#@markdown and every how many frames it runs (boxes in between are interpolated):",
-             param("detector", cfg.detector, choices(DETECTORS)),
+             param("detector", cfg.detector, choices(tuple(CATALOG.detectors))),
              param("det_size", cfg.det_size or 0), param("det_stride", cfg.det_stride),
              "#@markdown **Batch sizes**: lower them if the GPU runs out of memory.",
              param("face_det_batch_size", cfg.face_det_batch_size),
@@ -218,18 +236,8 @@ def settings_cell(spec: Spec, manifest: Manifest) -> str:
     if spec.gan_choice:
         lines += ["#@markdown **use_gan_model**: the GAN generator looks sharper; the plain one syncs slightly better.",
                   param("use_gan_model", _gan_default(spec.variant, manifest))]
-    if "sr" in cfg.stages:
-        lines += ["#@markdown **HQ**: super-resolution of the face, the segmentation mask, the mask's soft edge",
-                  "#@markdown (pixels of the 96-pixel face) and, above 0, keeping only the face below that fraction:",
-                  param("super_resolution", not cfg.no_sr), param("segmentation_mask", not cfg.no_segmentation),
-                  param("mask_feather", cfg.mask_feather, slider(0, 32, 1)),
-                  param("mask_lower_face", float(cfg.mask_lower_face or 0.0), slider(0.0, 0.9, 0.05))]
-    if "codeformer" in cfg.stages:
-        lines += ["#@markdown **CodeFormer**: `fidelity` 0 = strongest restoration, 1 = closest to the input;",
-                  "#@markdown `sharpen` the mouth (0 = off); `upscale` 2 doubles the output resolution.",
-                  param("fidelity", float(cfg.fidelity), slider(0.0, 1.0, 0.05)),
-                  param("sharpen", float(cfg.sharpen), slider(0.0, 2.0, 0.1)),
-                  param("upscale", cfg.upscale, slider(1, 2, 1))]
+    for stage in CATALOG.variant(spec.variant).stages:
+        lines += STAGE_FORMS.get(stage, lambda cfg: [])(cfg)
     return form("4. Settings", lines, call("job.set_settings", names(lines)))
 
 

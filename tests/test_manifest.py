@@ -1,4 +1,4 @@
-"""The weights manifest: its schema, the repository's filled-in copy, and the variant table."""
+"""The weights manifest: its schema and the repository's filled-in copy (variants: tests/test_plan.py)."""
 from __future__ import annotations
 
 import json
@@ -6,16 +6,9 @@ import re
 
 import pytest
 
-from lipsync_core.download import drive_id
+from lipsync_core.acquire.download import drive_id
+from lipsync_core.acquire.manifest import load_manifest, manifest_path, parse_manifest
 from lipsync_core.errors import LipsyncError
-from lipsync_core.manifest import (
-    ROLES,
-    VARIANTS,
-    WEIGHT_IDS,
-    load_manifest,
-    manifest_path,
-    parse_manifest,
-)
 from lipsync_core.models.registry import SPECS
 from tests.conftest import REPO
 
@@ -31,10 +24,6 @@ def manifest():
 def test_the_repository_manifest_is_the_default(monkeypatch):
     monkeypatch.delenv("LIPSYNC_MANIFEST", raising=False)
     assert manifest_path().resolve() in (MANIFEST.resolve(), (REPO / "lipsync_core" / MANIFEST.name).resolve())
-
-
-def test_every_weight_id_is_present(manifest):
-    assert set(manifest.weights) == set(WEIGHT_IDS)
 
 
 def test_every_entry_has_size_hash_licence_and_a_registry_arch(manifest):
@@ -93,39 +82,10 @@ def test_known_files_are_not_weights(manifest):
         assert SHA256.fullmatch(sha) and sha not in weights and what
 
 
-def test_variant_table(manifest):
-    assert set(manifest.variants) == set(VARIANTS)
-    for name, roles in manifest.variants.items():
-        assert "checkpoint" in roles, name
-        assert set(roles) <= set(ROLES), name
-        assert set(roles.values()) <= set(manifest.weights), name
-    assert manifest.roles("original") == {"checkpoint": "wav2lip", "s3fd": "s3fd"}
-    hq, hq_gan = manifest.roles("hq"), manifest.roles("hq_gan")
-    assert (hq.pop("checkpoint"), hq_gan.pop("checkpoint")) == ("wav2lip", "wav2lip_gan")
-    assert hq == hq_gan == {"s3fd": "s3fd", "sr": "esrgan_yunying", "segmentation": "face_segmentation"}
-    assert manifest.roles("codeformer") == {"checkpoint": "wav2lip_gan", "retinaface": "retinaface_resnet50",
-                                            "codeformer": "codeformer", "parsenet": "parsenet",
-                                            "upscaler": "realesrgan_x2"}
-
-
-def test_every_weight_is_used_by_some_variant(manifest):
-    used = {wid for roles in manifest.variants.values() for wid in roles.values()}
-    assert used == set(manifest.weights)
-
-
-def test_role_architectures_are_consistent(manifest):
-    archs: dict[str, set[str]] = {}
-    for roles in manifest.variants.values():
-        for role, wid in roles.items():
-            archs.setdefault(role, set()).add(manifest.entry(wid).arch)
-    assert all(len(a) == 1 for a in archs.values()), archs
-
-
 def _minimal() -> dict:
     return {"schema_version": 1,
             "weights": {"w": {"file": "w.pth", "size": None, "sha256": None, "license": "x", "arch": "wav2lip",
-                              "convention": "state_dict", "sources": [{"kind": "gdrive", "id": "abc"}]}},
-            "variants": {"original": {"checkpoint": "w"}}}
+                              "convention": "state_dict", "sources": [{"kind": "gdrive", "id": "abc"}]}}}
 
 
 def test_minimal_manifest_parses_with_optional_fields_absent(tmp_path):
@@ -137,8 +97,7 @@ def test_minimal_manifest_parses_with_optional_fields_absent(tmp_path):
     (lambda d: d.update(schema_version=2), "schema_version"),
     (lambda d: d["weights"]["w"].update(convention="pickle"), "convention"),
     (lambda d: d["weights"]["w"]["sources"].append({"kind": "ftp", "url": "ftp://x"}), "source kind"),
-    (lambda d: d["variants"]["original"].update(checkpoint="missing"), "bad role"),
-    (lambda d: d["variants"]["original"].update(vocoder="w"), "bad role"),
+    (lambda d: d["weights"]["w"].update(arch="gfpgan"), "arch"),
 ])
 def test_schema_violations_are_reported(tmp_path, breakage, message):
     data = _minimal()
@@ -160,5 +119,4 @@ def test_manifest_env_var_and_missing_file(tmp_path, monkeypatch):
 def test_unknown_ids_name_the_known_ones(manifest):
     with pytest.raises(LipsyncError, match="known: codeformer, esrgan_yunying, face_segmentation"):
         manifest.entry("wav2lip_hd")
-    with pytest.raises(LipsyncError, match="choose one of original, hq, hq_gan, codeformer"):
-        manifest.roles("gfpgan")
+

@@ -27,9 +27,9 @@ def test_a_built_wheel_carries_the_top_level_manifest_and_uses_it(tmp_path):
                    check=True)
     env = {**os.environ, "PYTHONPATH": str(target)}
     env.pop("LIPSYNC_MANIFEST", None)
-    code = ("from lipsync_core.manifest import load_manifest, manifest_path; m = load_manifest(); "
-            "print(manifest_path()); print(sorted(m.variants))")
+    code = ("from lipsync_core.acquire.manifest import load_manifest, manifest_path; m = load_manifest(); "
+            "print(manifest_path()); print(sorted(m.weights))")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert Path(out[0]).is_relative_to(target)
-    assert out[1] == str(sorted(packaged["variants"]))
+    assert out[1] == str(sorted(packaged["weights"]))

@@ -1,7 +1,7 @@
 """OpenCV Haar-cascade face detector: no download, so the pipeline runs with only the Wav2Lip checkpoint.
 
 Box mapping to S3FD-like boxes: OpenCV's frontal-face box is square, from mid-forehead to about the chin
-(on the talking heads of ../shared/media it ends at or just above the chin). S3FD's box is taller than wide
+(on the real talking-head test clips it ends at or just above the chin). S3FD's box is taller than wide
 and includes the chin, which Wav2Lip's crop needs (it regenerates the lower half). So the bottom edge is moved
 down by ``CHIN_EXTENSION`` (10 %) of the box height; top, left and right are kept.
 """

@@ -148,7 +148,7 @@ def retinaface_to_s3fd_box(box: np.ndarray, expand: tuple[float, float, float, f
 
     What is known and what is assumed (nothing here was measured: no real weights can be run here):
     - Documented: the Wav2Lip successors that replaced S3FD by RetinaFace (justinjohn0306/Wav2Lip with
-      batch-face RetinaFace, Easy-Wav2Lip; ``reference/variants.md`` §4.3, §5.1-5.2) take RetinaFace's box
+      batch-face RetinaFace, Easy-Wav2Lip) take RetinaFace's box
       where S3FD's went and keep the original ``[0, 10, 0, 0]`` pads; the notes mention no box correction.
     - From the detectors' papers, not from the reference notes: both are trained on WIDER FACE, so both
       regress the same annotation box (forehead to chin, cheek to cheek).

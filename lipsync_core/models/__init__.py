@@ -55,17 +55,18 @@ def load_wav2lip(path: str | Path, device: Device = "cpu", dtype: torch.dtype | 
     return cast("Wav2Lip", load("wav2lip", path, device, dtype))
 
 
-def validator(arch: str) -> Callable[[Path], None]:
+def validator(arch: str, where: Callable[[str], str] | None = None) -> Callable[[Path], None]:
     """A check that a file loads as ``arch`` (raises ``LipsyncError`` otherwise), for the weights cache.
 
     It reads the file and compares keys and shapes with the architecture built on the meta device, so
-    it allocates no model weights.
+    it allocates no model weights. ``where(other_arch)`` words where a file of another known architecture
+    belongs (the caller knows the flags), e.g. "pass it to --s3fd_path".
     """
     spec = _spec(arch)
 
     def validate(path: Path) -> None:
         state, label = _read_state(spec, Path(path), None)
-        _fit(spec, state, label, "meta")
+        _fit(spec, state, label, "meta", where)
 
     return validate
 
@@ -103,13 +104,15 @@ def _read_state(spec: ModelSpec, path: Path, convention: str | None) -> tuple[St
     return checkpoints.extract_state_dict(obj, convention or spec.convention, path), str(path)
 
 
-def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device) -> nn.Module:
+def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device,
+         where: Callable[[str], str] | None = None) -> nn.Module:
     """The unloaded module for ``state`` built on ``device``, after checking that ``state`` fits it exactly."""
     found = identify_state(state)
     if found is not None and found != spec.name and not spec.matches(state):
         other = SPECS[found]
-        where = f": pass it to --{other.role}_path" if other.role else "; no lipsync_core variant uses it"
-        raise LipsyncError(f"{label} holds {other.description} weights, not {spec.description} weights{where}")
+        hint = where(other.name) if where is not None else ""
+        raise LipsyncError(f"{label} holds {other.description} weights, not {spec.description} weights"
+                           + (f": {hint}" if hint else ""))
     try:
         with torch.device(device):
             model = spec.build(state)

@@ -21,7 +21,9 @@ from typing import Literal
 import torch
 
 from ..errors import LipsyncError
-from ..manifest import CONVENTIONS
+
+#: How a checkpoint wraps its state dict: as is, or under a ``state_dict``/``params``/``params_ema`` key.
+CONVENTIONS = ("state_dict", "params", "params_ema", "raw")
 
 StateDict = dict[str, torch.Tensor]
 Format = Literal["zip", "legacy", "torchscript"]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-StateDict = dict[str, torch.Tensor]
+from .checkpoints import StateDict
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
-StateDict = dict[str, torch.Tensor]
+from .checkpoints import StateDict
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,6 @@ class ModelSpec:
     convention: str  # default checkpoint convention, see manifest.CONVENTIONS
     signature: tuple[str, ...]  # keys whose joint presence identifies a checkpoint of this architecture
     description: str
-    role: str = ""  # manifest role (CLI flag ``--<role>_path``) that takes this checkpoint; "" if none
     # (key, shape) pairs a checkpoint must also have, None matching any size: tells apart architectures
     # that share key names (RRDBNet x4 / x2 differ only in conv_first's input channels).
     signature_shapes: tuple[tuple[str, tuple[int | None, ...]], ...] = ()
@@ -56,28 +54,24 @@ _P = "lipsync_core.models."
 SPECS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("wav2lip", _P + "wav2lip:build_from_state", "state_dict",
               ("audio_encoder.0.conv_block.0.weight", "face_decoder_blocks.0.0.conv_block.0.weight"),
-              "Wav2Lip generator", role="checkpoint", torchscript=True, cpu_bf16=True),
+              "Wav2Lip generator", torchscript=True, cpu_bf16=True),
     ModelSpec("s3fd", _P + "s3fd:build_from_state", "raw",
-              ("conv3_3_norm_mbox_conf.weight", "fc7.weight"), "S3FD face detector", role="s3fd"),
+              ("conv3_3_norm_mbox_conf.weight", "fc7.weight"), "S3FD face detector"),
     ModelSpec("syncnet_color", _P + "syncnet:build_from_state", "state_dict",
               ("face_encoder.0.conv_block.0.weight", "audio_encoder.0.conv_block.0.weight"),
               "Wav2Lip lip-sync expert (SyncNet)"),
     ModelSpec("rrdbnet_x4", _P + "rrdbnet:build_from_state", "params_ema",
               ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up2.weight"), "ESRGAN RRDBNet x4",
-              role="sr", signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),), cpu_bf16=True),
+              signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),), cpu_bf16=True),
     ModelSpec("rrdbnet_x2", _P + "rrdbnet:build_from_state", "params_ema",
               ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up1.weight"), "ESRGAN RRDBNet x2",
-              role="upscaler", signature_shapes=(("conv_first.weight", (None, 12, 3, 3)),), cpu_bf16=True),
+              signature_shapes=(("conv_first.weight", (None, 12, 3, 3)),), cpu_bf16=True),
     ModelSpec("bisenet19", _P + "bisenet:build_from_state", "raw",
-              ("cp.resnet.conv1.weight", "conv_out.conv_out.weight"), "BiSeNet face parsing (19 classes)",
-              role="segmentation", cpu_bf16=True),
+              ("cp.resnet.conv1.weight", "conv_out.conv_out.weight"), "BiSeNet face parsing (19 classes)", cpu_bf16=True),
     ModelSpec("codeformer", _P + "codeformer:build_from_state", "params_ema",
-              ("position_emb", "quantize.embedding.weight"), "CodeFormer face restoration", role="codeformer",
-              cpu_bf16=True),
+              ("position_emb", "quantize.embedding.weight"), "CodeFormer face restoration", cpu_bf16=True),
     ModelSpec("retinaface_resnet50", _P + "retinaface:build_from_state", "raw",
-              ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"), "RetinaFace ResNet-50 detector",
-              role="retinaface"),
+              ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"), "RetinaFace ResNet-50 detector"),
     ModelSpec("parsenet", _P + "parsenet:build_from_state", "raw",
-              ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight"), "ParseNet face parsing", role="parsenet",
-              cpu_bf16=True),
+              ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight"), "ParseNet face parsing", cpu_bf16=True),
 )}

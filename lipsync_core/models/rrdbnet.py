@@ -2,8 +2,8 @@
 
 Scale 4 is the plain network (two nearest-neighbour x2 upsamplings); scales 2 and 1 first
 pixel-unshuffle the input by 2 or 4, so every scale ends with the same x4 tail and the
-checkpoints differ only in ``conv_first``'s input channels. Written from the architecture
-description in ``reference/variants.md`` §1.5 and ``reference/parity/README.md``.
+checkpoints differ only in ``conv_first``'s input channels. Written from the architecture's
+published state-dict layout.
 """
 from __future__ import annotations
 

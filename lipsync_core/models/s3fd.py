@@ -1,6 +1,6 @@
 """The S3FD face detector network (Zhang et al. 2017), with the parameter names of ``s3fd.pth``.
 
-Written from ``reference/wav2lip_original.md`` §4: a VGG16 trunk (conv1_1..conv5_3, five 2x2 max-pools),
+Written from the original's published layout: a VGG16 trunk (conv1_1..conv5_3, five 2x2 max-pools),
 ``fc6``/``fc7`` as convolutions (fc6: 3x3 with padding 3), two extra stride-2 stages, L2-normalised
 conv3_3/conv4_3/conv5_3 features, and a classification + box-regression head on each of the six maps
 (strides 4 to 128). Decoding (softmax, anchors, NMS) belongs to the detector in ``face/``.

@@ -1,6 +1,6 @@
 """Wav2Lip's lip-sync expert ``SyncNet_color``, with the parameter names of ``lipsync_expert.pth``.
 
-Written from ``reference/wav2lip_original.md`` §1.4. Two encoders map a mel window and five stacked
+Written from the original's published layout. Two encoders map a mel window and five stacked
 lower-half face crops to L2-normalised 512-d embeddings; their cosine similarity scores the sync.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Wav2Lip generator (Prajwal et al. 2020) with the parameter names of the released checkpoints.
 
-Written from ``reference/wav2lip_original.md`` §1.1-1.2. A face encoder (7 stages, 96x96 -> 1x1) and an
+Written from the original's published layout. A face encoder (7 stages, 96x96 -> 1x1) and an
 audio encoder (mel window -> 512x1x1) feed a decoder that upsamples the audio embedding back to 96x96,
 concatenating each stage with the matching face-encoder feature (U-Net skips, deepest first).
 """

@@ -7,16 +7,16 @@ sync (Wav2Lip, fills ``pred``) -> optional super-resolution (replaces ``pred``) 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
-Box = tuple[int, int, int, int]
-ModelSource = nn.Module | str | Path  # a built module, or a checkpoint path loaded through the registry
+from ..face.types import Box
+from ..runtime import Runtime
+
+__all__ = ["Batch", "Box", "Runtime", "Stage"]
+
 
 
 @dataclass
@@ -35,20 +35,6 @@ class Batch:
         return [i for i, b in enumerate(self.boxes) if b is not None]
 
 
-@dataclass
-class Runtime:
-    """Where stages compute: chosen by the pipeline, never by a stage."""
-
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    dtype: torch.dtype = torch.float32  # compute dtype (float16 on CUDA where safe)
-
-    @property
-    def autocast(self):
-        """Autocast context for the compute dtype (a no-op for float32)."""
-        enabled = self.dtype != torch.float32
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=enabled)
-
-
 class Stage(Protocol):
     """One step of the render pass."""
 
@@ -59,14 +45,3 @@ class Stage(Protocol):
 
     def __call__(self, batch: Batch) -> None:
         """Process one batch in place."""
-
-
-def place_model(model: ModelSource, arch: str, runtime: Runtime) -> nn.Module:
-    """The module on the runtime's device in eval mode, channels-last (15-40 % faster convolutions on CPU,
-    measured for Wav2Lip, RRDBNet, BiSeNet and S3FD; the fast layout for cuDNN too); a path is loaded through
-    the model registry as ``arch``."""
-    if not isinstance(model, nn.Module):
-        from ..models import load
-
-        model = load(arch, model, device=runtime.device)
-    return model.to(runtime.device).eval().to(memory_format=torch.channels_last)

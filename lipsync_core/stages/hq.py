@@ -2,7 +2,7 @@
 
 Order in the render pass: sync -> :class:`SuperResolution` (``pred`` 96² -> 384²) ->
 :class:`SegmentationMask` (``masks`` from the original crops) -> blend. Both work on face crops
-only, never on whole frames. Upstream (``reference/variants.md`` §1.3-1.5) pastes with a hard
+only, never on whole frames. Upstream pastes with a hard
 mask; here the mask edge is feathered and, optionally, limited to the lower face.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..batching import AdaptiveChunker
 from ..errors import LipsyncError
 from ..models.bisenet import MEAN_RGB, STD_RGB, STRIDE
 from . import masks
-from .base import Batch, ModelSource, Runtime, place_model
+from .base import Batch, Runtime
 
 
 def _to_device(x: torch.Tensor, runtime: Runtime) -> torch.Tensor:
@@ -33,7 +33,7 @@ class SuperResolution:
     [0, 1] as it was trained; its output is clamped to [0, 1]. Runs in the runtime's dtype (fp16 on CUDA).
     """
 
-    model: ModelSource
+    model: nn.Module
     batch_size: int = 16
     arch: str = "rrdbnet_x4"
     name: str = "super_resolution"
@@ -43,7 +43,7 @@ class SuperResolution:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._net = place_model(self.model, self.arch, runtime)
+        self._net = runtime.place(self.model)
         self._chunker = AdaptiveChunker(self.batch_size, what="super-resolution")
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,7 +71,7 @@ class SegmentationMask:
     ``model`` is a built module (returning a tuple whose first element is the logits) or a checkpoint path.
     """
 
-    model: ModelSource
+    model: nn.Module
     classes: tuple[int, ...] = masks.HQ_FACE_CLASSES
     feather_px: float = 8.0
     lower_face: float | None = None
@@ -93,7 +93,7 @@ class SegmentationMask:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._net = place_model(self.model, self.arch, runtime)
+        self._net = runtime.place(self.model)
         self._chunker = AdaptiveChunker(self.batch_size, what="face segmentation")
 
     def network_input(self, crops: list[np.ndarray]) -> torch.Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 
 #: BiSeNet (face-parsing) class ids, in the labelling of the published 19-class checkpoint.
 SKIN, MOUTH, UPPER_LIP, LOWER_LIP = 1, 11, 12, 13
-#: Wav2Lip-HQ's replaced region (reference/variants.md §1.4): skin, inner mouth and both lips.
+#: Wav2Lip-HQ's replaced region: skin, inner mouth and both lips.
 HQ_FACE_CLASSES: tuple[int, ...] = (SKIN, MOUTH, UPPER_LIP, LOWER_LIP)
 
 

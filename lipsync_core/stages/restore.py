@@ -2,7 +2,7 @@
 
 Both stages edit ``batch.frames`` in place after the blend and touch only frames with a face.
 
-:class:`CodeFormerRestore` follows CodeFormer's face helper (``reference/variants.md`` §3.2): align the
+:class:`CodeFormerRestore` follows CodeFormer's face helper: align the
 face with its 5 landmarks to the FFHQ template at the network's size (512), RGB in [-1, 1], CodeFormer
 with fidelity ``w`` and AdaIN, clamp, then paste back through a soft mask = min(square with a
 feathered edge, blurred ParseNet mask without the background/neck/cloth/hair/hat classes). Unlike
@@ -23,7 +23,7 @@ from torch import nn
 from ..batching import AdaptiveChunker
 from ..errors import LipsyncError
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
-from .base import Batch, ModelSource, Runtime, place_model
+from .base import Batch, Runtime
 
 #: ParseNet classes that keep the original pixels (zeros of the reference helper's mask colour map;
 #: background, neck, cloth, hair and hat in the CelebAMask-HQ-style labelling the network was trained on).
@@ -72,8 +72,8 @@ class CodeFormerRestore:
     code choice inside CodeFormer stays in float32).
     """
 
-    codeformer: ModelSource
-    parser: ModelSource | None = None
+    codeformer: nn.Module
+    parser: nn.Module | None = None
     fidelity: float = 0.7
     batch_size: int = 4
     parse_size: int = 256
@@ -92,8 +92,8 @@ class CodeFormerRestore:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._net = place_model(self.codeformer, "codeformer", runtime)
-        self._parser = None if self.parser is None else place_model(self.parser, "parsenet", runtime)
+        self._net = runtime.place(self.codeformer)
+        self._parser = None if self.parser is None else runtime.place(self.parser)
         self._chunker = AdaptiveChunker(self.batch_size, what="CodeFormer")
 
     @property

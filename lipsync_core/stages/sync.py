@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..batching import AdaptiveChunker
-from .base import Batch, Runtime, place_model
+from .base import Batch, Runtime
 
 IMG_SIZE = 96
 CPU_CHUNK = 16
@@ -36,7 +36,7 @@ class SyncStage:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.model = place_model(self.model, "wav2lip", runtime)
+        self.model = runtime.place(self.model)
         if self.compile:
             # Batches vary in size (faces per batch, the last batch): compile for dynamic shapes once.
             self.model = torch.compile(self.model, dynamic=True)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Batch, Runtime, place_model
+from .base import Batch, Runtime
 
 
 def upscale_tiled(model: nn.Module, image: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:
@@ -48,7 +48,7 @@ class UpscaleStage:
 
     def prepare(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.model = place_model(self.model, "rrdbnet_x2", runtime)
+        self.model = runtime.place(self.model)
 
     def __call__(self, batch: Batch) -> None:
         rt, s = self.runtime, self.scale

@@ -1,4 +1,4 @@
-"""Procedural weights from ``reference/parity/README.md``: deterministic, non-degenerate, reproducible anywhere.
+"""Procedural weights (the parity material's formula): deterministic, non-degenerate, reproducible anywhere.
 
 The key listing (``[key, shape, dtype, rule]`` rows in state_dict order) defines ``k`` for each tensor.
 """

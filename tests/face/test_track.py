@@ -11,12 +11,12 @@ from lipsync_core.face.track import (
     DetectionSettings,
     build_track,
     detect_track,
-    detection_size,
     finalize_track,
     require_face,
     smooth_boxes,
 )
 from lipsync_core.face.types import Detection, FaceTrack
+from lipsync_core.media.face_video import detection_size
 from tests.conftest import shared_media
 
 W, H = 160, 120
@@ -256,7 +256,7 @@ def test_no_face_anywhere_is_a_one_line_error_naming_the_video():
 
 def test_real_cutaway_clip_has_no_face_exactly_on_the_cutaway():
     from lipsync_core.face.haar import HaarDetector
-    from lipsync_core.face.track import detection_scale
+    from lipsync_core.media.face_video import detection_scale
     from lipsync_core.media.video import FrameReader
 
     path = shared_media("face_noface_cutaway_7s.mp4")

@@ -9,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from lipsync_core.acquire.manifest import CONVENTIONS
 from lipsync_core.errors import LipsyncError
-from lipsync_core.manifest import CONVENTIONS, load_manifest
-from lipsync_core.models import SPECS, identify, load, validator
+from lipsync_core.models import identify, load, validator
 from lipsync_core.models.checkpoints import checkpoint_format, extract_state_dict, read_checkpoint, save_stripped
 from lipsync_core.models.syncnet import SyncNetColor
-from tests.conftest import REPO
 
 
 def tiny_model() -> nn.Module:
@@ -210,11 +209,9 @@ ESRGAN_X4_KEYS = {"conv_first.weight": (64, 3, 3, 3), "body.0.rdb1.conv1.weight"
 
 
 @pytest.mark.parametrize(("keys", "arch", "phrase"), [
-    (S3FD_KEYS, "wav2lip", "holds S3FD face detector weights, not Wav2Lip generator weights: pass it to --s3fd_path"),
-    (BISENET_KEYS, "wav2lip", "holds BiSeNet face parsing (19 classes) weights, not Wav2Lip generator weights: "
-                              "pass it to --segmentation_path"),
-    (ESRGAN_X4_KEYS, "rrdbnet_x2", "holds ESRGAN RRDBNet x4 weights, not ESRGAN RRDBNet x2 weights: "
-                                   "pass it to --sr_path"),
+    (S3FD_KEYS, "wav2lip", "holds S3FD face detector weights, not Wav2Lip generator weights"),
+    (BISENET_KEYS, "wav2lip", "holds BiSeNet face parsing (19 classes) weights, not Wav2Lip generator weights"),
+    (ESRGAN_X4_KEYS, "rrdbnet_x2", "holds ESRGAN RRDBNet x4 weights, not ESRGAN RRDBNet x2 weights"),
 ])
 def test_another_models_checkpoint_is_named(tmp_path, keys, arch, phrase):
     path = _fake_checkpoint(tmp_path / "x.pth", keys)
@@ -284,9 +281,3 @@ def test_identify_reads_wrapped_and_prefixed_checkpoints(tmp_path):
     assert identify(save({"state_dict": state, "optimizer": {}}, tmp_path / "x.pth", legacy=True)) == "s3fd"
 
 
-def test_registry_roles_agree_with_the_manifest():
-    """The --<role>_path named in wrong-model messages is the flag that takes that architecture."""
-    manifest = load_manifest(REPO / "weights_manifest.json")
-    for roles in manifest.variants.values():
-        for role, weight_id in roles.items():
-            assert SPECS[manifest.entry(weight_id).arch].role == role, weight_id

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.download import TEST_GDRIVE_ENV
-from lipsync_core.manifest import load_manifest
+from lipsync_core.acquire.download import TEST_GDRIVE_ENV
+from lipsync_core.acquire.manifest import load_manifest
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.testing.checkpoints import write_checkpoint
 from lipsync_core.testing.fake_drive import DriveFile, fake_drive
@@ -72,7 +72,7 @@ def test_weights(tmp_path_factory) -> TestWeights:
             record["sources"][0]["hash_bound"] = True
         entries[wid] = record
     manifest = root / "test_manifest.json"
-    manifest.write_text(json.dumps({"schema_version": 1, "weights": entries, "variants": real.variants}, indent=1))
+    manifest.write_text(json.dumps({"schema_version": 1, "weights": entries}, indent=1))
     with fake_drive(served) as (url, _log):
         yield TestWeights(manifest, url)
 

@@ -1,4 +1,4 @@
-"""lipsync_core.notebook: forms -> options, one-line errors, Colab features (against a stand-in Colab), box helper."""
+"""front.notebook: forms -> options, one-line errors, Colab features (against a stand-in Colab), box helper."""
 from __future__ import annotations
 
 import os
@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from lipsync_core import notebook as ln
-from lipsync_core.download import TEST_GDRIVE_ENV
+from lipsync_core.acquire.download import TEST_GDRIVE_ENV
 from lipsync_core.errors import LipsyncError
+from lipsync_core.front import notebook as ln
 
 DRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456"
 
@@ -165,9 +165,11 @@ def test_weights_cache_can_live_in_drive_and_leave_it_again(colab):
     job = ln.Job("original")
     job.set_weights(cache_in_drive=True, checkpoint_path=DRIVE_ID, s3fd_path="")
     assert job.weights == {"checkpoint_path": DRIVE_ID, "s3fd_path": None}
-    assert os.environ["LIPSYNC_CACHE"] == str(colab.root / "MyDrive" / ln.DRIVE_WEIGHTS_FOLDER)
+    drive = str(colab.root / "MyDrive" / ln.DRIVE_WEIGHTS_FOLDER)
+    assert job.cache_dir == drive and job.run_options()["cache_dir"] == drive
+    assert os.environ.get("LIPSYNC_CACHE") != drive  # configuration, not the environment
     job.set_weights(cache_in_drive=False, checkpoint_path="", s3fd_path="")
-    assert "LIPSYNC_CACHE" not in os.environ  # the autouse fixture restores its own value afterwards
+    assert job.cache_dir is None
 
 
 def test_weight_fields_are_the_variants_roles():
@@ -246,3 +248,26 @@ def test_box_helper_without_a_face_offers_a_centred_box(haar_job, tmp_path):
     assert helper.index == 0 and helper.detected is None
     assert helper.box == (30, 90, 40, 120)
     assert "No face detected" in helper.note.value
+
+
+def test_box_helper_without_ipywidgets_shows_the_frame_and_how_to_set_a_box(haar_job, monkeypatch, capsys):
+    """Plain Jupyter without the notebook extra: a picture and one line, no traceback."""
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets raises ImportError
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+    helper = ln.BoxHelper(haar_job, at_seconds=0.2)
+    helper.show()
+    assert helper.detected is not None and helper.box == helper.detected
+    assert len(shown) == 1 and shown[0].data[:2] == b"\xff\xd8"  # a JPEG
+    assert "ipywidgets is not installed" in capsys.readouterr().out
+
+
+def test_result_without_ipywidgets_is_offered_as_a_link(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    monkeypatch.setattr(ln, "in_colab", lambda: True)
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+    video = tmp_path / "out.mp4"
+    video.write_bytes(b"\0" * 10)
+    ln.show_result(video)
+    assert [type(o).__name__ for o in shown] == ["HTML", "FileLink"]

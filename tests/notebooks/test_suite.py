@@ -10,9 +10,10 @@ import sys
 import pytest
 
 from lipsync_core import REPO_URL
+from lipsync_core.acquire.manifest import load_manifest
 from lipsync_core.config import make_config
-from lipsync_core.manifest import load_manifest
-from lipsync_core.notebook import GENERATORS, colab_url, settings_options
+from lipsync_core.front.notebook import GENERATORS, colab_url, settings_options
+from lipsync_core.plan import CATALOG
 from tests.conftest import REPO
 from tests.notebooks import nbrun
 
@@ -80,7 +81,7 @@ def test_badge_opens_this_notebook_from_the_repo(name):
 def test_weights_form_has_one_field_per_role_and_defaults_from_the_manifest(name, variant, manifest):
     c = nbrun.cell(nbrun.read(name), "weights")
     form = nbrun.fields(c)
-    roles = manifest.roles(variant)
+    roles = CATALOG.variant_weights(variant)
     assert {k for k in form if k.endswith("_path")} == {f"{role}_path" for role in roles}
     for role, wid in roles.items():
         entry = manifest.entry(wid)
@@ -96,7 +97,7 @@ def test_settings_form_defaults_are_the_variants_defaults(name, variant, manifes
     options = settings_options(**{k: v for k, v in form.items() if k not in SETTINGS_ONLY})
     assert make_config(variant, **options) == make_config(variant)
     if "use_gan_model" in form:
-        assert GENERATORS[form["use_gan_model"]] == manifest.roles(variant)["checkpoint"]
+        assert GENERATORS[form["use_gan_model"]] == CATALOG.weight_id(variant, "checkpoint")
 
 
 def test_settings_forms_cover_the_original_options_and_each_variants_own():
@@ -115,7 +116,7 @@ def test_simple_notebook_has_only_the_fewest_fields_and_runs_original(manifest):
     assert set(nbrun.fields(nb)) == {"video", "start", "end", "audio", "pad_top", "pad_bottom", "pad_left",
                                      "pad_right", "use_gan_model"}
     assert 'job = ln.setup("original")' in nbrun.cell(nb, "setup").source
-    assert nbrun.fields(nb)["use_gan_model"] is (manifest.roles("original")["checkpoint"] == GENERATORS[True])
+    assert nbrun.fields(nb)["use_gan_model"] is (CATALOG.weight_id("original", "checkpoint") == GENERATORS[True])
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.cli import build_parser, main
 from lipsync_core.config import make_config
+from lipsync_core.front.cli import build_parser, main
 from lipsync_core.media.probe import probe
+from lipsync_core.plan import Plan
 
 ORIGINAL_FLAGS = ["--checkpoint_path", "ck.pth", "--face", "f.mp4", "--audio", "a.wav", "--outfile", "o.mp4",
                   "--static", "True", "--fps", "30", "--pads", "0", "20", "0", "0", "--face_det_batch_size", "8",
@@ -36,9 +37,13 @@ def test_static_false_means_false_unlike_the_original():
 
 def test_variant_presets_pick_their_detector_and_stages():
     assert make_config("original").detector == "s3fd"
-    assert make_config("hq").stages == ("sr", "segmentation")
+    assert [s.name for s in Plan.from_config(make_config("hq")).stages] == ["sync", "sr", "segmentation", "blend"]
     assert make_config("codeformer").detector == "retinaface"
     assert make_config("original", detector="haar").detector == "haar"
+
+
+def test_the_originals_no_box_means_no_box():
+    assert make_config("original", box=[-1, -1, -1, -1]).box is None
 
 
 @pytest.mark.parametrize("args, message", [
@@ -102,7 +107,7 @@ def test_cli_run_writes_the_output(tmp_path, face_clip, speech, w2l_checkpoint):
     ({"mask_lower_face": 0.0}, "--mask_lower_face"),
     ({"det_size": -5}, "--det_size"),
     ({"crop": (100, 50, 0, -1)}, "--crop"),
-    ({"upscale": 2}, "--upscale 2 needs --variant codeformer"),
+    ({"upscale": 2}, "--upscale needs --variant codeformer"),
     ({"sharpen": 0.5}, "--sharpen needs --variant codeformer"),
 ])
 def test_options_out_of_range_are_refused_before_any_work(options, message):
@@ -114,7 +119,7 @@ def test_options_out_of_range_are_refused_before_any_work(options, message):
 
 def test_a_crop_outside_the_frame_is_a_clear_error(tmp_path, face_clip):
     from lipsync_core.errors import LipsyncError
-    from lipsync_core.stages.read import FaceVideo
+    from lipsync_core.media.face_video import FaceVideo
 
     face, _ = face_clip
     w, h = probe(face).frame_size

@@ -24,7 +24,7 @@ def unchanged(got: np.ndarray, src: np.ndarray) -> bool:
 
 def run(face, audio, out, ckpt, **options) -> Path:
     options.setdefault("detector", "haar")
-    return lipsync(face, audio, out, checkpoint_path=str(ckpt), device="cpu", progress=False, crf=0,
+    return lipsync(face, audio, out, checkpoint_path=str(ckpt), device="cpu", no_progress=True, crf=0,
                    preset="ultrafast", **options)
 
 

@@ -7,15 +7,15 @@ import pytest
 from lipsync_core import audio as audio_mod
 from lipsync_core.config import make_config
 from lipsync_core.face.types import FaceTrack
+from lipsync_core.media.face_video import FaceVideo
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.pipeline import Pipeline
 from lipsync_core.stages.blend import BlendStage
-from lipsync_core.stages.read import FaceVideo
 from tests.conftest import shared_media
 
 
 def pipeline(**options) -> Pipeline:
-    return Pipeline(make_config("original", detector="haar", device="cpu", progress=False, **options))
+    return Pipeline(make_config("original", detector="haar", device="cpu", no_progress=True, **options))
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +36,13 @@ def centres_x(track: FaceTrack) -> list[float]:
 
 
 def test_several_faces_the_largest_is_followed_on_every_frame(two_faces):
-    track = pipeline(det_stride=1, track_cache=False).track(two_faces, 15)
+    track = pipeline(det_stride=1, no_track_cache=True).track(two_faces, 15)
     xs = centres_x(track)
     assert len(xs) == 15 and all(x < 320 for x in xs)
 
 
 def test_several_faces_the_one_nearest_a_given_point_is_followed(two_faces):
-    track = pipeline(det_stride=1, track_cache=False, face_point=(420, 160)).track(two_faces, 15)
+    track = pipeline(det_stride=1, no_track_cache=True, face_point=(420, 160)).track(two_faces, 15)
     xs = centres_x(track)
     assert len(xs) == 15 and all(x > 320 for x in xs)
 
@@ -51,14 +51,14 @@ def test_a_rerun_with_the_same_video_reuses_the_face_track(two_faces, monkeypatc
     first = pipeline().track(two_faces, 15)
     second, padded = pipeline(), pipeline(pads=(0, 30, 0, 0), nosmooth=True)
     for p in (second, padded):
-        monkeypatch.setattr(p, "_detector", lambda: pytest.fail("detected again instead of using the cache"))
+        monkeypatch.setattr(p, "detector", lambda: pytest.fail("detected again instead of using the cache"))
     assert second.track(two_faces, 15).boxes == first.boxes
     # Pads and smoothing apply after the cache: a new track without a new detection.
     assert [b[1] for b in padded.track(two_faces, 15).boxes] != [b[1] for b in first.boxes]
     other = pipeline(det_size=200)  # a detection setting: detected again
     calls = []
-    real = other._detector
-    monkeypatch.setattr(other, "_detector", lambda: calls.append(1) or real())
+    real = other.detector
+    monkeypatch.setattr(other, "detector", lambda: calls.append(1) or real())
     other.track(two_faces, 15)
     assert calls == [1]
 
@@ -89,11 +89,11 @@ def test_a_failure_during_rendering_leaves_no_output(tmp_path, monkeypatch, face
 
 
 def test_a_role_option_may_name_a_manifest_weight(monkeypatch, tmp_path):
-    from lipsync_core import weights
+    from lipsync_core.acquire import weights
     from lipsync_core.errors import LipsyncError
 
     fetched = []
-    monkeypatch.setattr(weights, "fetch", lambda wid, source=None, validate=None: fetched.append((wid, source)))
+    monkeypatch.setattr(weights, "fetch", lambda wid, source=None, **kw: fetched.append((wid, source)))
     Pipeline(make_config("original", checkpoint_path="wav2lip_gan", detector="haar", device="cpu")).fetch_weights()
     assert fetched == [("wav2lip_gan", None)]
     with pytest.raises(LipsyncError, match="another kind"):
@@ -114,7 +114,7 @@ def test_render_batches_shrink_for_large_frames_so_memory_stays_bounded():
 
 def test_a_failure_stops_decoding_at_once(tmp_path, monkeypatch, speech, w2l_checkpoint):
     """The decode thread must not run on through the rest of the video after the render failed."""
-    from lipsync_core.stages import read
+    from lipsync_core.media import face_video as read
     from lipsync_core.testing.media import still_image
 
     decoded = []
@@ -128,9 +128,9 @@ def test_a_failure_stops_decoding_at_once(tmp_path, monkeypatch, speech, w2l_che
     monkeypatch.setattr(read.FaceVideo, "looped", counting)
     monkeypatch.setattr(BlendStage, "__call__", lambda self, batch: (_ for _ in ()).throw(RuntimeError("boom")))
     still = still_image(tmp_path / "face.png", size=(64, 64))
-    p = pipeline(box=(8, 56, 8, 56), checkpoint_path=str(w2l_checkpoint), wav2lip_batch_size=2, fps=500)
+    p = pipeline(box=(8, 56, 8, 56), checkpoint_path=str(w2l_checkpoint), wav2lip_batch_size=2, fps=240)
     with pytest.raises(RuntimeError, match="boom"):
-        p.run(still, speech, tmp_path / "o.mp4")  # 0.8 s at 500 fps: 400 frames if decoding ran on
+        p.run(still, speech, tmp_path / "o.mp4")  # 0.8 s at 240 fps: 192 frames if decoding ran on
     assert len(decoded) < 20
 
 
@@ -139,6 +139,6 @@ def test_the_cached_track_serves_audio_of_other_lengths(two_faces, monkeypatch):
     whole = pipeline().track(two_faces, 40)  # runs to the end: the whole clip
     assert (first.n_frames, whole.n_frames) == (10, 15)
     again = pipeline()
-    monkeypatch.setattr(again, "_detector", lambda: pytest.fail("detected again instead of using the cache"))
+    monkeypatch.setattr(again, "detector", lambda: pytest.fail("detected again instead of using the cache"))
     assert again.track(two_faces, 12).n_frames == 12
     assert again.track(two_faces, 100).boxes == whole.boxes

@@ -7,7 +7,7 @@ import pytest
 from lipsync_core.config import make_config
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
-from lipsync_core.pipeline import required_roles
+from lipsync_core.plan import Plan
 from lipsync_core.testing.checkpoints import write_checkpoint
 from tests.conftest import shared_media
 from tests.pipeline.conftest import _trim, mean_abs
@@ -81,7 +81,7 @@ def test_codeformer_upscale_2_doubles_the_output(tmp_path, face_clip, speech, w2
 def test_skipped_enhancers_are_neither_loaded_nor_downloaded(tmp_path, face_clip, speech, w2l_checkpoint,
                                                              monkeypatch):
     cfg = make_config("hq", no_sr=True, no_segmentation=True, detector="haar")
-    assert required_roles(cfg) == ["checkpoint"]
+    assert Plan.from_config(cfg).roles == ["checkpoint"]
     monkeypatch.setenv("LIPSYNC_OFFLINE", "1")  # any download would be an error
     face, box = face_clip
     out = run(face, speech, tmp_path / "out.mp4", w2l_checkpoint, variant="hq", no_sr=True, no_segmentation=True,

@@ -151,11 +151,11 @@ def test_super_resolution_leaves_frames_untouched():
     assert all(np.array_equal(a, b) for a, b in zip(before, batch.frames))
 
 
-def test_super_resolution_loads_its_checkpoint_through_the_registry(tmp_path):
+def test_super_resolution_from_its_checkpoint_through_the_runtime(tmp_path):
     path = write_checkpoint("rrdbnet_x4", tmp_path / "esrgan_yunying.pth", wrapper="params", **SMALL_SR)
     pred = np.random.default_rng(3).random((1, 16, 16, 3), dtype=np.float32)
     results = []
-    for model in (path, small_rrdbnet()):
+    for model in (Runtime().model("rrdbnet_x4", path), small_rrdbnet()):
         stage = SuperResolution(model)
         stage.prepare(Runtime())
         batch = face_batch(real_faces()[:1], with_blank_frame=False)
@@ -199,10 +199,10 @@ def test_segmentation_mask_is_zero_on_the_box_border_and_frames_untouched(bisene
     assert all(np.array_equal(a, b) for a, b in zip(before, batch.frames))
 
 
-def test_segmentation_loads_its_checkpoint_through_the_registry(tmp_path, bisenet):
+def test_segmentation_from_its_checkpoint_through_the_runtime(tmp_path, bisenet):
     path = write_checkpoint("bisenet19", tmp_path / "face_segmentation.pth", model=bisenet)
     masks = []
-    for model in (path, load("bisenet19", path)):
+    for model in (Runtime().model("bisenet19", path), load("bisenet19", path)):
         stage = SegmentationMask(model, size=128)
         stage.prepare(Runtime())
         batch = face_batch(real_faces()[:1], with_blank_frame=False)

@@ -122,7 +122,7 @@ def test_faces_without_any_landmark_track_is_a_user_error(codeformer):
         stage(codeformer)(batch)
 
 
-def test_models_load_from_checkpoint_paths(codeformer, tmp_path):
+def test_models_from_checkpoints_through_the_runtime(codeformer, tmp_path):
     from lipsync_core.models.parsenet import ParseNet, ParseNetConfig
 
     cf = write_checkpoint("codeformer", tmp_path / "codeformer.pth", wrapper="params_ema", model=codeformer)
@@ -130,8 +130,9 @@ def test_models_load_from_checkpoint_paths(codeformer, tmp_path):
     pn = write_checkpoint("parsenet", tmp_path / "parsing_parsenet.pth", model=parser)
     batch = scene_batch()
     original = batch.frames[0].copy()
-    s = CodeFormerRestore(cf, pn)
-    s.prepare(Runtime())
+    rt = Runtime()
+    s = CodeFormerRestore(rt.model("codeformer", cf), rt.model("parsenet", pn))
+    s.prepare(rt)
     assert s.size == SIZE
     s(batch)
     x0, y0, x1, y1 = face_region(estimate_affine(batch.landmarks[0], face_template(SIZE)), SIZE, original.shape)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipsync_core import weights
+from lipsync_core.acquire import weights
+from lipsync_core.acquire.manifest import Manifest, load_manifest
 from lipsync_core.errors import LipsyncError
-from lipsync_core.manifest import Manifest, load_manifest
 from lipsync_core.testing.fake_drive import DriveFile, fake_drive
 from lipsync_core.testing.servers import static_server
 from tests.conftest import REPO
@@ -54,13 +54,13 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def write_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Manifest]:
-    """``write(weights={id: {"data": bytes, "sources": [...], ...}}, variants=..., known_files=...)``.
+    """``write(weights={id: {"data": bytes, "sources": [...], ...}}, known_files=...)``.
 
     Writes a manifest (size and sha256 from ``data`` unless given), points LIPSYNC_MANIFEST at it, returns it.
     """
     counter = iter(range(1000))
 
-    def write(weights: dict[str, dict], variants: dict | None = None, known_files: dict | None = None) -> Manifest:
+    def write(weights: dict[str, dict], known_files: dict | None = None) -> Manifest:
         entries = {}
         for wid, spec in weights.items():
             spec = dict(spec)
@@ -69,7 +69,7 @@ def write_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
                             "size": len(data) if data is not None else None,
                             "sha256": sha256(data) if data is not None else None, "sources": [], **spec}
         path = tmp_path / f"manifest{next(counter)}.json"
-        path.write_text(json.dumps({"schema_version": 1, "weights": entries, "variants": variants or {},
+        path.write_text(json.dumps({"schema_version": 1, "weights": entries,
                                     "known_files": known_files or {}}))
         monkeypatch.setenv("LIPSYNC_MANIFEST", str(path))
         return load_manifest()
@@ -173,7 +173,7 @@ _FETCH_SCRIPT = """
 import json, sys
 import gdown
 from lipsync_core.errors import LipsyncError
-from lipsync_core.weights import fetch
+from lipsync_core.acquire.weights import fetch
 try:
     out = {"path": str(fetch(sys.argv[1], source=sys.argv[2] or None, progress=False))}
 except LipsyncError as exc:

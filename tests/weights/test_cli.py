@@ -1,10 +1,13 @@
-"""``lipsync weights list|fetch|verify`` (lipsync_core.weights_cli.main), run in-process."""
+"""``lipsync weights list|fetch|verify`` (lipsync_core.front.weights_cli.main), run in-process."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
-from lipsync_core import weights_cli
-from lipsync_core.weights import fetch, weights_dir
+from lipsync_core.acquire.weights import fetch, weights_dir
+from lipsync_core.front import weights_cli
+from lipsync_core.plan import CATALOG
 from tests.weights.conftest import checkpoint_bytes, url
 
 A = checkpoint_bytes(1000)
@@ -14,10 +17,13 @@ B = checkpoint_bytes(2000)
 @pytest.fixture
 def two_weights(mirror, write_manifest, monkeypatch):
     """Variant ``original`` = checkpoint ``a`` + s3fd ``b``, both on the mirror; validation accepts anything."""
-    monkeypatch.setattr(weights_cli, "_validator", lambda arch: lambda path: None)
+    monkeypatch.setattr(weights_cli, "_validator", lambda arch, manifest: lambda path: None)
     write_manifest({"a": {"data": A, "sources": [url(mirror.put("a.pth", A))]},
-                    "b": {"data": B, "sources": [url(mirror.put("b.pth", B))], "arch": "s3fd", "convention": "raw"}},
-                   variants={"original": {"checkpoint": "a", "s3fd": "b"}})
+                    "b": {"data": B, "sources": [url(mirror.put("b.pth", B))], "arch": "s3fd", "convention": "raw"}})
+    only_original = CATALOG.extend(roles=[replace(CATALOG.roles["checkpoint"], default="a"),
+                                          replace(CATALOG.roles["s3fd"], default="b")])
+    monkeypatch.setattr(weights_cli, "CATALOG", replace(only_original, variants={
+        "original": replace(CATALOG.variants["original"], weights={})}))
     return mirror
 
 

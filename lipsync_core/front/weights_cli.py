@@ -13,9 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import weights
-from .errors import LipsyncError
-from .manifest import Manifest, load_manifest
+from ..acquire import weights
+from ..acquire.manifest import Manifest, load_manifest
+from ..errors import LipsyncError
+from ..plan import CATALOG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,17 +54,17 @@ def main(argv: Sequence[str]) -> int:
         return 1
 
 
-def _validator(arch: str) -> Callable[[Path], None]:
-    from .models import validator
+def _validator(arch: str, manifest: Manifest) -> Callable[[Path], None]:
+    from ..models import validator
 
-    return validator(arch)
+    return validator(arch, lambda other: CATALOG.flag_for_arch(other, manifest))
 
 
 def _list(manifest: Manifest, cache_dir: str | None) -> int:
     print(f"cache: {weights.weights_dir(cache_dir)}")
     rows = [("variant", "role", "weight", "size", "state")]
-    for variant, roles in manifest.variants.items():
-        for role, wid in roles.items():
+    for variant in CATALOG.variants:
+        for role, wid in CATALOG.variant_weights(variant).items():
             entry = manifest.entry(wid)
             size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
             rows.append((variant, role, wid, size, weights.status(wid, cache_dir=cache_dir, manifest=manifest)))
@@ -77,7 +78,7 @@ def _fetch(manifest: Manifest, args: argparse.Namespace) -> int:
     roles: dict[str, str] = {}
     wanted: list[str] = []
     for variant in args.variant:
-        for role, wid in manifest.roles(variant).items():
+        for role, wid in CATALOG.variant_weights(variant).items():
             roles.setdefault(role, wid)
             wanted.append(wid)
     for wid in args.ids:
@@ -96,7 +97,7 @@ def _fetch(manifest: Manifest, args: argparse.Namespace) -> int:
     for wid in dict.fromkeys(wanted):
         entry = manifest.entry(wid)
         path = weights.fetch(wid, source=sources.get(wid), cache_dir=args.cache_dir, manifest=manifest,
-                             validate=_validator(entry.arch), progress=not args.quiet)
+                             validate=_validator(entry.arch, manifest), progress=not args.quiet)
         print(f"{wid}: {path}")
     return 0
 
@@ -105,7 +106,7 @@ def _verify(manifest: Manifest, cache_dir: str | None) -> int:
     damaged = 0
     for wid, entry in manifest.weights.items():
         try:
-            ok = weights.verify(wid, cache_dir=cache_dir, manifest=manifest, validate=_validator(entry.arch))
+            ok = weights.verify(wid, cache_dir=cache_dir, manifest=manifest, validate=_validator(entry.arch, manifest))
         except LipsyncError as exc:
             damaged += 1
             print(f"{wid}: DAMAGED: {exc}")

@@ -35,9 +35,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import download, paths
+from .. import paths
+from ..errors import LipsyncError
+from . import download
 from .download import DownloadError
-from .errors import LipsyncError
 from .manifest import Manifest, Source, WeightEntry, load_manifest
 
 log = logging.getLogger(__name__)
@@ -364,7 +365,7 @@ def _loadable(entry: WeightEntry, slot: Path, rec: _Record, *, stripped: Path | 
     stripped = stripped or _stripped_path(slot)
     if rec.stripped_matches(stripped):
         return stripped
-    from .models import checkpoints
+    from ..models import checkpoints
 
     try:
         if checkpoints.checkpoint_format(slot) == "torchscript":

@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from ..errors import LipsyncError
+from ..media.ffmpeg import run_ffmpeg
+from ..media.probe import MediaInfo, probe
 from . import download, youtube
-from .errors import LipsyncError
-from .media.ffmpeg import run_ffmpeg
-from .media.probe import MediaInfo, probe
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import LipsyncError
+from ..errors import LipsyncError
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def download(url: str, dest_dir: Path, *, audio_only: bool = False, cookies: Pat
     import yt_dlp
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 
-    from .media.ffmpeg import ffmpeg_exe
+    from ..media.ffmpeg import ffmpeg_exe
 
     ffmpeg = ffmpeg_exe()
     opts: dict = {

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 from ..errors import LipsyncError
-from ..face.track import detection_scale, detection_size
 from ..media.probe import MediaInfo, probe
 from ..media.video import FrameReader
 
@@ -114,3 +113,14 @@ class FaceVideo:
             if produced == 0:
                 raise LipsyncError(f"could not decode frames from {self.path}")
             done += produced
+
+def detection_scale(frame_size: tuple[int, int], det_size: int | None) -> float:
+    """The factor frames are downscaled by for detection: longest side ``det_size``, never upscaled."""
+    longest = max(frame_size)
+    return 1.0 if not det_size or longest <= det_size else det_size / longest
+
+
+def detection_size(frame_size: tuple[int, int], det_size: int | None) -> tuple[int, int]:
+    """(width, height) to decode frames at for detection, from :func:`detection_scale`."""
+    s = detection_scale(frame_size, det_size)
+    return max(1, round(frame_size[0] * s)), max(1, round(frame_size[1] * s))

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import REPO_URL
-from .errors import LipsyncError
+from .. import REPO_URL
+from ..errors import LipsyncError
+from ..face.types import Box
 
-Box = tuple[int, int, int, int]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Where Colab mounts Google Drive; the user's files are under ``MyDrive``.
@@ -101,7 +101,7 @@ def gpu_report() -> str:
 
 def setup(variant: str, workdir: str | os.PathLike = "lipsync") -> Job:
     """The setup cell: report the GPU and start a :class:`Job` for ``variant`` (files go under ``workdir``)."""
-    from . import __version__
+    from .. import __version__
 
     print(f"lipsync_core {__version__}, variant {variant}. {gpu_report()}")
     return Job(variant, Path(workdir))
@@ -190,7 +190,7 @@ def record_audio(dest_dir: str | os.PathLike) -> Path:
     from google.colab import output
     from IPython.display import Javascript, display
 
-    from .media.ffmpeg import run_ffmpeg
+    from ..media.ffmpeg import run_ffmpeg
 
     print("Recording... press 'Stop recording' when you are done.")
     display(Javascript(_RECORD_JS))
@@ -213,7 +213,7 @@ def weight_source(text: str, role: str) -> str | None:
 
     Accepts a Drive file ID, a Drive share link (reduced to its ID), an http(s) URL or an existing file.
     """
-    from .download import remote_source
+    from ..acquire.download import remote_source
 
     value = text.strip().strip("'\"")
     if not value:
@@ -257,6 +257,7 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)  # RunConfig fields from the settings form
     use_gan_model: bool | None = None  # None: the variant's default generator
     overrides: dict[str, Any] = field(default_factory=dict)  # options no form shows; set them in a new cell
+    cache_dir: str | None = None  # the weights and face-track cache (a Drive folder when asked)
     face: Path | None = None
     audio: Path | None = None
     box: Box | None = None
@@ -265,23 +266,22 @@ class Job:
     @friendly
     def set_weights(self, *, cache_in_drive: bool = False, **fields: str) -> None:
         """The weights form: ``<role>_path`` fields (empty = manifest default); optionally cache in Drive."""
-        from .manifest import load_manifest
+        from ..plan import CATALOG
 
-        roles = load_manifest().roles(self.variant)
+        roles = CATALOG.variant_weights(self.variant)
         unknown = sorted(set(fields) - {f"{r}_path" for r in roles})
         if unknown:
             raise ValueError(f"no such weight field(s) for {self.variant}: {', '.join(unknown)}")
         self.weights = {name: weight_source(text, name.removesuffix("_path")) for name, text in fields.items()}
+        self.cache_dir = None  # unticked after an earlier run: back to the local cache
         if cache_in_drive:
             folder = mount_drive() / DRIVE_WEIGHTS_FOLDER
             folder.mkdir(parents=True, exist_ok=True)
-            os.environ["LIPSYNC_CACHE"] = str(folder)
-        elif os.environ.get("LIPSYNC_CACHE", "").startswith(str(DRIVE_ROOT)):
-            del os.environ["LIPSYNC_CACHE"]  # unticked after an earlier run: back to the local cache
+            self.cache_dir = str(folder)
         for name, source in self.weights.items():
             print(f"{name}: {source if source is not None else 'default (from the weights manifest)'}")
         if cache_in_drive:
-            print(f"Weights are cached in {os.environ['LIPSYNC_CACHE']}")
+            print(f"Weights are cached in {self.cache_dir}")
 
     @friendly
     def set_inputs(self, face: str = "", audio: str = "", *, start: Any = "", end: Any = "",
@@ -291,7 +291,7 @@ class Job:
         ``face``/``audio``: a path, URL, Drive link or YouTube URL; empty or "upload" uploads (Colab);
         audio "record" records in the browser (Colab) and "same" uses the face video's own sound.
         """
-        from .inputs import resolve_inputs
+        from ..acquire.inputs import resolve_inputs
 
         uploads = self.workdir / "uploads"
         face, audio, cookies = face.strip(), audio.strip(), cookies.strip()
@@ -316,7 +316,7 @@ class Job:
     @friendly
     def set_settings(self, **form: Any) -> None:
         """The settings form (see :func:`settings_options`); checked now so mistakes show in this cell."""
-        from .config import make_config
+        from ..config import make_config
 
         options = settings_options(**form)
         make_config(self.variant, **{**options, **self.overrides})
@@ -330,7 +330,8 @@ class Job:
         The "use the GAN model" box picks the generator by its manifest id; a checkpoint from the weights
         form wins over it.
         """
-        options = {**self.weights, **self.options, "box": self.box, **self.overrides}
+        chosen = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir)) if v is not None}
+        options = {**self.weights, **self.options, **chosen, **self.overrides}
         if self.use_gan_model is not None and not options.get("checkpoint_path"):
             options["checkpoint_path"] = GENERATORS[self.use_gan_model]
         return options
@@ -343,7 +344,7 @@ class Job:
     @friendly
     def run(self, *, copy_to_drive: bool = False, preview: bool = True) -> Path:
         """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive)."""
-        from . import lipsync
+        from .. import lipsync
 
         face, audio = self._require_inputs()
         options = self.run_options()
@@ -364,7 +365,7 @@ class Job:
     @friendly
     def box_helper(self, at: Any = 0) -> BoxHelper:
         """Show the frame at ``at`` (seconds or mm:ss) with the face box and sliders to fix it."""
-        from .inputs import parse_time
+        from ..acquire.inputs import parse_time
 
         self._require_inputs()
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
@@ -374,7 +375,7 @@ class Job:
 
 def describe_media(path: Path, role: str) -> str:
     """One line about a resolved input, e.g. ``face: clip.mp4, 1280x720, 25 fps, 4.0 s``."""
-    from .media.probe import probe
+    from ..media.probe import probe
 
     info = probe(path)
     parts = [f"{role}: {path.name}"]
@@ -407,10 +408,10 @@ def show_result(path: str | os.PathLike) -> None:
         display(HTML(video_html(path)))
     else:
         print(f"{path.name} is {size / 2**20:.0f} MB: too big to preview here; download it instead.")
-    if not in_colab():
+    widgets = _widgets()
+    if not in_colab() or widgets is None:
         display(FileLink(os.path.relpath(path)))
         return
-    import ipywidgets as widgets
 
     button = widgets.Button(description="Download", icon="download", button_style="success")
     out = widgets.Output()
@@ -456,9 +457,9 @@ class BoxHelper:
     """
 
     def __init__(self, job: Job, at_seconds: float) -> None:
-        from .config import make_config
-        from .pipeline import Pipeline
-        from .stages.read import FaceVideo
+        from ..config import make_config
+        from ..media.face_video import FaceVideo
+        from ..pipeline import Pipeline
 
         self.job = job
         cfg = make_config(job.variant, **{**job.run_options(), "box": None})
@@ -478,9 +479,11 @@ class BoxHelper:
         self._build()
 
     def _build(self) -> None:
-        import ipywidgets as widgets
-
+        widgets = _widgets()
         w, h = self.size
+        if widgets is None:
+            self.sliders, self.use_box = {}, None
+            return
         start = self.job.box or self.detected or (h // 4, 3 * h // 4, w // 4, 3 * w // 4)
         t, b, l, r = clamp_box(start, self.size)
         slider = functools.partial(widgets.IntSlider, continuous_update=False,
@@ -505,6 +508,8 @@ class BoxHelper:
     @property
     def box(self) -> Box:
         """The box the sliders set, clamped to the frame."""
+        if not self.sliders:
+            return clamp_box(self.job.box or self.detected or (0, self.size[1], 0, self.size[0]), self.size)
         s = self.sliders
         return clamp_box((s["top"].value, s["bottom"].value, s["left"].value, s["right"].value), self.size)
 
@@ -520,7 +525,24 @@ class BoxHelper:
         self.image.value = cv2.imencode(".jpg", img)[1].tobytes()
 
     def show(self) -> None:
-        import ipywidgets as widgets
-        from IPython.display import display
+        from IPython.display import Image, display
 
+        widgets = _widgets()
+        if widgets is None:  # plain Jupyter without the notebook extra: a picture and how to set the box by hand
+            import cv2
+
+            display(Image(data=cv2.imencode(".jpg", draw_boxes(self.frame, self.detected, None))[1].tobytes()))
+            print(f"Frame {self.index}, detected box (blue): {self.detected}. ipywidgets is not installed, so there "
+                  "are no sliders: set a fixed box in a cell with job.box = (top, bottom, left, right), or "
+                  "pip install 'lipsync_core[notebook]' and restart the kernel.")
+            return
         display(widgets.VBox([self.note, self.image, *self.sliders.values(), self.use_box]))
+
+
+def _widgets() -> Any:
+    """The ipywidgets module, or None where it is not installed (plain Jupyter without the notebook extra)."""
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+    return ipywidgets

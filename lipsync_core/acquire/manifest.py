@@ -7,11 +7,9 @@ Schema (``schema_version`` 1)::
                                "arch": <registry name>, "convention": "state_dict"|"params"|"params_ema"|"raw",
                                "sources": [{"kind": "url"|"gdrive", "url"|"id": str, "hash_bound": bool,
                                             "note": str (optional)}, ...]}},
-     "variants": {<variant>: {<role>: <weight id>, ...}},
      "known_files": {<sha256>: <what that file is>, ...} (optional)}
 
-A role is what the weight does in a variant (``checkpoint``, ``s3fd``, ``sr``, ``segmentation``,
-``codeformer``, ``retinaface``, ``parsenet``, ``upscaler``); the CLI flag for it is ``--<role>_path``.
+Which weight fills which role of a run is the run plan's business (:mod:`lipsync_core.plan`), not the manifest's.
 ``known_files`` names other files that are often found where a weight was expected (another model, a
 TorchScript export, a saved web page), so a mismatch can say what the file is.
 The top-level ``weights_manifest.json`` is the single source; installs carry a copy inside the package.
@@ -26,15 +24,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import LipsyncError
+from ..errors import LipsyncError
+from ..models.checkpoints import CONVENTIONS
+from ..models.registry import SPECS
 
 SCHEMA_VERSION = 1
-WEIGHT_IDS = ("wav2lip", "wav2lip_gan", "s3fd", "face_segmentation", "esrgan_yunying", "codeformer",
-              "retinaface_resnet50", "parsenet", "realesrgan_x2")
-VARIANTS = ("original", "hq", "hq_gan", "codeformer")
-CONVENTIONS = ("state_dict", "params", "params_ema", "raw")
 SOURCE_KINDS = ("url", "gdrive")
-ROLES = ("checkpoint", "s3fd", "sr", "segmentation", "codeformer", "retinaface", "parsenet", "upscaler")
 
 
 @dataclass(frozen=True)
@@ -64,7 +59,6 @@ class WeightEntry:
 @dataclass(frozen=True)
 class Manifest:
     weights: dict[str, WeightEntry]
-    variants: dict[str, dict[str, str]]
     path: Path
     known_files: dict[str, str] = field(default_factory=dict)  # sha256 -> what that file is
 
@@ -74,12 +68,6 @@ class Manifest:
         except KeyError:
             raise LipsyncError(f"unknown weight id {weight_id!r}; known: {', '.join(sorted(self.weights))}") from None
 
-    def roles(self, variant: str) -> dict[str, str]:
-        """``{role: weight id}`` for a variant."""
-        try:
-            return dict(self.variants[variant])
-        except KeyError:
-            raise LipsyncError(f"unknown variant {variant!r}; choose one of {', '.join(self.variants)}") from None
 
 
 def manifest_path() -> Path:
@@ -87,9 +75,9 @@ def manifest_path() -> Path:
     env = os.environ.get("LIPSYNC_MANIFEST")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    packaged = here / "weights_manifest.json"
-    return packaged if packaged.is_file() else here.parent / "weights_manifest.json"
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "weights_manifest.json"
+    return packaged if packaged.is_file() else package.parent / "weights_manifest.json"
 
 
 def _source(raw: dict[str, Any]) -> Source:
@@ -106,19 +94,16 @@ def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
         raise ValueError(f"{path}: schema_version must be {SCHEMA_VERSION}")
     weights: dict[str, WeightEntry] = {}
     for wid, raw in data["weights"].items():
+        if raw.get("arch") not in SPECS:
+            raise ValueError(f"{path}: {wid}: arch {raw.get('arch')!r} is not a registry architecture")
         if raw.get("convention") not in CONVENTIONS:
             raise ValueError(f"{path}: {wid}: convention {raw.get('convention')!r} not in {CONVENTIONS}")
         weights[wid] = WeightEntry(
             id=wid, file=raw["file"], size=raw.get("size"), sha256=(raw.get("sha256") or "").lower() or None,
             license=raw["license"], arch=raw["arch"], convention=raw["convention"],
             sources=tuple(_source(s) for s in raw.get("sources", [])))
-    variants = {name: dict(roles) for name, roles in data["variants"].items()}
-    for name, roles in variants.items():
-        for role, wid in roles.items():
-            if role not in ROLES or wid not in weights:
-                raise ValueError(f"{path}: variant {name}: bad role {role!r} -> {wid!r}")
     known = {sha.lower(): str(what) for sha, what in data.get("known_files", {}).items()}
-    return Manifest(weights=weights, variants=variants, path=path, known_files=known)
+    return Manifest(weights=weights, path=path, known_files=known)
 
 
 @lru_cache(maxsize=4)

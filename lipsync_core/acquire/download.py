@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from .errors import LipsyncError
+from ..errors import LipsyncError
 from .manifest import Source
 
 try:

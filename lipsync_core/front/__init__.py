@@ -1,0 +1,1 @@
+"""Front ends: the ``lipsync`` command line and the notebook helpers; thin layers over config and pipeline."""

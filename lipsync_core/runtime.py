@@ -1,0 +1,67 @@
+"""Where models compute: the one owner of device, dtype and loaded models.
+
+Every model of a run (detectors included) is loaded through :meth:`Runtime.model` and placed by
+:meth:`Runtime.place`; stages and detectors receive ready modules and never choose a device themselves.
+A runtime may outlive one run: a batch worker keeps one and reuses its models across jobs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import LipsyncError
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass
+class Runtime:
+    """A device, a compute dtype, and the models loaded on them (keyed by architecture and file)."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32  # compute dtype (float16 on CUDA where safe)
+    _models: dict[tuple[str, str], nn.Module] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def resolve(cls, device: str = "auto", dtype: str = "auto") -> Runtime:
+        """``auto`` picks CUDA when present; the compute dtype defaults to float16 on CUDA, float32 on CPU."""
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise LipsyncError(f"--device {device} is not a device; use auto, cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise LipsyncError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        if dtype == "auto":
+            dtype = "float16" if dev.type == "cuda" else "float32"
+        return cls(device=dev, dtype=getattr(torch, dtype))
+
+    @property
+    def autocast(self):
+        """Autocast context for the compute dtype (a no-op for float32)."""
+        enabled = self.dtype != torch.float32
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=enabled)
+
+    def place(self, module: nn.Module) -> nn.Module:
+        """``module`` on this device in eval mode, channels-last (15-40 % faster convolutions on CPU, measured for
+        Wav2Lip, RRDBNet, BiSeNet and S3FD; the fast layout for cuDNN too). Weights stay float32: the compute
+        dtype applies through :attr:`autocast`."""
+        return module.to(self.device).eval().to(memory_format=torch.channels_last)
+
+    def model(self, arch: str, path: str | Path) -> nn.Module:
+        """The registry architecture ``arch`` loaded from ``path`` and placed here; loaded once per file."""
+        key = (arch, str(Path(path).resolve()))
+        if key not in self._models:
+            from .models import load
+
+            self._models[key] = self.place(load(arch, path, device=self.device))
+        return self._models[key]
+
+    def release(self, arch: str, path: str | Path) -> None:
+        """Forget a loaded model (its memory is freed once no stage holds it)."""
+        self._models.pop((arch, str(Path(path).resolve())), None)

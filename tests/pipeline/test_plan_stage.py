@@ -1,0 +1,38 @@
+"""A stage added through the catalog (:meth:`Catalog.extend`) runs without editing the pipeline."""
+from __future__ import annotations
+
+import numpy as np
+
+from lipsync_core.config import make_config
+from lipsync_core.media.video import read_frames
+from lipsync_core.pipeline import Pipeline
+from lipsync_core.plan import CATALOG, Plan, StageSpec, Variant
+
+
+class Tint:
+    """A stage written in a test: darkens every pixel of frames with a face."""
+
+    name = "tint"
+
+    def prepare(self, runtime) -> None:
+        pass
+
+    def __call__(self, batch) -> None:
+        for i in batch.face_positions:
+            batch.frames[i] //= 2
+
+
+def test_a_stage_added_through_the_catalog_runs_without_editing_the_pipeline(tmp_path, face_clip, speech,
+                                                                             w2l_checkpoint):
+    face, box = face_clip
+
+    catalog = CATALOG.extend(stages=[StageSpec("tint", lambda ctx: Tint())],
+                             variants=[Variant("tinted", "test", ("sync", "blend", "tint"))])
+    cfg = make_config("tinted", catalog=catalog, checkpoint_path=str(w2l_checkpoint), box=box,
+                      no_progress=True, quiet=True)
+    assert [s.name for s in Plan.from_config(cfg, catalog).stages] == ["sync", "blend", "tint"]
+    plain = make_config("original", checkpoint_path=str(w2l_checkpoint), box=box, quiet=True)
+    out_t = Pipeline(cfg, catalog=catalog).run(face, speech, tmp_path / "t.mp4")
+    out_p = Pipeline(plain).run(face, speech, tmp_path / "p.mp4")
+    tinted, original = (np.stack(list(read_frames(p)))[:5].astype(float) for p in (out_t, out_p))
+    assert tinted.mean() < 0.7 * original.mean()
