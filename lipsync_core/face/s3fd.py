@@ -22,8 +22,10 @@ MEAN_RGB_ORDER = (104.0, 117.0, 123.0)
 STRIDES = (4, 8, 16, 32, 64, 128)
 VARIANCES = (0.1, 0.2)
 #: Activation memory one forward may take on CPU. Peak activations measured per input pixel in float32: S3FD
-#: 513 B, RetinaFace-R50 356-540 B; half that in bfloat16. 128 MB is one 640x360 frame in float32, two in bf16.
-CPU_BATCH_BYTES = 128 * 2**20
+#: 513 B, RetinaFace-R50 356-540 B; half that in bfloat16. 256 MB is two 640x360 frames in float32, four in bf16:
+#: one frame per forward cost S3FD 15-20 % more per frame than the original's batches of 16
+#: (benchmarks/bench_detect.py), and pass 1's peak (weights, frames, this) stays below the render pass's.
+CPU_BATCH_BYTES = 256 * 2**20
 ACTIVATION_BYTES_PER_PIXEL_FP32 = 512
 
 
