@@ -154,7 +154,7 @@ def main() -> None:
         files = prepare(work, (w, h), seconds, args.fps)
         face, audio = args.face or str(files["face"]), args.audio or str(files["audio"])
         common = {"checkpoint_path": str(files["wav2lip"]), "s3fd_path": str(files["s3fd"]), "device": args.device,
-                  "progress": False, "track_cache": False}
+                  "no_progress": True, "no_track_cache": True, "quiet": True}
         if args.box:
             common["box"] = (h // 4, h * 3 // 4, w // 3, w * 2 // 3)
         configs = {"default": {"dtype": args.dtype} if args.dtype else {}}
