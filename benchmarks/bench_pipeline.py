@@ -1,12 +1,14 @@
 """End-to-end benchmark: per-stage time, frames/s, real-time factor and peak RSS, default vs parity.
 
 The parity run is the original's behaviour (full-resolution S3FD on every frame, fp32, hard paste); the
-default run is this package's defaults. Each run is a fresh process (so peak RSS is its own); the median of
-``--repeat`` runs is reported, as text and as JSON.
+default run is this package's defaults; ``--original`` adds the original ``inference.py`` itself (a checkout) or,
+without one, its emulation (``original_inference.py``: same steps, batches, precision and layout). Each run is
+a fresh process (so peak RSS is its own); the median of ``--repeat`` runs is reported, as text and as JSON.
 
     python benchmarks/bench_pipeline.py --size 640x360 --seconds 5            # generated media, S3FD
     python benchmarks/bench_pipeline.py --seconds 10 60 --box --no-parity      # memory vs length, fixed box
     python benchmarks/bench_pipeline.py --face my.mp4 --audio my.wav
+    python benchmarks/bench_pipeline.py --original                  # also the original inference.py (emulated)
 
 Weights are procedural (no download): a Wav2Lip checkpoint in the 436 MB legacy training format (``module.``
 keys, Adam state), so load-time memory is realistic, and an S3FD whose heads are set so every frame yields the
@@ -25,8 +27,8 @@ import time
 from pathlib import Path
 
 PARITY = {"det_size": 0, "det_stride": 1, "dtype": "float32", "blend": "hard"}
-STAGE_ORDER = ("decode", "detect", "mel", "decode_wait", "sync", "super_resolution", "segmentation", "blend", "upscale",
-               "codeformer", "sharpen", "encode")
+STAGE_ORDER = ("read", "decode", "detect", "mel", "decode_wait", "sync", "super_resolution", "segmentation", "blend",
+               "upscale", "codeformer", "sharpen", "encode", "mux")
 
 
 def prepare(work: Path, size: tuple[int, int], seconds: float, fps: float) -> dict[str, Path]:
@@ -53,6 +55,8 @@ def prepare(work: Path, size: tuple[int, int], seconds: float, fps: float) -> di
 
 def child(spec: dict) -> None:
     """One run in this process; prints a JSON line with timings and peak RSS."""
+    if "original" in spec:
+        return original_child(spec)
     from lipsync_core.config import make_config
     from lipsync_core.pipeline import Pipeline
 
@@ -64,6 +68,31 @@ def child(spec: dict) -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"wall": wall, "stages": dict(pipe.timings.seconds), "peak_rss_mb": rss_mb,
                       "frames": pipe.frames_written}))
+
+
+def original_child(spec: dict) -> None:
+    """The original ``inference.py`` (when ``spec["original"]`` is its checkout) or its emulation
+    (``original_inference.py``), timed like the others."""
+    o = spec["options"]
+    t0 = time.perf_counter()
+    if spec["original"]:
+        # The checkout must hold S3FD's weights at face_detection/detection/sfd/s3fd.pth, as its README says.
+        subprocess.run([sys.executable, "inference.py", "--checkpoint_path", o["checkpoint_path"], "--face",
+                        str(Path(spec["face"]).resolve()), "--audio", str(Path(spec["audio"]).resolve()),
+                        "--outfile", str(Path(spec["outfile"]).resolve())], cwd=spec["original"], check=True,
+                       capture_output=True)
+        stages, rss = {}, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from original_inference import run
+
+        stages = run(o["checkpoint_path"], o["s3fd_path"], spec["face"], spec["audio"], spec["outfile"])
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import cv2
+
+    frames = int(cv2.VideoCapture(spec["outfile"]).get(cv2.CAP_PROP_FRAME_COUNT))
+    print(json.dumps({"wall": time.perf_counter() - t0, "stages": stages, "peak_rss_mb": rss / 1024,
+                      "frames": frames}))
 
 
 def run_once(spec: dict) -> dict:
@@ -106,6 +135,10 @@ def main() -> None:
     ap.add_argument("--variant", default="original")
     ap.add_argument("--box", action="store_true", help="fixed face box (no detection), for memory-vs-length runs")
     ap.add_argument("--no-parity", dest="parity", action="store_false", help="skip the parity run")
+    ap.add_argument("--original", nargs="?", const="", default=None, metavar="CHECKOUT",
+                    help="also run the original inference.py: from its checkout if given (S3FD weights placed in it), "
+                         "else its emulation (benchmarks/original_inference.py)")
+    ap.add_argument("--dtype", help="the default run's --dtype (default: the package's)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workdir", type=Path, help="keep generated media/checkpoints here between invocations")
@@ -121,28 +154,39 @@ def main() -> None:
         files = prepare(work, (w, h), seconds, args.fps)
         face, audio = args.face or str(files["face"]), args.audio or str(files["audio"])
         common = {"checkpoint_path": str(files["wav2lip"]), "s3fd_path": str(files["s3fd"]), "device": args.device,
-                  "progress": False, "track_cache": False}
+                  "no_progress": True, "no_track_cache": True, "quiet": True}
         if args.box:
             common["box"] = (h // 4, h * 3 // 4, w // 3, w * 2 // 3)
-        configs = {"default": {}}
+        configs = {"default": {"dtype": args.dtype} if args.dtype else {}}
         if args.parity:
             configs["parity"] = PARITY
+        if args.original is not None:
+            configs["original"] = {}
         results = {}
         for name, extra in configs.items():
             spec = {"variant": args.variant, "face": face, "audio": audio, "outfile": str(work / f"out_{name}.mp4"),
                     "options": {**common, **extra}}
+            if name == "original":
+                spec["original"] = args.original
             results[name] = median_run(spec, args.repeat)
         from lipsync_core.media.probe import probe
 
         duration = probe(audio).duration
         print(f"\n== {Path(face).name} + {Path(audio).name} ({duration:.1f} s audio), median of {args.repeat} ==")
         print(table(results, duration))
-        if "parity" in results:
-            d, p = results["default"], results["parity"]
-            ratios = {"end_to_end": p["wall_s"] / d["wall_s"],
-                      "detection": p["stages_s"].get("detect", 0) / max(d["stages_s"].get("detect", 0), 1e-9)}
-            print("speed-up vs parity: end to end {end_to_end:.1f}x, detection {detection:.1f}x".format(**ratios))
-            results["ratios"] = ratios
+        ratios = {}
+        for ref in ("parity", "original"):
+            if ref not in results:
+                continue
+            for name in ("default", "parity"):
+                if name == ref or name not in results:
+                    continue
+                d, p = results[name], results[ref]
+                r = {"end_to_end": p["wall_s"] / d["wall_s"],
+                     "detection": p["stages_s"].get("detect", 0) / max(d["stages_s"].get("detect", 0), 1e-9)}
+                print(f"{name} vs {ref}: {r['end_to_end']:.1f}x faster end to end, {r['detection']:.1f}x in detection")
+                ratios[f"{name}_vs_{ref}"] = r
+        results["ratios"] = ratios
         report[f"{seconds:g}s"] = results
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

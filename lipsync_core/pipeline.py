@@ -108,10 +108,14 @@ class Pipeline:
 
     def model(self, role: str) -> torch.nn.Module:
         """The loaded, placed model of ``role`` (fetched by :meth:`fetch_weights`)."""
+        return self.runtime.model(self._arch(role), self._weights[role])
+
+    def _arch(self, role: str) -> str:
+        """The registry architecture of ``role``'s weights."""
         from .acquire.manifest import load_manifest
 
-        arch = load_manifest().entry(self.plan.resolve_weight_id(role, load_manifest())).arch
-        return self.runtime.model(arch, self._weights[role])
+        manifest = load_manifest()
+        return manifest.entry(self.plan.resolve_weight_id(role, manifest)).arch
 
     def _context(self) -> BuildContext:
         return BuildContext(cfg=self.cfg, runtime=self.runtime, model=self.model, path=self._weights.__getitem__,
@@ -122,7 +126,10 @@ class Pipeline:
         from .face.track import DetectionSettings
 
         c = self.cfg
-        return DetectionSettings(detector=c.detector, det_size=c.det_size or None, det_stride=c.det_stride,
+        det = self.plan.detector
+        dtype = self.runtime.dtype_for(self._arch(det.role)) if det is not None and det.role else torch.float32
+        return DetectionSettings(detector=c.detector, dtype=str(dtype).removeprefix("torch."),
+                                 det_size=c.det_size or None, det_stride=c.det_stride,
                                  batch_size=c.face_det_batch_size, pads=tuple(c.pads), nosmooth=c.nosmooth,
                                  face_point=c.face_point, box=c.box)
 
@@ -219,10 +226,7 @@ class Pipeline:
         """Pass 1 is over: the detector's weights (90-110 MB) are not needed while rendering."""
         det = self.plan.detector
         if det is not None and det.role and det.role in self._weights:
-            from .acquire.manifest import load_manifest
-
-            arch = load_manifest().entry(self.plan.resolve_weight_id(det.role, load_manifest())).arch
-            self.runtime.release(arch, self._weights[det.role])
+            self.runtime.release(self._arch(det.role), self._weights[det.role])
 
     def _detector_identity(self) -> str:
         det = self.plan.detector

@@ -234,14 +234,15 @@ class Plan:
 def _s3fd(ctx: BuildContext) -> Detector:
     from .face.s3fd import S3FDDetector
 
-    return S3FDDetector(ctx.model("s3fd"), device=ctx.runtime.device, dtype=ctx.runtime.dtype,
+    return S3FDDetector(ctx.model("s3fd"), device=ctx.runtime.device, dtype=ctx.runtime.dtype_for("s3fd"),
                         batch_size=ctx.cfg.face_det_batch_size)
 
 
 def _retinaface(ctx: BuildContext) -> Detector:
     from .face.retinaface import RetinaFaceDetector
 
-    return RetinaFaceDetector(ctx.model("retinaface"), device=ctx.runtime.device, dtype=ctx.runtime.dtype,
+    return RetinaFaceDetector(ctx.model("retinaface"), device=ctx.runtime.device,
+                              dtype=ctx.runtime.dtype_for("retinaface_resnet50"),
                               batch_size=ctx.cfg.face_det_batch_size)
 
 

@@ -24,11 +24,17 @@ class Runtime:
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32  # compute dtype (float16 on CUDA where safe)
+    # Models measured safe in bfloat16 (``ModelSpec.cpu_bf16``) compute in it; the others, and anything not
+    # named by its architecture (the sync scorer, training), in ``dtype``. Set by ``--dtype auto`` on a CPU with
+    # native bf16 units.
+    cpu_bf16: bool = False
     _models: dict[tuple[str, str], nn.Module] = field(default_factory=dict, repr=False)
 
     @classmethod
     def resolve(cls, device: str = "auto", dtype: str = "auto") -> Runtime:
-        """``auto`` picks CUDA when present; the compute dtype defaults to float16 on CUDA, float32 on CPU."""
+        """``auto`` picks CUDA when present. The compute dtype ``auto`` is float16 on CUDA; on CPU it is bfloat16
+        for the models measured safe in it where the CPU has native bf16 units (AMX, AVX-512 BF16), float32
+        otherwise. An explicit dtype applies to every model (``float32``: exact parity)."""
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -37,15 +43,32 @@ class Runtime:
             raise LipsyncError(f"--device {device} is not a device; use auto, cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise LipsyncError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        bf16 = False
         if dtype == "auto":
+            from .hardware import cpu_bf16
+
             dtype = "float16" if dev.type == "cuda" else "float32"
-        return cls(device=dev, dtype=getattr(torch, dtype))
+            bf16 = dev.type == "cpu" and cpu_bf16()
+        return cls(device=dev, dtype=getattr(torch, dtype), cpu_bf16=bf16)
+
+    def dtype_for(self, arch: str | None) -> torch.dtype:
+        """The compute dtype of registry architecture ``arch`` (None: a model outside the registry)."""
+        if self.cpu_bf16 and arch is not None:
+            from .models.registry import SPECS
+
+            if SPECS[arch].cpu_bf16:
+                return torch.bfloat16
+        return self.dtype
+
+    def autocast_for(self, arch: str | None):
+        """Autocast context for ``arch``'s compute dtype (a no-op for float32)."""
+        dtype = self.dtype_for(arch)
+        return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     @property
     def autocast(self):
-        """Autocast context for the compute dtype (a no-op for float32)."""
-        enabled = self.dtype != torch.float32
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=enabled)
+        """Autocast context for the run's base compute dtype (a no-op for float32)."""
+        return self.autocast_for(None)
 
     def place(self, module: nn.Module) -> nn.Module:
         """``module`` on this device in eval mode, channels-last (15-40 % faster convolutions on CPU, measured for

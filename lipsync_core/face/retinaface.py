@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..batching import AdaptiveChunker
-from .s3fd import CPU_BATCH_PIXELS, nms
+from .s3fd import CPU_BATCH_BYTES, cpu_frames_per_batch, nms
 from .types import Detection
 
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -80,20 +80,22 @@ class RetinaFaceDetector:
     """Batched RetinaFace over uint8 BGR frames; each detection carries its 5 landmarks.
 
     ``model`` maps a (B, 3, H, W) float tensor to ``(loc, conf (softmaxed), landmarks)``; it runs under
-    ``inference_mode`` on ``device`` in ``dtype`` (float16 only makes sense on CUDA). Frames of one call
-    may differ in size: consecutive frames of the same size are batched together. Boxes are not clipped to
-    the frame.
+    ``inference_mode`` on ``device`` in ``dtype`` (float16 only makes sense on CUDA; bfloat16 on CPUs with
+    native bf16 units). Frames of one call may differ in size: consecutive frames of the same size are batched
+    together, on CPU as many as fit ``cpu_batch_bytes`` of activations. Boxes are not clipped to the frame.
     """
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  batch_size: int = 8, conf_threshold: float = 0.8, nms_threshold: float = 0.4,
-                 box_expand: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)) -> None:
+                 box_expand: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+                 cpu_batch_bytes: int = CPU_BATCH_BYTES) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if not 0.0 <= conf_threshold < 1.0 or not 0.0 < nms_threshold <= 1.0:
             raise ValueError(f"thresholds out of range: conf {conf_threshold}, nms {nms_threshold}")
         self.device = torch.device(device)
         self.dtype = dtype
+        self.cpu_batch_bytes = cpu_batch_bytes
         self.batch_size = batch_size
         self._chunker = AdaptiveChunker(batch_size, what="face detection",
                                         hint="use a smaller --det_size or --device cpu")
@@ -123,7 +125,7 @@ class RetinaFaceDetector:
         for batch in self._batches(frames):
             h, w = batch[0].shape[:2]
             if self.device.type != "cuda":
-                self._chunker.limit(CPU_BATCH_PIXELS // (h * w))
+                self._chunker.limit(cpu_frames_per_batch(h, w, self.dtype, self.cpu_batch_bytes))
 
             def run(part: Sequence[np.ndarray], h: int = h, w: int = w) -> list[list[Detection]]:
                 with torch.inference_mode():

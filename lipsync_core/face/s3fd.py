@@ -21,7 +21,18 @@ from .types import Detection
 MEAN_RGB_ORDER = (104.0, 117.0, 123.0)
 STRIDES = (4, 8, 16, 32, 64, 128)
 VARIANCES = (0.1, 0.2)
-CPU_BATCH_PIXELS = 2**18  # per forward on CPU: ~128 MB of activations
+#: Activation memory one forward may take on CPU. Peak activations measured per input pixel in float32: S3FD
+#: 513 B, RetinaFace-R50 356-540 B; half that in bfloat16. 256 MB is two 640x360 frames in float32, four in bf16:
+#: one frame per forward cost S3FD 15-20 % more per frame than the original's batches of 16
+#: (benchmarks/bench_detect.py), and pass 1's peak (weights, frames, this) stays below the render pass's.
+CPU_BATCH_BYTES = 256 * 2**20
+ACTIVATION_BYTES_PER_PIXEL_FP32 = 512
+
+
+def cpu_frames_per_batch(height: int, width: int, dtype: torch.dtype, budget: int = CPU_BATCH_BYTES) -> int:
+    """Frames of ``height`` x ``width`` one CPU forward may take within ``budget`` bytes of activations (>= 1)."""
+    per_frame = height * width * ACTIVATION_BYTES_PER_PIXEL_FP32 * torch.empty(0, dtype=dtype).element_size() // 4
+    return max(1, budget // max(1, per_frame))
 
 
 def decode_maps(maps: Sequence[torch.Tensor], candidate_threshold: float) -> tuple[torch.Tensor, ...]:
@@ -98,15 +109,18 @@ class S3FDDetector:
     """Batched S3FD over uint8 BGR frames, fed exactly as the original Wav2Lip feeds it.
 
     ``model`` maps a (B, 3, H, W) float tensor to the 12 head maps; it is run under ``inference_mode`` on
-    ``device`` in ``dtype`` (float16 only makes sense on CUDA). Frames of a batch must share one size.
+    ``device`` in ``dtype`` (float16 only makes sense on CUDA; bfloat16 on CPUs with native bf16 units). Frames
+    of a batch must share one size. On CPU a forward takes as many frames as fit ``cpu_batch_bytes`` of
+    activations (:func:`cpu_frames_per_batch`).
     """
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 batch_size: int = 16) -> None:
+                 batch_size: int = 16, cpu_batch_bytes: int = CPU_BATCH_BYTES) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.device = torch.device(device)
         self.dtype = dtype
+        self.cpu_batch_bytes = cpu_batch_bytes
         self._chunker = AdaptiveChunker(batch_size, what="face detection",
                                         hint="use a smaller --det_size or --device cpu")
         self.model = model.to(self.device, dtype).eval().to(memory_format=torch.channels_last)
@@ -129,10 +143,9 @@ class S3FDDetector:
         if not frames:
             return []
         if self.device.type != "cuda":
-            # S3FD keeps ~0.5 KB of activations per input pixel: cap a CPU batch's pixels so host memory stays
-            # bounded (16 frames of 360x202 alone would take ~1 GB).
+            # Host memory stays bounded: 16 full-resolution 640x360 frames would take ~1.9 GB of activations.
             h, w = frames[0].shape[:2]
-            self._chunker.limit(CPU_BATCH_PIXELS // (h * w))
+            self._chunker.limit(cpu_frames_per_batch(h, w, self.dtype, self.cpu_batch_bytes))
 
         def run(batch: list[np.ndarray]) -> list[list[Detection]]:
             with torch.inference_mode():

@@ -45,6 +45,7 @@ class DetectionSettings:
     """How pass 1 finds the face (the CLI's detection flags)."""
 
     detector: str = "s3fd"
+    dtype: str = "float32"  # the detector network's compute dtype: bfloat16 moves boxes slightly, so it is cached apart
     det_size: int | None = 360  # longest side, in pixels, of the frames the detector sees; None: full resolution
     det_stride: int = 8  # detect every k-th frame and interpolate in between
     # Mean absolute difference (0..1) of consecutive 32x32 grey thumbnails above which every frame around is
@@ -64,7 +65,8 @@ class DetectionSettings:
     def cache_fields(self) -> dict[str, object]:
         """Every setting the raw detected track (:func:`detect_track`) depends on, JSON-able: not ``batch_size``,
         and not pads or smoothing, which :func:`finalize_track` applies after the cache."""
-        return {"detector": self.detector, "det_size": self.det_size or None, "det_stride": self.det_stride,
+        return {"detector": self.detector, "dtype": self.dtype, "det_size": self.det_size or None,
+                "det_stride": self.det_stride,
                 "cut_threshold": self.cut_threshold,
                 "face_point": None if self.face_point is None else [float(v) for v in self.face_point]}
 

@@ -35,6 +35,8 @@ class ConvBNReLU(nn.Sequential):
 class BasicBlock(nn.Module):
     """ResNet basic block; a strided 1x1 projection on the shortcut when the shape changes."""
 
+    fold_pairs = (("conv1", "bn1"), ("conv2", "bn2"))  # see models.fuse
+
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
@@ -57,6 +59,8 @@ def _stage(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
 
 class ResNet18(nn.Module):
     """ResNet-18 trunk returning the stride-8, -16 and -32 feature maps (no pooling head)."""
+
+    fold_pairs = (("conv1", "bn1"),)
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,6 +86,8 @@ def _global_pool(x: torch.Tensor) -> torch.Tensor:
 
 class AttentionRefinement(nn.Module):
     """3x3 conv, then channel re-weighting by a sigmoid of the globally pooled features."""
+
+    fold_pairs = (("conv_atten", "bn_atten"),)
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()

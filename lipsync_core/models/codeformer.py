@@ -268,18 +268,21 @@ class CodeFormer(nn.Module):
             raise ValueError(f"CodeFormer needs {self.cfg.img_size}x{self.cfg.img_size} input, got {tuple(x.shape)}")
         enc_taps = {i: res for res, i in self.encoder.taps.items() if res in self.cfg.connect_list}
         enc_feats: dict[int, torch.Tensor] = {}
-        h = x
-        for i, block in enumerate(self.encoder.blocks):
-            h = block(h)
-            if i in enc_taps:
-                enc_feats[enc_taps[i]] = h
-        lq_feat = h
-
-        tokens = self.feat_emb(lq_feat.flatten(2).transpose(1, 2))  # (B, T, dim_embd)
-        for layer in self.ft_layers:
-            tokens = layer(tokens, self.position_emb)
-        # The code choice and lookup stay in float32 even under fp16 autocast (see _code_logits).
+        # Everything the code choice depends on (encoder, transformer, logits) runs in the weights' dtype
+        # (float32 as loaded) even under autocast: the argmax is discrete, and fp16/bf16 rounding exceeds the
+        # smallest top-1/top-2 logit margins (1.8e-3 with the parity weights: bf16 flipped 8 of 256 codes there,
+        # changing the whole image). The decoder, the larger part of the cost, runs in the autocast dtype.
         with torch.autocast(device_type=x.device.type, enabled=False):
+            h = x.to(self.feat_emb.weight.dtype)
+            for i, block in enumerate(self.encoder.blocks):
+                h = block(h)
+                if i in enc_taps:
+                    enc_feats[enc_taps[i]] = h
+            lq_feat = h
+
+            tokens = self.feat_emb(lq_feat.flatten(2).transpose(1, 2))  # (B, T, dim_embd)
+            for layer in self.ft_layers:
+                tokens = layer(tokens, self.position_emb)
             logits = self._code_logits(tokens)
             quant = self.quantize.lookup(logits.argmax(dim=2), lq_feat.shape[-2:])
             if adain:

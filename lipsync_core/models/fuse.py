@@ -17,24 +17,34 @@ _NORM_FOR = {nn.Conv2d: nn.BatchNorm2d, nn.ConvTranspose2d: nn.BatchNorm2d, nn.C
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a Conv2d/ConvTranspose2d (``BatchNorm2d``), a Conv3d
-    (``BatchNorm3d``) or a Linear layer (``BatchNorm1d``) in an ``nn.Sequential``.
+    (``BatchNorm3d``) or a Linear layer (``BatchNorm1d``) in an ``nn.Sequential``, and every pair a module
+    declares in its ``fold_pairs`` (``(conv, norm)`` submodule names, dotted paths allowed, that its ``forward``
+    applies back to back, e.g. a ResNet block's ``bn1(conv1(x))``).
 
     The folded norm is replaced by ``nn.Identity`` and ``module`` is returned (changed in place). Folding
     uses the running statistics, so it is only for inference: a norm in training mode raises ``ValueError``.
-    Norms elsewhere (not right after a convolution inside a Sequential) are left alone.
+    Norms elsewhere are left alone.
     """
-    for seq in module.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        names = list(seq._modules)
-        for conv_name, bn_name in zip(names, names[1:]):
-            conv, bn = seq._modules[conv_name], seq._modules[bn_name]
+    for parent in module.modules():
+        pairs: list[tuple[str, str]] = list(getattr(parent, "fold_pairs", ()))
+        if isinstance(parent, nn.Sequential):
+            names = list(parent._modules)
+            pairs += list(zip(names, names[1:]))
+        for conv_name, bn_name in pairs:
+            conv, bn = _find(parent, conv_name), _find(parent, bn_name)
             if type(conv) in _NORM_FOR and type(bn) is _NORM_FOR[type(conv)] and bn.running_var is not None:
                 if bn.training:
                     raise ValueError("fold_batchnorm needs eval-mode BatchNorm (call .eval() first)")
                 _fold(conv, bn)
-                setattr(seq, bn_name, nn.Identity())
+                parent.set_submodule(bn_name, nn.Identity())
     return module
+
+
+def _find(parent: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return parent.get_submodule(name)
+    except AttributeError:  # an optional part this instance lacks (e.g. a layer built without its norm)
+        return None
 
 
 @torch.no_grad()

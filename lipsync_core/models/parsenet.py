@@ -42,6 +42,8 @@ class ParseNetConfig:
 class ConvLayer(nn.Module):
     """[nearest x2] -> reflection pad -> conv (stride 2 when ``down``) -> [BN] -> [LeakyReLU(0.2)]."""
 
+    fold_pairs = (("conv2d", "norm.norm"),)  # see models.fuse (a layer without a norm is skipped there)
+
     def __init__(self, in_ch: int, out_ch: int, scale: str = "none", norm: bool = False, act: bool = False) -> None:
         super().__init__()
         self.up = scale == "up"

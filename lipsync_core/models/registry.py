@@ -33,6 +33,9 @@ class ModelSpec:
     # Last name components of buffers a published file may lack (then zero-filled): BatchNorm's
     # ``num_batches_tracked`` counter is unused in eval mode and absent from files saved before torch 0.4.1.
     optional: tuple[str, ...] = ()
+    # bfloat16 autocast is measured safe for this model on CPU (tests/models/test_cpu_bf16.py holds the bound);
+    # used only where the CPU has native bf16 units (lipsync_core.hardware), float32 everywhere else.
+    cpu_bf16: bool = False
 
     def build(self, state: StateDict) -> nn.Module:
         module, func = self.builder.split(":")
@@ -55,7 +58,7 @@ _P = "lipsync_core.models."
 SPECS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("wav2lip", _P + "wav2lip:build_from_state", "state_dict",
               ("audio_encoder.0.conv_block.0.weight", "face_decoder_blocks.0.0.conv_block.0.weight"),
-              "Wav2Lip generator", torchscript=True),
+              "Wav2Lip generator", torchscript=True, cpu_bf16=True),
     ModelSpec("s3fd", _P + "s3fd:build_from_state", "raw",
               ("conv3_3_norm_mbox_conf.weight", "fc7.weight"), "S3FD face detector"),
     ModelSpec("syncnet_color", _P + "syncnet:build_from_state", "state_dict",
@@ -66,21 +69,22 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
               "Wav2Lip visual quality discriminator"),
     ModelSpec("rrdbnet_x4", _P + "rrdbnet:build_from_state", "params_ema",
               ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up2.weight"), "ESRGAN RRDBNet x4",
-              signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),)),
+              signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),), cpu_bf16=True),
     ModelSpec("rrdbnet_x2", _P + "rrdbnet:build_from_state", "params_ema",
               ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up1.weight"), "ESRGAN RRDBNet x2",
-              signature_shapes=(("conv_first.weight", (None, 12, 3, 3)),)),
+              signature_shapes=(("conv_first.weight", (None, 12, 3, 3)),), cpu_bf16=True),
     ModelSpec("bisenet19", _P + "bisenet:build_from_state", "raw",
-              ("cp.resnet.conv1.weight", "conv_out.conv_out.weight"), "BiSeNet face parsing (19 classes)"),
+              ("cp.resnet.conv1.weight", "conv_out.conv_out.weight"), "BiSeNet face parsing (19 classes)",
+              cpu_bf16=True),
     ModelSpec("codeformer", _P + "codeformer:build_from_state", "params_ema",
-              ("position_emb", "quantize.embedding.weight"), "CodeFormer face restoration"),
+              ("position_emb", "quantize.embedding.weight"), "CodeFormer face restoration", cpu_bf16=True),
     ModelSpec("retinaface_resnet50", _P + "retinaface:build_from_state", "raw",
               ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"), "RetinaFace ResNet-50 detector"),
     ModelSpec("syncnet_v2", _P + "syncnet_v2:build_from_state", "raw",
               ("netcnnaud.0.weight", "netcnnlip.0.weight", "netfclip.3.weight"), "SyncNet v2 (LSE-D/LSE-C scorer)",
               optional=("num_batches_tracked",)),
     ModelSpec("parsenet", _P + "parsenet:build_from_state", "raw",
-              ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight"), "ParseNet face parsing"),
+              ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight"), "ParseNet face parsing", cpu_bf16=True),
 )}
 
 

@@ -42,6 +42,8 @@ class RetinaFaceConfig:
 class Bottleneck(nn.Module):
     """torchvision ResNet v1.5 bottleneck: 1x1 -> 3x3 (strided) -> 1x1 (x4), BN after each, residual ReLU."""
 
+    fold_pairs = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))  # see models.fuse
+
     def __init__(self, in_ch: int, width: int, stride: int) -> None:
         super().__init__()
         out_ch = width * 4
@@ -64,6 +66,8 @@ class Bottleneck(nn.Module):
 
 class ResNetBody(nn.Module):
     """ResNet stem and four stages; returns the outputs of stages 2, 3 and 4 (strides 8, 16, 32)."""
+
+    fold_pairs = (("conv1", "bn1"),)
 
     def __init__(self, layers: tuple[int, int, int, int], width: int) -> None:
         super().__init__()

@@ -30,7 +30,7 @@ class SuperResolution:
     """Upscale every synced face with ESRGAN: ``batch.pred`` (F, h, w, 3) -> (F, h·s, w·s, 3), BGR in [0, 1].
 
     ``model`` is a built module or a checkpoint path (loaded as ``arch``). The network sees RGB in
-    [0, 1] as it was trained; its output is clamped to [0, 1]. Runs in the runtime's dtype (fp16 on CUDA).
+    [0, 1] as it was trained; its output is clamped to [0, 1]. Runs in the runtime's dtype for ``arch``.
     """
 
     model: nn.Module
@@ -47,7 +47,7 @@ class SuperResolution:
         self._chunker = AdaptiveChunker(self.batch_size, what="super-resolution")
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), self.runtime.autocast:
+        with torch.inference_mode(), self.runtime.autocast_for(self.arch):
             return self._net(_to_device(x, self.runtime)).float().clamp_(0.0, 1.0).cpu()
 
     def __call__(self, batch: Batch) -> None:
@@ -104,7 +104,7 @@ class SegmentationMask:
         return torch.from_numpy(rgb).permute(0, 3, 1, 2)
 
     def _parse(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), self.runtime.autocast:
+        with torch.inference_mode(), self.runtime.autocast_for(self.arch):
             logits = self._net(_to_device(x, self.runtime))[0]
             return logits.argmax(1).to(torch.uint8).cpu()
 

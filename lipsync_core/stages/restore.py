@@ -71,7 +71,8 @@ class CodeFormerRestore:
     ``parser=None`` pastes through the square mask alone. ``fidelity`` is CodeFormer's ``w`` in [0, 1]
     (0: trust the codebook, 1: stay close to the input). With ``mouth`` (mouth-only blending) the restored
     face is pasted through that mouth region only: every other pixel keeps its value from before the stage.
-    Runs in the runtime's dtype under autocast (the code choice inside CodeFormer stays in float32).
+    Each network runs in the runtime's dtype for it under autocast (the code choice inside CodeFormer stays
+    in float32).
     """
 
     codeformer: nn.Module
@@ -109,7 +110,7 @@ class CodeFormerRestore:
     def _restore(self, faces: torch.Tensor) -> torch.Tensor:
         """uint8 BGR (n, S, S, 3) faces -> restored, same layout; on the device in between."""
         x = faces.to(self.runtime.device).flip(-1).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        with torch.inference_mode(), self.runtime.autocast:
+        with torch.inference_mode(), self.runtime.autocast_for("codeformer"):
             out = self._net(x, w=self.fidelity, adain=True)[0]
         rgb = ((out.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
         return rgb.permute(0, 2, 3, 1).flip(-1).cpu()
@@ -123,7 +124,7 @@ class CodeFormerRestore:
         size = x.shape[-1]
         if self.parse_size < size:
             x = F.interpolate(x, size=(self.parse_size, self.parse_size), mode="bilinear", antialias=True)
-        with torch.inference_mode(), self.runtime.autocast:
+        with torch.inference_mode(), self.runtime.autocast_for("parsenet"):
             labels = self._parser(x)[0].argmax(1, keepdim=True)
         return F.interpolate(labels.float(), size=(size, size), mode="nearest")[:, 0].to(torch.uint8).cpu()
 

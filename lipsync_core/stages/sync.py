@@ -49,7 +49,7 @@ class SyncStage:
         rt = self.runtime
         mel = mel.to(rt.device, non_blocking=True)
         face = face.to(rt.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), rt.autocast:
+        with torch.inference_mode(), rt.autocast_for("wav2lip"):
             return self.model(mel, face).float().cpu()
 
     def __call__(self, batch: Batch) -> None:

@@ -56,7 +56,7 @@ class UpscaleStage:
             x = torch.from_numpy(np.ascontiguousarray(frame[..., ::-1])).to(rt.device)
             x = x.permute(2, 0, 1)[None].float().div_(255.0)
             with torch.inference_mode():
-                with rt.autocast:
+                with rt.autocast_for("rrdbnet_x2"):
                     y = upscale_tiled(self.model, x, s, self.tile, self.overlap)
                 y = y[0].float().clamp_(0, 1).mul_(255.0).round_().byte().permute(1, 2, 0).cpu().numpy()
             batch.frames[i] = np.ascontiguousarray(y[..., ::-1])

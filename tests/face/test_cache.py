@@ -51,6 +51,7 @@ def test_entries_live_under_the_cache_dir(video):
     {"settings": DetectionSettings(det_stride=1)},
     {"settings": DetectionSettings(det_size=None)},
     {"settings": DetectionSettings(face_point=(10, 20))},
+    {"settings": DetectionSettings(dtype="bfloat16")},
     {"detector_id": "s3fd:other-weights"},
     {"extra": "resize_factor=2"},
 ])

@@ -226,10 +226,11 @@ def test_real_network_output_matches_the_original_order(biased_s3fd):
         assert det.score == pytest.approx(score, abs=1e-5)
 
 
-def test_cpu_batches_are_capped_by_pixels_so_memory_stays_bounded():
-    from lipsync_core.face.s3fd import CPU_BATCH_PIXELS
+@pytest.mark.parametrize("dtype, batches", [(torch.float32, [2, 2, 1]), (torch.bfloat16, [4, 1])])
+def test_cpu_batches_hold_a_bounded_activation_budget_twice_the_frames_in_bfloat16(dtype, batches):
+    from lipsync_core.face.s3fd import ACTIVATION_BYTES_PER_PIXEL_FP32
 
     spy = Spy()
-    side = int(CPU_BATCH_PIXELS ** 0.5)
-    S3FDDetector(spy, batch_size=16).detect([np.zeros((side, side, 3), np.uint8)] * 3)
-    assert [x.shape[0] for x in spy.inputs] == [1, 1, 1]
+    budget = 2 * 48 * 64 * ACTIVATION_BYTES_PER_PIXEL_FP32  # two float32 frames of 64x48
+    S3FDDetector(spy, dtype=dtype, batch_size=16, cpu_batch_bytes=budget).detect([np.zeros((48, 64, 3), np.uint8)] * 5)
+    assert [x.shape[0] for x in spy.inputs] == batches

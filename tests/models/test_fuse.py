@@ -90,3 +90,24 @@ def test_training_mode_bn_is_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).train()
     with pytest.raises(ValueError, match="eval"):
         fold_batchnorm(model)
+
+
+@pytest.mark.parametrize("arch", ["bisenet19", "retinaface_resnet50", "parsenet"])
+def test_declared_conv_norm_pairs_outside_sequentials_fold_too(arch):
+    """ResNet blocks (BiSeNet, RetinaFace) and ParseNet's layers keep conv and norm as attributes: they declare
+    ``fold_pairs``, so every BatchNorm of these networks folds and the output is unchanged."""
+    from lipsync_core.testing.checkpoints import procedural_module
+
+    small = {"parsenet": {"down_steps": 2, "up_steps": 2, "res_depth": 1}}.get(arch, {})
+    net = randomise_bn(procedural_module(arch, **small))
+
+    class First(nn.Module):  # these networks return tuples; the first output depends on every folded norm
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)[0]
+
+    model = assert_fold_preserves(First().eval(), torch.randn(1, 3, 64, 64) * (50 if arch.startswith("retina") else 1))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
