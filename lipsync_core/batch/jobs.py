@@ -31,7 +31,7 @@ IO_COLUMNS = ("face", "audio", "outfile")
 _HINTS = typing.get_type_hints(RunConfig)
 #: Times (trims) are text like ``1:02.5``; a number of seconds is accepted too.
 _TIMES = ("start", "end", "audio_start", "audio_end")
-_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
 
 
@@ -266,7 +266,7 @@ def check_native(name: str, value: Any) -> Any:
 def media_files(folder: str | os.PathLike, kind: str) -> list[Path]:
     """The ``kind`` ("face" or "audio") files of ``folder`` in name order, hidden and non-media files left out
     (audio: audio and video files, whose sound is used; face: videos and images)."""
-    wanted = MEDIA_SUFFIXES - (_IMAGE_SUFFIXES if kind == "audio" else _AUDIO_SUFFIXES)
+    wanted = MEDIA_SUFFIXES - (IMAGE_SUFFIXES if kind == "audio" else _AUDIO_SUFFIXES)
     found = sorted(p for p in Path(folder).iterdir()
                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted)
     if not found:

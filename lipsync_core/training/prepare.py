@@ -78,7 +78,7 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True)
 class Source:
-    """One input video: a path, URL or Drive ID (anything :func:`lipsync_core.inputs.resolve_media` takes),
+    """One input video: a path (a folder stands for its videos), URL or Drive ID (what :func:`resolve_media` takes),
     optionally trimmed to [start, end) (seconds or [hh:]mm:ss)."""
 
     source: str
@@ -281,6 +281,22 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
+def expand_sources(sources: Sequence[Source | str]) -> list[Source]:
+    """``sources`` as :class:`Source` items, a folder (a mounted Google Drive folder, say) replaced by its videos
+    in name order, each with the folder's trim."""
+    from ..batch.jobs import IMAGE_SUFFIXES, media_files
+
+    out: list[Source] = []
+    for s in sources:
+        src = s if isinstance(s, Source) else Source(str(s))
+        if Path(str(src.source)).expanduser().is_dir():
+            out += [Source(str(f), src.start, src.end) for f in media_files(Path(src.source).expanduser(), "face")
+                    if f.suffix.lower() not in IMAGE_SUFFIXES]
+        else:
+            out.append(src)
+    return out
+
+
 def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunConfig | None = None, *,
             sync_check: SyncCheck | None = None) -> PrepareSummary:
     """Turn ``sources`` into the dataset at ``cfg.out`` (adding to what is there); returns its summary.
@@ -297,7 +313,7 @@ def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunConfig 
     root = Path(cfg.out)
     (root / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     state = _read_state(root)
-    todo = [s if isinstance(s, Source) else Source(str(s)) for s in sources]
+    todo = expand_sources(sources)
     pending = [src for src in todo if src.key not in state["videos"]]
     for src in todo:
         if src not in pending:
