@@ -89,6 +89,23 @@ def add_option(group: argparse._ArgumentGroup, f: Field, shown: Any, catalog: Ca
     group.add_argument(f"--{f.name}", help=help_text, **kwargs)
 
 
+def add_run_options(parser: argparse.ArgumentParser, options: Sequence[str], roles: Sequence[str], title: str,
+                    catalog: Catalog = CATALOG) -> None:
+    """A subcommand's share of the run flags: ``options`` (RunConfig fields, shown with the original variant's
+    defaults) in a group called ``title``, and the ``--<role>_path`` flags of ``roles``."""
+    from ..config import OPTIONS
+
+    preset = preset_config("original", catalog)
+    group = parser.add_argument_group(title)
+    for name in options:
+        add_option(group, OPTIONS[name], getattr(preset, name), catalog)
+    files = parser.add_argument_group("model files (local path, Drive ID/link, URL or manifest id)")
+    for name in roles:
+        role = catalog.roles[name]
+        files.add_argument(role.flag, dest=role.option, default=argparse.SUPPRESS,
+                           help=f"{role.help} (default: {role.default})")
+
+
 def build_parser(variant: str = "original", catalog: Catalog = CATALOG) -> Parser:
     """The ``lipsync run`` parser; defaults shown are ``variant``'s."""
     preset = preset_config(variant, catalog)

@@ -9,7 +9,6 @@ rest. Exit codes as ``lipsync``'s.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from ..config import OPTIONS, make_config, preset_config
 from ..plan import CATALOG
-from .cli import Parser, add_option
+from .cli import Parser, add_option, add_run_options
 
 #: The run options that matter to scoring (detection, device, caches, messages).
 RUN_OPTIONS = ("detector", "det_size", "det_stride", "face_det_batch_size", "face_point", "box", "track_box",
@@ -35,14 +34,7 @@ def build_parser() -> Parser:
     p.add_argument("--json", metavar="REPORT", help="write the full report (per track, per second) as JSON")
     p.add_argument("--fix", metavar="OUT", help="write the video with its audio shifted by the measured offset "
                    "(when it is at least one frame and LSE-C >= 3; otherwise an unchanged copy)")
-    g = p.add_argument_group("face detection and device (as for a run)")
-    for name in RUN_OPTIONS:
-        add_option(g, OPTIONS[name], getattr(preset, name), CATALOG)
-    w = p.add_argument_group("model files (local path, Drive ID/link, URL or manifest id)")
-    for name in ROLES:
-        role = CATALOG.roles[name]
-        w.add_argument(role.flag, dest=role.option, default=argparse.SUPPRESS,
-                       help=f"{role.help} (default: {role.default})")
+    add_run_options(p, RUN_OPTIONS, ROLES, "face detection and device (as for a run)")
     return p
 
 

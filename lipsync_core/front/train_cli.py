@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..config import OPTIONS, make_config, preset_config
+from ..config import make_config
 from ..plan import CATALOG
-from .cli import Parser, add_option
+from .cli import Parser, add_option, add_run_options
 
 _TRIM = "#t="
 
@@ -56,15 +56,7 @@ def prepare_parser() -> Parser:
                         "a part of it (seconds or hh:mm:ss, e.g. talk.mp4#t=1:00,12:30)")
     p.add_argument("--out", required=True, metavar="DATASET", help="the dataset folder to write (or add to)")
     _add_fields(p.add_argument_group("dataset"), PrepareConfig, skip=("out",))
-    preset = preset_config("original")
-    g = p.add_argument_group("face detection, device and inputs (as for a run)")
-    for name in RUN_OPTIONS:
-        add_option(g, OPTIONS[name], getattr(preset, name), CATALOG)
-    w = p.add_argument_group("model files (local path, Drive ID/link, URL or manifest id)")
-    for name in RUN_ROLES:
-        role = CATALOG.roles[name]
-        w.add_argument(role.flag, dest=role.option, default=argparse.SUPPRESS,
-                       help=f"{role.help} (default: {role.default})")
+    add_run_options(p, RUN_OPTIONS, RUN_ROLES, "face detection, device and inputs (as for a run)")
     return p
 
 
