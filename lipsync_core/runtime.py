@@ -56,7 +56,8 @@ class Runtime:
         if self.cpu_bf16 and arch is not None:
             from .models.registry import SPECS
 
-            if SPECS[arch].cpu_bf16:
+            spec = SPECS.get(arch)  # None: not a torch model (the anime cascade)
+            if spec is not None and spec.cpu_bf16:
                 return torch.bfloat16
         return self.dtype
 
