@@ -44,6 +44,7 @@ setup(
     ],
     extras_require={
         "notebook": ["ipywidgets>=8.0"],
+        "ray": ["ray>=2.9"],  # lipsync batch --ray: jobs on Ray actors, one machine or a cluster
         "test": [
             "pytest>=7",
             "nbclient>=0.9",
@@ -52,6 +53,8 @@ setup(
             "ipywidgets>=8.0",
             "ruff>=0.4",
             "librosa>=0.10.1",  # an independent reference for the mel filter bank (not used at run time)
+            "python_speech_features>=0.6",  # the reference for SyncNet's MFCCs (not used at run time)
+            "ray>=2.9",  # the batch tests run a real local Ray instance
         ],
     },
     entry_points={"console_scripts": ["lipsync=lipsync_core.front.cli:main"]},

@@ -1,4 +1,5 @@
-"""Audio for Wav2Lip: decoding through ffmpeg, the original's mel spectrogram, and per-frame mel windows.
+"""Audio for Wav2Lip: decoding through ffmpeg, the original's mel spectrogram, and per-frame mel windows;
+and SyncNet's MFCCs (:func:`mfcc`, ``python_speech_features`` conventions) for the sync scorer.
 
 The mel follows the original ``audio.melspectrogram`` (16 kHz, pre-emphasis 0.97, |STFT| with n_fft 800,
 hop 200, Hann window 800, centred with reflect padding, 80 Slaney mel bands 55-7600 Hz,
@@ -177,19 +178,42 @@ def window_start(i: int | np.ndarray, fps: float, offset_ms: float = 0.0) -> np.
 
 
 def mel_windows(mel: np.ndarray, fps: float, indices: Sequence[int] | np.ndarray,
-                offset_ms: float = 0.0) -> np.ndarray:
+                offset_ms: float = 0.0, quiet: np.ndarray | None = None) -> np.ndarray:
     """The ``(len(indices), 80, 16)`` float32 mel windows of the given video frame numbers.
 
     Parts of a window before the start or past the end of ``mel`` read as silence (:data:`MEL_SILENCE`),
-    so the video may cover the whole audio. Use this per batch; it never builds all windows.
+    so the video may cover the whole audio. With ``quiet`` (one flag per mel frame, :func:`quiet_frames`),
+    a window whose every frame is quiet becomes the digital-silence window (the silence gate). Use this per
+    batch; it never builds all windows.
     """
     starts = window_start(np.asarray(indices, dtype=np.int64), fps, offset_ms)
     cols = starts[:, None] + np.arange(MEL_STEP)  # (B, 16)
     inside = (cols >= 0) & (cols < mel.shape[1])
+    if quiet is not None:  # frames outside the audio are silence already, so they count as quiet
+        gated = np.where(inside, quiet[np.clip(cols, 0, max(len(quiet) - 1, 0))] if len(quiet) else True,
+                         True).all(axis=1)
+        inside &= ~gated[:, None]
     gathered = mel[:, np.clip(cols, 0, max(mel.shape[1] - 1, 0))] if mel.shape[1] else \
         np.full((mel.shape[0], *cols.shape), MEL_SILENCE, np.float32)  # (80, B, 16)
     windows = np.where(inside[None], gathered, np.float32(MEL_SILENCE))
     return np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32)
+
+
+def frame_levels_db(wav: np.ndarray) -> np.ndarray:
+    """The RMS level in dBFS (full scale 1.0) of each mel frame's 800-sample analysis window (centred, as the
+    STFT's; samples outside the signal count as zeros): ``(1 + len(wav) // 200,)`` float32, at least -200."""
+    x = np.asarray(wav, dtype=np.float64).reshape(-1)
+    x = np.where(np.isfinite(x), x, 0.0)
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])
+    centres = np.arange(1 + len(x) // HOP) * HOP
+    lo, hi = np.clip(centres - WIN // 2, 0, len(x)), np.clip(centres + WIN // 2, 0, len(x))
+    mean_square = (energy[hi] - energy[lo]) / WIN
+    return (10.0 * np.log10(np.maximum(mean_square, 1e-20))).astype(np.float32)
+
+
+def quiet_frames(wav: np.ndarray, threshold_db: float) -> np.ndarray:
+    """Per mel frame, whether its audio stays below ``threshold_db`` dBFS RMS (for :func:`mel_windows`'s gate)."""
+    return frame_levels_db(wav) < threshold_db
 
 
 def mel_chunks(mel: np.ndarray, fps: float, n_frames: int, offset_ms: float = 0.0) -> np.ndarray:
@@ -204,3 +228,92 @@ def mel_chunks(mel: np.ndarray, fps: float, n_frames: int, offset_ms: float = 0.
 def frames_for_audio(n_samples: int, fps: float, sr: int = SAMPLE_RATE) -> int:
     """Video frames needed to cover ``n_samples`` of audio at ``fps`` (at least 1)."""
     return max(1, math.ceil(n_samples * fps / sr - 1e-9))
+
+
+# ------------------------------------------------------------------------------------------------ SyncNet MFCC
+# python_speech_features.mfcc with all defaults at 16 kHz, as SyncNet's evaluate calls it: 25 ms rectangular
+# frames every 10 ms (no centring), pre-emphasis 0.97, |rfft(512)|^2 / 512, 26 HTK-mel triangles over 0-8 kHz,
+# log, orthonormal DCT-II, 13 coefficients, lifter 22, and coefficient 0 replaced by the log frame energy.
+MFCC_WIN = 400
+MFCC_HOP = 160
+MFCC_NFFT = 512
+MFCC_FILTERS = 26
+MFCC_CEPS = 13
+MFCC_LIFTER = 22
+MFCC_FPS = SAMPLE_RATE / MFCC_HOP  # 100 MFCC frames per second
+_MFCC_BLOCK = 8192  # frames per block (~82 s of audio, ~34 MB of float64 work arrays)
+
+
+def load_audio_int16(path: str | os.PathLike) -> np.ndarray:
+    """The first audio stream as 16 kHz mono int16, decoded as SyncNet's pipeline does
+    (``ffmpeg -ac 1 -acodec pcm_s16le -ar 16000``: ffmpeg's own downmix and resampler)."""
+    info = probe(path).require_audio()
+    proc = run_ffmpeg(["-i", info.path, "-map", "0:a:0", "-vn", "-sn", "-ac", "1", "-ar", str(SAMPLE_RATE),
+                       "-acodec", "pcm_s16le", "-f", "s16le", "pipe:1"],
+                      what=f"decode the audio of {info.path}", capture_stdout=True)
+    return np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], np.int16).copy()
+
+
+def mfcc_frames(n_samples: int) -> int:
+    """Number of MFCC frames of ``n_samples``: ``1 + ceil((n - 400) / 160)``, at least 1."""
+    return 1 if n_samples <= MFCC_WIN else 1 + -(-(n_samples - MFCC_WIN) // MFCC_HOP)
+
+
+@lru_cache(maxsize=1)
+def mfcc_filterbank() -> np.ndarray:
+    """The (26, 257) float64 triangular filters of ``python_speech_features.get_filterbanks`` at 16 kHz."""
+    mel_points = np.linspace(0.0, 2595.0 * np.log10(1.0 + (SAMPLE_RATE / 2) / 700.0), MFCC_FILTERS + 2)
+    hz = 700.0 * (10.0 ** (mel_points / 2595.0) - 1.0)
+    edges = np.floor((MFCC_NFFT + 1) * hz / SAMPLE_RATE).astype(np.int64)
+    bank = np.zeros((MFCC_FILTERS, MFCC_NFFT // 2 + 1))
+    for m in range(MFCC_FILTERS):
+        lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
+        k = np.arange(lo, mid)
+        bank[m, k] = (k - lo) / (mid - lo)
+        k = np.arange(mid, hi)
+        bank[m, k] = (hi - k) / (hi - mid)
+    bank.flags.writeable = False
+    return bank
+
+
+@lru_cache(maxsize=1)
+def _dct_lifter() -> np.ndarray:
+    """(26, 13): orthonormal DCT-II rows 0..12 with the cepstral lifter folded in, applied as ``log_fbank @ M``."""
+    n = MFCC_FILTERS
+    k, m = np.arange(MFCC_CEPS)[:, None], np.arange(n)[None, :]
+    dct = np.cos(np.pi * k * (2 * m + 1) / (2 * n)) * np.sqrt(2.0 / n)
+    dct[0] /= np.sqrt(2.0)
+    lift = 1.0 + (MFCC_LIFTER / 2.0) * np.sin(np.pi * np.arange(MFCC_CEPS) / MFCC_LIFTER)
+    out = (dct * lift[:, None]).T
+    out.flags.writeable = False
+    return out
+
+
+def mfcc(signal: np.ndarray) -> np.ndarray:
+    """SyncNet's MFCC matrix of a 16 kHz mono signal: ``(13, mfcc_frames(len))`` float64, 100 columns per second.
+
+    ``signal`` keeps its own scale: SyncNet feeds raw int16 sample values (only row 0, the log energy,
+    depends on the scale). Computed block by block, so memory beyond the input and the result is bounded.
+    """
+    x = np.asarray(signal).reshape(-1)
+    n, n_frames = len(x), mfcc_frames(len(x))
+    eps = np.finfo(np.float64).eps
+    out = np.empty((MFCC_CEPS, n_frames))
+    for start in range(0, n_frames, _MFCC_BLOCK):
+        stop = min(n_frames, start + _MFCC_BLOCK)
+        lo, hi = start * MFCC_HOP, (stop - 1) * MFCC_HOP + MFCC_WIN
+        seg = np.zeros(hi - lo)  # zero padding past the end, as framesig's
+        cur = x[lo:min(hi, n)].astype(np.float64)
+        seg[:len(cur)] = cur
+        if len(cur):
+            seg[1:len(cur)] -= PREEMPHASIS * cur[:-1]
+            if lo > 0:
+                seg[0] -= PREEMPHASIS * float(x[lo - 1])
+        frames = np.lib.stride_tricks.sliding_window_view(seg, MFCC_WIN)[::MFCC_HOP]
+        power = np.abs(np.fft.rfft(frames, MFCC_NFFT, axis=1)) ** 2 / MFCC_NFFT  # (frames, 257)
+        energy = power.sum(axis=1)
+        fbank = power @ mfcc_filterbank().T
+        ceps = np.log(np.where(fbank == 0, eps, fbank)) @ _dct_lifter()
+        ceps[:, 0] = np.log(np.where(energy == 0, eps, energy))
+        out[:, start:stop] = ceps.T
+    return out

@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import LipsyncError
+from .face.boxtrack import parse_track_box
 from .face.track import DetectionSettings
-from .plan import CATALOG, Catalog
+from .plan import CATALOG, SCORERS, Catalog
 from .runtime import DEVICES, DTYPES
+from .stages.blend import MAX_MOUTH_SCALE
 
 BLENDS = ("feather", "hard")
+MASK_REGIONS = ("lower", "mouth")
 
 
 def opt(default: Any, help: str, group: str = "this package's options", *, choices: Any = None,
-        metavar: Any = None, check: Any = None, message: str = "") -> Any:
+        metavar: Any = None, check: Any = None, message: str = "", repeat: bool = False) -> Any:
     """A RunConfig field with front-end metadata. ``choices`` may be a callable of the catalog; ``check`` a
-    predicate on the value with ``message`` (the one-line error)."""
+    predicate on the value with ``message`` (the one-line error). ``repeat``: a flag given any number of times,
+    each with one or more words; the value is a tuple of strings, one per use (words joined by spaces)."""
     return field(default=default, metadata={"help": help, "group": group, "choices": choices, "metavar": metavar,
-                                            "check": check, "message": message})
+                                            "check": check, "message": message, "repeat": repeat})
 
 
 _INPUTS = "inputs (trims apply to the face video; audio_* to the audio)"
@@ -34,7 +39,12 @@ _ORIGINAL = "the original inference.py options"
 _HQ = "HQ variants"
 _CF = "CodeFormer variant"
 _OUTPUT = "output and messages"
+_SCORE = "sync scoring (LSE-D / LSE-C, A/V offset)"
+_HARD = "2D animation and hard faces"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
+
+
+_CUDA_N = re.compile(r"cuda:\d{1,3}")
 
 
 def _positive(v: float) -> bool:
@@ -52,7 +62,8 @@ class RunConfig:
     # The original inference.py flags.
     static: bool = opt(False, "use only the first frame of the video", _ORIGINAL)
     fps: float = opt(25.0, "frame rate for still images (videos keep their own)", _ORIGINAL,
-                     check=lambda v: 0.1 <= v <= 240, message="--fps must be between 0.1 and 240")
+                     check=lambda v: 1 <= v <= 240,  # below 1 fps one frame outlasts the audio by up to seconds
+                     message="--fps must be between 1 and 240 (frames per second of a still image's video)")
     pads: tuple[int, int, int, int] = opt((0, 10, 0, 0), "padding added to the detected face box", _ORIGINAL,
                                           metavar=_BOX4, check=lambda v: all(p >= 0 for p in v),
                                           message="--pads must be non-negative")
@@ -69,8 +80,8 @@ class RunConfig:
     rotate: bool = opt(False, "rotate the video 90 degrees clockwise", _ORIGINAL)
     nosmooth: bool = opt(False, "do not smooth face boxes over time", _ORIGINAL)
     # Ours.
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or v.startswith("cuda:"),
-                      message="--device must be auto, cpu, cuda or cuda:N")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or _CUDA_N.fullmatch(v),
+                      message="--device must be auto, cpu, cuda or cuda:N (N a GPU number: cuda:0)")
     dtype: str = opt("auto", "compute dtype (auto: float16 on CUDA; on CPU bfloat16 for the models measured safe "
                      "in it where the CPU has AMX or AVX-512 BF16, else float32; float32: exact parity)",
                      choices=DTYPES)
@@ -87,6 +98,32 @@ class RunConfig:
                                  check=lambda v: abs(v) <= 10_000, message="--audio_offset_ms must be within ±10000")
     no_track_cache: bool = opt(False, "always re-detect faces instead of reusing the cached track")
     cache_dir: str | None = opt(None, "cache folder for weights and face tracks (default: ~/.cache/lipsync)")
+    silence_gate_db: float | None = opt(None, "mel windows whose audio stays below this level (dBFS RMS, e.g. -45) "
+                                        "become silence, so noise in pauses does not move the mouth",
+                                        check=lambda v: -120 <= v <= 0,
+                                        message="--silence_gate_db is a level in dBFS between -120 and 0 (e.g. -45)")
+    # Sync scoring.
+    score: bool = opt(False, "score the output's lip sync (and the face video's own, when it has speech): one line, "
+                      "and <output>.score.json", _SCORE)
+    scorer: str = opt("syncnet", "syncnet (LSE-D/LSE-C, the published metric) or expert (Wav2Lip's lip-sync "
+                      "expert)", _SCORE, choices=SCORERS)
+    fix_offset: bool = opt(False, "measure the output's A/V offset and shift its audio when it is at least a frame "
+                           "and LSE-C >= 3; with --audio same, the face video's own offset is fixed before syncing",
+                           _SCORE)
+    # 2D animation and hard faces.
+    track_box: tuple[str, ...] | None = opt(None, "set the face box on a frame and follow it through the clip "
+                                            "(repeat for more keyframes; no @: the first frame; coordinates as "
+                                            "--box)", _HARD,
+                                     metavar=("TOP BOTTOM LEFT RIGHT", "@SECONDS"), repeat=True,
+                                     check=lambda v: all(parse_track_box(k.split()) for k in v))
+    box_keyframes: str | None = opt(None, 'JSON file of keyframes: [{"t": seconds, "box": [top, bottom, left, '
+                                    'right]}, ...] (as --track_box)', _HARD)
+    mask_region: str = opt("lower", "what is pasted: lower (the lower face, as the original) or mouth (an "
+                           "elliptical mouth region only, in every variant; --upscale 2 still changes every pixel)",
+                           _HARD, choices=MASK_REGIONS)
+    mouth_scale: float = opt(1.0, "size of the --mask_region mouth region (1: the mouth with a margin)", _HARD,
+                             check=lambda v: 0 < v <= MAX_MOUTH_SCALE,
+                             message=f"--mouth_scale must be in (0, {MAX_MOUTH_SCALE:g}]")
     # Output and messages.
     crf: int = opt(18, "H.264 quality, 0 = lossless", _OUTPUT, check=lambda v: 0 <= v <= 51,
                    message="--crf must be between 0 and 51")
@@ -120,6 +157,11 @@ class RunConfig:
     @property
     def progress(self) -> bool:
         return not (self.no_progress or self.quiet)
+
+    @property
+    def keyframed(self) -> bool:
+        """The face box is set by the user on keyframes and tracked (no detector runs)."""
+        return bool(self.track_box) or self.box_keyframes is not None
 
 
 def option_fields() -> list[Field]:
@@ -167,6 +209,8 @@ def make_config(variant: str | None = "original", catalog: Catalog = CATALOG, **
 
 def _coerce(name: str, value: Any) -> Any:
     default = field_default(OPTIONS[name])
+    if OPTIONS[name].metadata.get("repeat"):
+        return _uses(value)
     if isinstance(value, list):
         value = tuple(value)
     if name == "box" and tuple(value) == (-1, -1, -1, -1):
@@ -176,6 +220,19 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _uses(value: Any) -> tuple[str, ...]:
+    """A repeatable option's value, one string per use. Accepted: a string (one use); a list of lists of words
+    (the CLI's: one list per use); a list of strings with spaces (one per use); a list of words (one use)."""
+    if isinstance(value, str):
+        return (value,)
+    items = list(value)
+    if all(isinstance(v, (list, tuple)) for v in items):
+        return tuple(" ".join(str(w) for w in v) for v in items)
+    if any(isinstance(v, str) and " " in v.strip() for v in items):
+        return tuple(str(v) for v in items)
+    return (" ".join(str(w) for w in items),) if items else ()
 
 
 def validate(cfg: RunConfig, catalog: Catalog = CATALOG, explicit: set[str] | None = None) -> RunConfig:
@@ -200,6 +257,13 @@ def validate(cfg: RunConfig, catalog: Catalog = CATALOG, explicit: set[str] | No
         t, b, left, r = cfg.box
         if not (0 <= t < b and 0 <= left < r):
             raise LipsyncError("--box needs top < bottom and left < right, all >= 0")
+        if cfg.keyframed:
+            raise LipsyncError("--box fixes the face box on every frame; --track_box/--box_keyframes track it: "
+                               "give one or the other")
+    if cfg.mouth_scale != 1.0 and cfg.mask_region != "mouth":
+        raise LipsyncError("--mouth_scale sizes the mouth region: add --mask_region mouth")
+    if cfg.track_box and cfg.box_keyframes is not None:
+        raise LipsyncError("give the keyframes with --track_box or with --box_keyframes, not both")
     _check_stage_options(cfg, catalog, explicit)
     return cfg
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from . import audio as audio_mod
+from . import files, safety
 from .config import RunConfig, make_config
 from .errors import LipsyncError
 from .face.types import FaceTrack
@@ -87,14 +89,15 @@ class Pipeline:
             source = self.plan.source(role)
             if source == wid:
                 source = None  # named by its manifest id (e.g. --checkpoint_path wav2lip_gan): its own sources
+            flag = self.plan.catalog.roles[role].flag
             try:
                 self._weights[role] = weights.fetch(wid, source=source, cache_dir=self.cfg.cache_dir,
                                                     validate=models.validator(
                                                         manifest.entry(wid).arch,
                                                         lambda a: self.plan.catalog.flag_for_arch(a, manifest)),
-                                                    progress=self.cfg.progress)
-            except LipsyncError as exc:
-                problems.append(f"{exc} (give the file with {self.plan.catalog.roles[role].flag})")
+                                                    progress=self.cfg.progress, flag=flag)
+            except LipsyncError as exc:  # a user's own source names its flag already
+                problems.append(str(exc) if str(exc).startswith(flag) else f"{exc} (give the file with {flag})")
         if problems:
             if self.plan.detector is not None and self.plan.detector.role and len(problems) == 1 \
                     and self.plan.detector.role not in self._weights:
@@ -115,7 +118,8 @@ class Pipeline:
         return manifest.entry(self.plan.resolve_weight_id(role, manifest)).arch
 
     def _context(self) -> BuildContext:
-        return BuildContext(cfg=self.cfg, runtime=self.runtime, model=self.model)
+        return BuildContext(cfg=self.cfg, runtime=self.runtime, model=self.model, path=self._weights.__getitem__,
+                            detector=self.plan.detector)
 
     # -- pass 1 ----------------------------------------------------------------------------------
     def detection_settings(self):
@@ -136,13 +140,24 @@ class Pipeline:
         applied after the cache, so changing them never re-runs detection.
         """
         from .face import cache
+        from .face.plausibility import MotionSampler
         from .face.track import build_track, detect_track, finalize_track
 
         t0 = time.perf_counter()
         settings = self.detection_settings()
         frames = self._timed(video.frames(max_frames=n_needed, det_size=settings.det_size), "decode")
+        sampler = MotionSampler()
+        if self.cfg.keyframed:
+            result = self.follow_box(frames, video, settings.det_size)
+            if result.unsure:
+                log.warning(result.report())
+            else:
+                self.info(result.report())
+            return result.track
         if self.plan.detector is None:
-            return build_track(frames, None, settings, frame_size=video.frame_size, fps=video.fps)
+            track = build_track(sampler.watch(frames), None, settings, frame_size=video.frame_size, fps=video.fps)
+            self._check_plausible(track, sampler)
+            return track
         keys = None
         if not self.cfg.no_track_cache:
             # Two entries per video and settings: the whole video (reused for audio of any length) and the
@@ -156,11 +171,12 @@ class Pipeline:
                                                    else None)
             if hit is not None:
                 self.info("face track reused from the cache")
+                self._check_plausible(hit.head(n_needed), None)  # the checks on boxes alone
                 return finalize_track(hit.head(n_needed), settings)
         before = self.timings.seconds["decode"]
         bar = self._bar(n_needed, "detect")
         try:
-            raw = detect_track(frames, self.detector(), settings,
+            raw = detect_track(sampler.watch(frames), self.detector(), settings,
                                scale=video.detection_scale(settings.det_size), frame_size=video.frame_size,
                                fps=video.fps, on_frames=bar.update)
         finally:
@@ -168,8 +184,38 @@ class Pipeline:
         self.timings.add("detect", t0)
         self.timings.seconds["detect"] -= self.timings.seconds["decode"] - before
         if keys is not None:  # fewer frames than asked for: the video ended, this is all of it
-            cache.save_track(keys["whole" if raw.n_frames < n_needed else "prefix"], raw, self.cfg.cache_dir)
+            cache.save_track(keys["whole" if raw.n_frames < n_needed else "prefix"], raw, self.cfg.cache_dir,
+                             video=video.path)
+        self._check_plausible(raw, sampler)
         return finalize_track(raw, settings)
+
+    def keyframes(self) -> list:
+        """The user's keyframes (``--track_box`` / ``--box_keyframes``)."""
+        from .face.boxtrack import load_keyframes, parse_track_box
+
+        if self.cfg.box_keyframes is not None:
+            return load_keyframes(self.cfg.box_keyframes)
+        return [parse_track_box(k.split()) for k in self.cfg.track_box or ()]
+
+    def follow_box(self, frames: Iterator[np.ndarray], video: FaceVideo, det_size: int | None):
+        """The keyframed box followed through ``frames`` (decoded at ``det_size``): a ``face.boxtrack.BoxTrack``
+        with the unsure ranges."""
+        from .face.boxtrack import track_box
+
+        t0 = time.perf_counter()
+        before = self.timings.seconds["decode"]
+        result = track_box(frames, self.keyframes(), fps=video.fps, frame_size=video.frame_size,
+                           scale=video.detection_scale(det_size))
+        self.timings.add("track", t0)
+        self.timings.seconds["track"] -= self.timings.seconds["decode"] - before
+        return result
+
+    def _check_plausible(self, track: FaceTrack, sampler) -> None:
+        """Warn about a track that is likely not a face (see :mod:`face.plausibility`)."""
+        from .face.plausibility import check_track, hint
+
+        for suspicion in check_track(track, sampler):
+            log.warning(suspicion.message(hint(None if self.plan.detector is None else self.plan.detector.name)))
 
     def detector(self):
         """The plan's face detector, built on the runtime."""
@@ -204,8 +250,10 @@ class Pipeline:
             stage.prepare(self.runtime)
         return stages
 
-    def _batches(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int) -> Iterator[Batch]:
-        """Decoded batches of output frames with their boxes and mel windows (runs in a prefetch thread)."""
+    def _batches(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int,
+                 quiet: np.ndarray | None = None) -> Iterator[Batch]:
+        """Decoded batches of output frames with their boxes and mel windows (runs in a prefetch thread);
+        ``quiet`` flags the mel frames under ``--silence_gate_db``."""
         w, h = video.frame_size
         bs = render_batch_frames(self.cfg.wav2lip_batch_size, w * h * 3, self.runtime.device.type)
         if self.runtime.device.type == "cpu" and self.plan.cpu_frames:
@@ -217,7 +265,8 @@ class Pipeline:
 
         def make() -> Batch:
             return Batch(indices=list(idx), frames=list(frames), boxes=[track.boxes[s] for s in srcs],
-                         mels=audio_mod.mel_windows(mel, video.fps, idx, offset_ms=self.cfg.audio_offset_ms),
+                         mels=audio_mod.mel_windows(mel, video.fps, idx, offset_ms=self.cfg.audio_offset_ms,
+                                                    quiet=quiet),
                          landmarks=[track.landmarks[s] for s in srcs] if has_lm else None)
 
         for out_i, (src, frame) in enumerate(video.looped(n_out, track.n_frames)):
@@ -233,7 +282,7 @@ class Pipeline:
             yield make()
 
     def render(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int, audio_path: Path,
-               duration: float, outfile: Path) -> None:
+               duration: float, outfile: Path, quiet: np.ndarray | None = None) -> None:
         """Pass 2: decode, sync, enhance, blend and encode, overlapping decode with compute."""
         from .media.video import VideoWriter
 
@@ -255,7 +304,7 @@ class Pipeline:
             return False
 
         def producer() -> None:
-            batches = self._batches(video, track, mel, n_out)
+            batches = self._batches(video, track, mel, n_out, quiet)
             try:
                 for b in batches:
                     if not hand_over(b):
@@ -297,19 +346,32 @@ class Pipeline:
 
     # -- the job ---------------------------------------------------------------------------------
     def run(self, face: str | Path, audio: str | Path, outfile: str | Path) -> Path:
-        """Lip-sync ``face`` to ``audio`` into ``outfile`` (mp4); returns the output path."""
+        """Lip-sync ``face`` to ``audio`` into ``outfile`` (.mp4, .m4v, .mov or .mkv); returns the output path.
+
+        Before any work: the output must not be an input (nor a weight file given by path), its folder must be
+        writable (missing folders are created, and removed again if the run fails), and what killed runs left
+        there and in the temp dir is reclaimed. The output appears only when complete (see VideoWriter).
+        """
         from .acquire.inputs import resolve_inputs
         from .face.align import landmarks_from_box
 
         cfg = self.cfg
         outfile = Path(outfile)
-        outfile.parent.mkdir(parents=True, exist_ok=True)
+        given = {"face": face, "audio": audio,
+                 **{self.plan.catalog.roles[r].flag: self.plan.source(r) for r in self.plan.roles}}
+        safety.check_not_an_input(outfile, given)
+        safety.output_format(outfile)
+        safety.reclaim_leftovers(*([outfile.parent] if outfile.parent.is_dir() else []))
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="lipsync-") as work:
+        with safety.OutputPlace(outfile) as place, _work_dir() as work:
             face_path, audio_path = resolve_inputs(
                 face, audio, start=cfg.start, end=cfg.end, audio_start=cfg.audio_start, audio_end=cfg.audio_end,
-                workdir=Path(work), cookies=cfg.cookies, max_seconds=cfg.max_seconds)
+                workdir=work, cookies=cfg.cookies, max_seconds=cfg.max_seconds, progress=cfg.progress)
             self.fetch_weights()
+            if cfg.fix_offset and audio_path == face_path:  # --audio same: align the source's own A/V first
+                from .score.session import fix_source_offset
+
+                audio_path = fix_source_offset(self, face_path, Path(work))
             video = FaceVideo.open(face_path, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
                                    rotate=cfg.rotate, crop=tuple(cfg.crop))
             t0 = time.perf_counter()
@@ -318,8 +380,12 @@ class Pipeline:
                 raise LipsyncError(f"{audio} contains no audio samples")
             duration = wav.size / audio_mod.SAMPLE_RATE
             mel = audio_mod.melspectrogram(wav)
+            quiet = None if cfg.silence_gate_db is None else audio_mod.quiet_frames(wav, cfg.silence_gate_db)
             self.timings.add("mel", t0)
             n_out = audio_mod.frames_for_audio(wav.size, video.fps)
+            w, h = video.frame_size
+            place.check_space(safety.estimate_output_bytes(w * self.plan.scale, h * self.plan.scale, duration,
+                                                           video.fps))
             if cfg.box is not None:
                 _check_box(cfg.box, video.frame_size)
             track = self.track(video, n_out)
@@ -328,16 +394,21 @@ class Pipeline:
                 track.landmarks = [None if b is None else landmarks_from_box(b) for b in track.boxes]
             if not track.any_face:
                 raise LipsyncError(f"no face found in any frame of {face}; {self._no_face_hint()}")
-            self.render(video, track, mel, n_out, audio_path, duration, outfile)
-        seconds = time.perf_counter() - started
-        self.info(f"{self.frames_written} frames in {seconds:.1f} s "
-                  f"({self.frames_written / max(seconds, 1e-9):.1f} frames/s): {outfile}")
+            self.render(video, track, mel, n_out, audio_path, duration, outfile, quiet)
+            seconds = time.perf_counter() - started
+            self.info(f"{self.frames_written} frames in {seconds:.1f} s "
+                      f"({self.frames_written / max(seconds, 1e-9):.1f} frames/s): {outfile}")
+            if cfg.score or cfg.fix_offset:
+                from .score.session import after_run
+
+                after_run(self, face_path, outfile)
         return outfile
 
     def _no_face_hint(self) -> str:
         others = [d for d in self.plan.catalog.detectors if d != self.cfg.detector]
         return (f"try --detector {' or '.join(others)}, --det_size 0 (full-resolution detection), "
-                "a fixed --box top bottom left right, or a clip where the face is visible")
+                "--track_box TOP BOTTOM LEFT RIGHT [@SECONDS] (a box set on a frame and followed), "
+                "or a clip where the face is visible")
 
     def info(self, message: str) -> None:
         """A summary or info line on stderr, unless ``--quiet``."""
@@ -361,6 +432,16 @@ class Pipeline:
             finally:
                 self.timings.add(name, t0)
             yield item
+
+
+@contextmanager
+def _work_dir() -> Iterator[Path]:
+    """The run's temporary folder, named with its run tag (a killed run's is reclaimed by the next one)."""
+    work = files.make_temp_dir("work")
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _check_box(box: tuple[int, int, int, int], size: tuple[int, int]) -> None:

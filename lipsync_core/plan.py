@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .errors import LipsyncError
+from .face.anime import MOUTH as ANIME_MOUTH
+from .face.types import MouthInBox
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from .face.types import Detector
     from .runtime import Runtime
     from .stages.base import Stage
+    from .stages.blend import MouthMask
 
 
 # -- weight roles ----------------------------------------------------------------------------------------------------
@@ -55,6 +59,8 @@ class BuildContext:
     cfg: RunConfig
     runtime: Runtime
     model: Callable[[str], nn.Module]  # role -> the loaded, placed module
+    path: Callable[[str], Path] | None = None  # role -> the fetched file (weights that are no torch module)
+    detector: DetectorSpec | None = None  # the run's detector; None: the user set the box
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class DetectorSpec:
     build: Callable[[BuildContext], Detector]
     role: str | None = None
     landmarks: bool = False  # its track carries 5-point landmarks
+    mouth: MouthInBox = MouthInBox()  # where its boxes hold the mouth (the mouth-only mask without landmarks)
 
 
 def _always(cfg: RunConfig) -> bool:
@@ -151,6 +158,10 @@ class Catalog:
         return [v.name for v in self.variants.values() if stage in v.stages]
 
 
+#: The sync scorers (``--scorer``); each is also the name of its weight role.
+SCORERS = ("syncnet", "expert")
+
+
 # -- the plan --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Plan:
@@ -158,14 +169,14 @@ class Plan:
 
     cfg: RunConfig
     catalog: Catalog
-    detector: DetectorSpec | None  # None: a fixed --box, nothing is detected
+    detector: DetectorSpec | None  # None: a fixed --box or keyframed --track_box, nothing is detected
     stages: tuple[StageSpec, ...]
 
     @classmethod
     def from_config(cls, cfg: RunConfig, catalog: Catalog | None = None) -> Plan:
         catalog = catalog or CATALOG
         variant = catalog.variant(cfg.variant)
-        detector = None if cfg.box is not None else catalog.detectors[cfg.detector]
+        detector = None if cfg.box is not None or cfg.keyframed else catalog.detectors[cfg.detector]
         stages = tuple(s for s in (catalog.stages[name] for name in variant.stages) if s.enabled(cfg))
         return cls(cfg=cfg, catalog=catalog, detector=detector, stages=stages)
 
@@ -175,7 +186,8 @@ class Plan:
         roles = [self.detector.role] if self.detector is not None and self.detector.role else []
         for stage in self.stages:
             roles += [r for r in stage.roles if r not in roles]
-        return roles
+        scoring = ([self.cfg.scorer] if self.cfg.score else []) + (["syncnet"] if self.cfg.fix_offset else [])
+        return roles + [r for r in dict.fromkeys(scoring) if r not in roles]
 
     @property
     def scale(self) -> int:
@@ -240,6 +252,13 @@ def _haar(ctx: BuildContext) -> Detector:
     return HaarDetector()
 
 
+def _anime(ctx: BuildContext) -> Detector:
+    from .face.anime import AnimeFaceDetector
+
+    assert ctx.path is not None
+    return AnimeFaceDetector(ctx.path("anime"))
+
+
 def _sync(ctx: BuildContext) -> Stage:
     from .stages.sync import SyncStage
 
@@ -259,10 +278,20 @@ def _segmentation(ctx: BuildContext) -> Stage:
                             lower_face=ctx.cfg.mask_lower_face)
 
 
+def _mouth(ctx: BuildContext) -> MouthMask:
+    """The mouth region of this run (also restoration's and sharpening's): the detector's placement and
+    landmarks; a box the user set gets the default placement (its landmarks, if any, are made up from it)."""
+    from .stages.blend import MouthMask
+
+    det = ctx.detector
+    return MouthMask(placement=det.mouth if det is not None else MouthInBox(), scale=ctx.cfg.mouth_scale,
+                     hard=ctx.cfg.blend == "hard", use_landmarks=det is not None and det.landmarks)
+
+
 def _blend(ctx: BuildContext) -> Stage:
     from .stages.blend import BlendStage
 
-    return BlendStage(ctx.cfg.blend)
+    return BlendStage(ctx.cfg.blend, hard_masked=ctx.cfg.mask_region == "mouth")
 
 
 def _upscale(ctx: BuildContext) -> Stage:
@@ -274,13 +303,15 @@ def _upscale(ctx: BuildContext) -> Stage:
 def _codeformer(ctx: BuildContext) -> Stage:
     from .stages.restore import CodeFormerRestore
 
-    return CodeFormerRestore(ctx.model("codeformer"), ctx.model("parsenet"), fidelity=ctx.cfg.fidelity)
+    mouth = _mouth(ctx) if ctx.cfg.mask_region == "mouth" else None
+    return CodeFormerRestore(ctx.model("codeformer"), ctx.model("parsenet"), fidelity=ctx.cfg.fidelity, mouth=mouth)
 
 
 def _sharpen(ctx: BuildContext) -> Stage:
     from .stages.restore import Sharpen
 
-    return Sharpen(ctx.cfg.sharpen)
+    mouth = _mouth(ctx)
+    return Sharpen(ctx.cfg.sharpen, mouth=mouth if ctx.cfg.mask_region == "mouth" else replace(mouth, scale=1.0))
 
 
 CATALOG = Catalog(
@@ -293,18 +324,24 @@ CATALOG = Catalog(
         Role("codeformer", "CodeFormer face restoration", "codeformer"),
         Role("parsenet", "ParseNet face parsing (CodeFormer's paste mask)", "parsenet"),
         Role("upscaler", "RealESRGAN x2 background upscaler (--upscale 2)", "realesrgan_x2"),
+        Role("syncnet", "SyncNet v2, the LSE-D/LSE-C sync scorer (--score, --fix_offset, lipsync score)", "syncnet_v2"),
+        Role("expert", "Wav2Lip's lip-sync expert (--scorer expert)", "lipsync_expert"),
+        Role("anime", "OpenCV LBP anime-face cascade (--detector anime)", "anime_face_cascade"),
     ]),
     detectors=_table([
         DetectorSpec("s3fd", "S3FD, as the original (photographs)", _s3fd, role="s3fd"),
         DetectorSpec("haar", "OpenCV's Haar cascade: no download, frontal faces", _haar),
         DetectorSpec("retinaface", "RetinaFace ResNet-50, with 5-point landmarks", _retinaface, role="retinaface",
                      landmarks=True),
+        DetectorSpec("anime", "OpenCV's anime-face cascade: drawn anime/manga faces", _anime, role="anime",
+                     mouth=ANIME_MOUTH),
     ]),
     stages=_table([
         StageSpec("sync", _sync, roles=("checkpoint",)),
         StageSpec("sr", _sr, roles=("sr",), enabled=lambda c: not c.no_sr, options=("no_sr",), cpu_frames=4),
         StageSpec("segmentation", _segmentation, roles=("segmentation",), enabled=lambda c: not c.no_segmentation,
                   options=("no_segmentation", "mask_feather", "mask_lower_face")),
+        StageSpec("mouth", _mouth, enabled=lambda c: c.mask_region == "mouth"),
         StageSpec("blend", _blend),
         StageSpec("upscale", _upscale, roles=("upscaler",), enabled=lambda c: c.upscale == 2,
                   scale=lambda c: c.upscale, options=("upscale",), cpu_frames=4),
@@ -313,14 +350,14 @@ CATALOG = Catalog(
         StageSpec("sharpen", _sharpen, enabled=lambda c: c.sharpen > 0, options=("sharpen",)),
     ]),
     variants=_table([
-        Variant("original", "the original method: fastest, best sync, a softer mouth", ("sync", "blend"),
+        Variant("original", "the original method: fastest, best sync, a softer mouth", ("sync", "mouth", "blend"),
                 defaults={"detector": "s3fd"}),
         Variant("hq", "Wav2Lip-HQ: ESRGAN x4 of the face and a BiSeNet mask, non-GAN generator",
-                ("sync", "sr", "segmentation", "blend"), defaults={"detector": "s3fd"}),
-        Variant("hq_gan", "Wav2Lip-HQ with the GAN generator", ("sync", "sr", "segmentation", "blend"),
+                ("sync", "sr", "segmentation", "mouth", "blend"), defaults={"detector": "s3fd"}),
+        Variant("hq_gan", "Wav2Lip-HQ with the GAN generator", ("sync", "sr", "segmentation", "mouth", "blend"),
                 weights={"checkpoint": "wav2lip_gan"}, defaults={"detector": "s3fd"}),
         Variant("codeformer", "CodeFormer restoration of the synced face (fidelity, sharpening, x2 upscale)",
-                ("sync", "blend", "upscale", "codeformer", "sharpen"), weights={"checkpoint": "wav2lip_gan"},
+                ("sync", "mouth", "blend", "upscale", "codeformer", "sharpen"), weights={"checkpoint": "wav2lip_gan"},
                 defaults={"detector": "retinaface"}),
     ]),
 )

@@ -1,4 +1,4 @@
-"""Write the five notebooks of the suite from one template.
+"""Write the six notebooks of the suite from one template.
 
     python notebooks/build_notebooks.py          # rewrite notebooks/*.ipynb
     python notebooks/build_notebooks.py --check  # exit 1 if a committed notebook differs
@@ -22,7 +22,7 @@ import nbformat
 from lipsync_core import REPO_URL
 from lipsync_core.acquire.download import describe
 from lipsync_core.acquire.manifest import Manifest, load_manifest
-from lipsync_core.config import BLENDS, make_config
+from lipsync_core.config import BLENDS, MASK_REGIONS, make_config
 from lipsync_core.front.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
 from lipsync_core.models.registry import SPECS
 from lipsync_core.plan import CATALOG
@@ -61,7 +61,12 @@ NOTEBOOKS = (
 SIMPLE = Spec("lipsync_simple.ipynb", "original", "Wav2Lip: Simple",
               "The fewest choices: a YouTube link (or an upload), the part to use, your audio (upload or record), "
               "the padding, go. Runs the original Wav2Lip.", gan_choice=True)
-ALL = (*NOTEBOOKS, SIMPLE)
+FINETUNE = Spec("lipsync_finetune.ipynb", "original", "Fine-tune Wav2Lip on your person",
+                "Teach Wav2Lip one person's mouth, teeth and beard: your videos of them become a training set, the "
+                "released generator is fine-tuned on it as the original training does (its losses, the frozen "
+                "lip-sync expert, optionally the GAN discriminator), and a test clip shows the result before and "
+                "after, with sync scores.")
+ALL = (*NOTEBOOKS, SIMPLE, FINETUNE)
 
 
 # -- form lines ----------------------------------------------------------------------------------------------------
@@ -129,6 +134,12 @@ def intro(spec: Spec, manifest: Manifest) -> str:
 
 
 def setup_cell(spec: Spec) -> str:
+    if spec is FINETUNE:
+        start = ["from lipsync_core.front import finetune as ft  # noqa: E402 - installed just above", "",
+                 "job = ft.setup()"]
+    else:
+        start = ["from lipsync_core.front import notebook as ln  # noqa: E402 - installed just above", "",
+                 f"job = ln.setup({json.dumps(spec.variant)})"]
     return "\n".join([
         "#@title 1. Setup",
         "#@markdown Checks for a GPU and installs `lipsync_core` with an up-to-date `yt-dlp`.",
@@ -144,9 +155,7 @@ def setup_cell(spec: Spec) -> str:
         '    subprocess.run([*pip, "--upgrade", "yt-dlp[default]"], check=True)  # YouTube changes often',
         "    importlib.invalidate_caches()",
         "",
-        "from lipsync_core.front import notebook as ln  # noqa: E402 - installed just above",
-        "",
-        f"job = ln.setup({json.dumps(spec.variant)})",
+        *start,
     ])
 
 
@@ -182,7 +191,8 @@ def inputs_cell() -> str:
              "#@markdown Use only part of the face video (seconds or mm:ss; empty = from the start / to the end):",
              param("start", ""), param("end", ""),
              "#@markdown **audio**: the speech; the same kinds of sources, empty to upload, `record` to record in",
-             "#@markdown the browser (Colab), `same` to keep the face video's own sound.",
+             "#@markdown the browser (Colab), `same` to keep the face video's own sound. Several audio files for",
+             "#@markdown this face: a folder (e.g. in your Drive) or sources separated by `;`, one video each.",
              param("audio", ""), param("audio_start", ""), param("audio_end", ""),
              "#@markdown **cookies**: only if YouTube asks you to sign in: a `cookies.txt` exported from your",
              "#@markdown browser (its path, or `upload`).",
@@ -201,6 +211,11 @@ def _gan_default(variant: str, manifest: Manifest) -> bool:
 
 #: Form fields of the stages that have options, by stage name (presentation only: the values are RunConfig's).
 STAGE_FORMS = {
+    "mouth": lambda cfg: [
+        "#@markdown **What is pasted**: `lower` (the lower face, as the original) or `mouth` (only an elliptical",
+        "#@markdown mouth region: for drawn faces and beards), and the size of that region:",
+        param("mask_region", cfg.mask_region, choices(MASK_REGIONS)),
+        param("mouth_scale", float(cfg.mouth_scale), slider(0.5, 2.0, 0.05))],
     "sr": lambda cfg: [
         "#@markdown **HQ**: super-resolution of the face, the segmentation mask, the mask's soft edge",
         "#@markdown (pixels of the 96-pixel face) and, above 0, keeping only the face below that fraction:",
@@ -244,16 +259,24 @@ def settings_cell(spec: Spec, manifest: Manifest) -> str:
 def box_cell() -> str:
     lines = ["#@markdown Optional, for faces the detector misses or gets wrong (animation, profile shots): shows",
              "#@markdown the frame at `frame_time` with the detected box (blue). Move the sliders to place the",
-             "#@markdown green box and tick the switch: the run then uses that box on every frame.",
+             "#@markdown green box, then tick *use this box on every frame*, or *follow this box* to make the frame",
+             "#@markdown a keyframe the run tracks through the clip (run this cell again at other times to add",
+             "#@markdown keyframes; *preview the tracked box* shows where it goes).",
              param("frame_time", "0")]
     return form("5. Face box helper", lines, "box_helper = job.box_helper(at=frame_time)")
 
 
 def run_cell(number: int) -> str:
     lines = ["#@markdown Runs the lip sync (progress bars below), then shows the video with a download button.",
-             f"#@markdown Tick to also copy it to your Google Drive (`MyDrive/{DRIVE_RESULTS_FOLDER}`):",
-             param("copy_to_drive", False)]
-    return form(f"{number}. Lip-sync", lines, "result = job.run(copy_to_drive=copy_to_drive)")
+             "#@markdown With several audio files: a line per video, a results table and a preview of each; with",
+             "#@markdown the weights cached in Drive the videos go to Drive too, and running this cell again after",
+             "#@markdown a reset makes only the videos that are missing.",
+             f"#@markdown Tick to also copy the video(s) to your Google Drive (`MyDrive/{DRIVE_RESULTS_FOLDER}`):",
+             param("copy_to_drive", False),
+             "#@markdown Tick to measure the lip sync of the result (LSE-D / LSE-C and the A/V offset, the published",
+             "#@markdown SyncNet metric) and of the face video with its own sound, with a per-second plot:",
+             param("score_sync", False)]
+    return form(f"{number}. Lip-sync", lines, "result = job.run(copy_to_drive=copy_to_drive, score=score_sync)")
 
 
 def simple_inputs_cell() -> str:
@@ -261,7 +284,9 @@ def simple_inputs_cell() -> str:
              param("video", ""),
              "#@markdown The part to use, in seconds or mm:ss (empty = from the start / to the end):",
              param("start", ""), param("end", ""),
-             "#@markdown **audio**: upload the speech, record it in the browser (Colab), or type a path or URL.",
+             "#@markdown **audio**: upload the speech, record it in the browser (Colab), or type a path or URL;",
+             "#@markdown a folder of audio files (e.g. in your Drive) or several sources separated by `;` make one",
+             "#@markdown video each.",
              param("audio", "upload", choices(("upload", "record"), allow_input=True))]
     return form("2. Video and audio", lines, "job.set_inputs(video, audio, start=start, end=end)")
 
@@ -276,6 +301,96 @@ def simple_run_cell(manifest: Manifest) -> str:
     return form("3. Lip-sync", lines, code)
 
 
+# -- the fine-tuning notebook --------------------------------------------------------------------------------------
+#: What the fine-tuning notebook downloads, by role: the generators it starts from, the training networks, the
+#: detector of its default settings and the scorer.
+FINETUNE_WEIGHTS = (("checkpoint", "wav2lip"), ("checkpoint (GAN)", "wav2lip_gan"), ("expert", "lipsync_expert"),
+                    ("disc (GAN)", "visual_quality_disc"), ("syncnet", "syncnet_v2"), ("s3fd", "s3fd"))
+
+
+def finetune_intro(manifest: Manifest) -> str:
+    from lipsync_core.training.config import TrainConfig
+
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(FINETUNE.file)})"
+    rows = [f"| `{role}` | `{manifest.entry(wid).file}` | {SPECS[manifest.entry(wid).arch].description} | "
+            f"{manifest.entry(wid).license} |" for role, wid in FINETUNE_WEIGHTS]
+    cfg = TrainConfig(dataset="-")
+    parts = [badge, "", f"# {FINETUNE.title}", "", FINETUNE.summary, "",
+             "**How much footage.** People who fine-tuned Wav2Lip on one person report that a few minutes give poor "
+             "results and an hour or more is the least that worked: many takes of the person speaking to the "
+             "camera, the face well lit and unobstructed, the mouth showing what it should learn (teeth, beard). "
+             "The prepare cell says how many minutes it kept and why it dropped the rest.", "",
+             f"**How long.** The defaults ({cfg.steps} steps of {cfg.batch_size} windows, learning rate "
+             f"{cfg.lr:g}, the audio encoder frozen, a validation every {cfg.eval_interval} steps and an early stop "
+             f"after {cfg.patience} without progress) take roughly 20-30 minutes on a Colab T4, about twice that "
+             "with the GAN (an estimate from the step's FLOPs; no T4 was measured).", "",
+             "**How to judge.** Each validation prints the sync loss on held-out clips (lower is better) and, for a "
+             "held-out clip rendered through the real pipeline, SyncNet's LSE-C (higher is better) next to the "
+             "real footage's own. The best checkpoint is kept. The last cell shows a test clip before and after; "
+             "look at the mouth, and distrust a result whose sync is worse than before.", "",
+             "**Everything lives in your Google Drive** (the workspace cell): the dataset, the checkpoints, the "
+             "metrics and the weights, so after a Colab reset run the cells again and training resumes.", "",
+             "Weights used (downloaded on first use, checked against their published sha256 where one exists):", "",
+             "| role | file | model | licence |", "|---|---|---|---|", *rows, "",
+             "**Licence and consent.** A fine-tuned checkpoint is derived from Wav2Lip's weights and inherits their "
+             "terms: research, academic or personal use only, no commercial use. Train only on footage of people "
+             f"who agreed to it, and label what you make with it as synthetic. Source: <{REPO_URL}>."]
+    return "\n".join(parts)
+
+
+def workspace_cell() -> str:
+    lines = ["#@markdown Keep the dataset, checkpoints and weights in your Google Drive (`MyDrive/<folder>`), so a",
+             "#@markdown Colab reset loses nothing and training resumes where it stopped (recommended on Colab):",
+             param("keep_in_drive", True), param("folder", "lipsync_finetune")]
+    return form("2. Workspace", lines, "job.set_workspace(in_drive=keep_in_drive, folder=folder)")
+
+
+def clips_cell() -> str:
+    from lipsync_core.training.prepare import PrepareConfig
+
+    cfg = PrepareConfig()
+    lines = ["#@markdown **clips**: videos of the person speaking, separated by `;`: paths (`/content/drive/MyDrive/",
+             "#@markdown ...`), Drive links, URLs or YouTube links; add `#t=START,END` to use a part of one (e.g.",
+             "#@markdown `https://youtu.be/...#t=1:00,12:30`). Empty: upload files. Run again to add more clips.",
+             param("clips", ""),
+             "#@markdown The face detector, the length of the short clips long takes are cut into (seconds), and",
+             "#@markdown whether SyncNet checks each stretch (off-sync ones are shifted or dropped):",
+             param("detector", "s3fd", choices(tuple(CATALOG.detectors))),
+             param("clip_seconds", cfg.clip_seconds), param("sync_check", not cfg.no_sync_check),
+             "#@markdown **cookies**: only if YouTube asks you to sign in (a `cookies.txt` path).",
+             param("cookies", "")]
+    code = ("summary = job.prepare(clips, detector=detector, sync_check=sync_check, cookies=cookies, "
+            "clip_seconds=clip_seconds)")
+    return form("3. Clips -> dataset", lines, code)
+
+
+def train_cell() -> str:
+    from lipsync_core.training.config import TrainConfig
+
+    cfg = TrainConfig(dataset="-")
+    lines = ["#@markdown **gan**: fine-tune `wav2lip_gan` with its discriminator (sharper; about twice as slow);",
+             "#@markdown unticked: `wav2lip` (the best sync). The loss plot and each validation show below.",
+             param("gan", cfg.gan), param("steps", cfg.steps), param("batch_size", cfg.batch_size),
+             param("lr", cfg.lr), param("eval_interval", cfg.eval_interval),
+             param("device", cfg.device, choices(("auto", "cuda", "cpu")))]
+    code = call("result = job.train", names(lines))
+    return form("4. Train", lines, code)
+
+
+def compare_cell() -> str:
+    lines = ["#@markdown A test clip of the person (one not in the training clips), lip-synced by the released",
+             "#@markdown generator and by yours, side by side with their sync scores. **face** and **audio** take",
+             f"#@markdown {_SOURCES_HELP};",
+             "#@markdown audio `same` keeps the clip's own sound.",
+             param("face", ""), param("start", ""), param("end", ""),
+             param("audio", "same"), param("audio_start", ""), param("audio_end", ""),
+             param("variant", "original", choices(("original", "hq"))),
+             param("compare_detector", "s3fd", choices(tuple(CATALOG.detectors)))]
+    code = ("comparison = job.compare(face, audio, start=start, end=end, audio_start=audio_start, "
+            "audio_end=audio_end,\n                         variant=variant, gan=gan, detector=compare_detector)")
+    return form("5. Before and after", lines, code)
+
+
 # -- notebooks -----------------------------------------------------------------------------------------------------
 def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
     """The notebook for ``spec`` (no outputs)."""
@@ -284,8 +399,12 @@ def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
     def code(cell_id: str, source: str) -> nbformat.NotebookNode:
         return v4.new_code_cell(source, id=cell_id, metadata={"cellView": "form"})
 
-    cells = [v4.new_markdown_cell(intro(spec, manifest), id="intro"), code("setup", setup_cell(spec))]
-    if spec is SIMPLE:
+    first = finetune_intro(manifest) if spec is FINETUNE else intro(spec, manifest)
+    cells = [v4.new_markdown_cell(first, id="intro"), code("setup", setup_cell(spec))]
+    if spec is FINETUNE:
+        cells += [code("workspace", workspace_cell()), code("clips", clips_cell()), code("train", train_cell()),
+                  code("compare", compare_cell())]
+    elif spec is SIMPLE:
         cells += [code("inputs", simple_inputs_cell()), code("run", simple_run_cell(manifest))]
     else:
         cells += [code("weights", weights_cell(spec, manifest)), code("inputs", inputs_cell()),

@@ -8,9 +8,10 @@ from tests.conftest import REPO
 PACKAGE = REPO / "lipsync_core"
 #: Layer of each top-level module or sub-package, lowest first; a module may import its own layer or lower ones.
 LAYERS = {
-    "errors": 0, "batching": 0, "paths": 0, "hardware": 0,
+    "errors": 0, "batching": 0, "paths": 0, "environment": 0, "files": 0, "safety": 0, "hardware": 0,
     "models": 1, "runtime": 2, "media": 2, "audio": 2,
-    "face": 3, "stages": 4, "acquire": 4, "plan": 5, "config": 6, "pipeline": 7,
+    "face": 3, "stages": 4, "acquire": 4, "plan": 5, "config": 6, "score": 6, "pipeline": 7, "batch": 8,
+    "training": 8,
     "front": 9, "testing": 9, "__init__": 9, "__main__": 9,
 }
 
@@ -67,3 +68,10 @@ def test_the_check_sees_an_upward_import():
     """The walker itself: a face module importing the CLI, lazily, is caught."""
     names = _imports("def f():\n    from ..front.cli import main\n", "face.detector")
     assert names == ["front.cli"] and _layer_of("front.cli") > _layer_of("face.detector")
+
+
+def test_only_the_environment_module_reads_environment_variables():
+    """Configuration comes through RunConfig and arguments; the few variables honoured are read in one place."""
+    readers = [str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")
+               if "os.environ" in p.read_text(encoding="utf-8") or "getenv" in p.read_text(encoding="utf-8")]
+    assert readers == ["lipsync_core/environment.py"]

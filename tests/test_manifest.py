@@ -9,7 +9,7 @@ import pytest
 from lipsync_core.acquire.download import drive_id
 from lipsync_core.acquire.manifest import load_manifest, manifest_path, parse_manifest
 from lipsync_core.errors import LipsyncError
-from lipsync_core.models.registry import SPECS
+from lipsync_core.models.registry import FILE_SPECS, SPECS
 from tests.conftest import REPO
 
 MANIFEST = REPO / "weights_manifest.json"
@@ -26,14 +26,24 @@ def test_the_repository_manifest_is_the_default(monkeypatch):
     assert manifest_path().resolve() in (MANIFEST.resolve(), (REPO / "lipsync_core" / MANIFEST.name).resolve())
 
 
+#: Weights whose size and sha256 are published nowhere: recorded on first download, reported as unpinned.
+UNPINNED = {"syncnet_v2"}
+
+
 def test_every_entry_has_size_hash_licence_and_a_registry_arch(manifest):
     for wid, e in manifest.weights.items():
-        assert isinstance(e.size, int) and e.size > 1_000_000, wid
-        assert SHA256.fullmatch(e.sha256), wid
         assert e.license.strip(), wid
+        if wid in UNPINNED:
+            assert e.size is None and e.sha256 is None, wid
+        else:
+            assert SHA256.fullmatch(e.sha256), wid
+        if e.arch in FILE_SPECS:  # not a torch checkpoint (the anime face cascade)
+            assert isinstance(e.size, int) and e.size > 100_000 and not e.file.endswith(".pth"), wid
+            continue
+        assert wid in UNPINNED or (isinstance(e.size, int) and e.size > 1_000_000), wid
         assert e.arch in SPECS, wid
-        assert e.file.endswith(".pth"), wid
-    hashes = [e.sha256 for e in manifest.weights.values()]
+        assert e.file.endswith((".pth", ".model")), wid
+    hashes = [e.sha256 for e in manifest.weights.values() if e.sha256]
     assert len(set(hashes)) == len(hashes)
 
 
@@ -53,7 +63,7 @@ def test_sources_are_ordered_hash_bound_first_and_drive_last(manifest):
         urls = [s for s in e.sources if s.kind == "url"]
         bound = [s.hash_bound for s in urls]
         assert bound == sorted(bound, reverse=True), wid  # no hash-bound URL after an unbound one
-        assert e.sources[0].hash_bound, wid
+        assert e.sources[0].hash_bound or wid in UNPINNED, wid  # nothing to bind an unpinned file to
 
 
 def test_sources_are_direct_downloads(manifest):
@@ -117,6 +127,6 @@ def test_manifest_env_var_and_missing_file(tmp_path, monkeypatch):
 
 
 def test_unknown_ids_name_the_known_ones(manifest):
-    with pytest.raises(LipsyncError, match="known: codeformer, esrgan_yunying, face_segmentation"):
+    with pytest.raises(LipsyncError, match="known: anime_face_cascade, codeformer, esrgan_yunying, face_segmentation"):
         manifest.entry("wav2lip_hd")
 

@@ -6,7 +6,7 @@ import pytest
 from lipsync_core.acquire.manifest import load_manifest
 from lipsync_core.config import make_config
 from lipsync_core.errors import LipsyncError
-from lipsync_core.models.registry import SPECS
+from lipsync_core.models.registry import FILE_SPECS, SPECS
 from lipsync_core.plan import CATALOG, Plan
 from tests.conftest import REPO
 
@@ -18,11 +18,15 @@ def manifest():
 
 def test_every_role_default_is_a_manifest_weight_of_a_registry_arch(manifest):
     for role in CATALOG.roles.values():
-        assert manifest.entry(role.default).arch in SPECS, role.name
+        arch = manifest.entry(role.default).arch
+        assert arch in SPECS or arch in FILE_SPECS, role.name
 
 
 def test_every_manifest_weight_fills_some_role(manifest):
+    from lipsync_core.training.config import ROLES as TRAINING_ROLES  # the discriminator is only trained
+
     used = {CATALOG.weight_id(v, r) for v in CATALOG.variants for r in CATALOG.roles}
+    used |= {role.default for role in TRAINING_ROLES.values()}
     assert set(manifest.weights) <= used
 
 
@@ -50,6 +54,10 @@ def test_each_role_loads_one_architecture(manifest):
     ("hq", {"no_sr": True, "no_segmentation": True}, ["s3fd", "checkpoint"]),
     ("codeformer", {}, ["retinaface", "checkpoint", "codeformer", "parsenet"]),
     ("codeformer", {"upscale": 2}, ["retinaface", "checkpoint", "upscaler", "codeformer", "parsenet"]),
+    ("original", {"detector": "haar", "score": True}, ["checkpoint", "syncnet"]),
+    ("original", {"detector": "haar", "fix_offset": True}, ["checkpoint", "syncnet"]),
+    ("original", {"detector": "haar", "score": True, "scorer": "expert", "fix_offset": True},
+     ["checkpoint", "expert", "syncnet"]),
 ])
 def test_plan_roles_are_only_what_the_run_loads(variant, options, roles):
     assert Plan.from_config(make_config(variant, **options)).roles == roles

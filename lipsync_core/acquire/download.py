@@ -1,10 +1,17 @@
 """Generic downloading: Google Drive through gdown, anything else over plain HTTP(S).
 
 Every download is written to ``<dest>.part`` beside ``dest`` (with ``<dest>.part.src`` naming the source
-the bytes came from, so a partial file is only ever resumed from the same source), resumed with an HTTP
-``Range`` request after an interruption, then checked (not a web page, the expected size, the caller's
-``check``) and only then renamed atomically to ``dest``. A file that fails a check is deleted; an
-interrupted transfer keeps its partial file so the next call resumes it.
+the bytes came from and the server's validators for them, so a partial file is only ever resumed from the
+same source), then checked (not a web page, the expected size, the caller's ``check``) and only then
+renamed atomically to ``dest``. A file that fails a check is deleted; an interrupted transfer keeps its
+partial file so the next call may resume it.
+
+A partial file is resumed only when the result is provably the file the source holds: over HTTP with
+``Range`` plus ``If-Range`` carrying the ETag (or Last-Modified) the first response gave, so a server whose
+file changed answers with the whole new file; or when the caller knows the file's sha256 (the manifest's),
+which the complete file must match. Otherwise the download starts again from zero. A resumed file that
+fails its checks is downloaded once more from the start. The caller serialises downloads to one ``dest``
+(``weights`` holds a lock); downloads to different places never share a file.
 
 gdown is called with keywords that both gdown 5.x and 6.x accept (no ``fuzzy=``, no ``md5=``, no
 ``retries=``), never with the user's cookies, and its return value is checked (gdown 4.x returned None
@@ -19,7 +26,9 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import inspect
+import json
 import logging
 import os
 import re
@@ -27,12 +36,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from .. import environment
 from ..errors import LipsyncError
+from ..files import UNWRITABLE, atomic_write_text
 from .manifest import Source
 
 try:
@@ -43,7 +55,7 @@ except ImportError:  # Windows: no advisory locks; concurrent fetches are then n
 log = logging.getLogger(__name__)
 
 GOOGLE_HOSTS = ("drive.google.com", "docs.google.com", "drive.usercontent.google.com")
-TEST_GDRIVE_ENV = "LIPSYNC_TEST_GDRIVE"
+TEST_GDRIVE_ENV = environment.TEST_GDRIVE
 CHUNK = 1 << 18
 TIMEOUT = (20, 120)  # seconds: connect, between bytes
 RETRIES = 2  # extra attempts after a transfer that was cut off part-way (each resumes)
@@ -70,11 +82,14 @@ class DownloadError(LipsyncError):
 def drive_id(text: str) -> str | None:
     """The Google Drive file ID in ``text``: a bare ID or a share/``open``/``uc``/usercontent link; else None.
 
-    Raises LipsyncError for a Drive *folder* link (only single files can be downloaded).
+    A bare ID must mix upper- and lower-case letters, as every real one does (a 33-character random ID
+    without both has a chance below 1e-7), so a file name such as ``my_talking_head_recording_final``
+    is never taken for one. Raises LipsyncError for a Drive *folder* link (only single files can be
+    downloaded).
     """
     s = text.strip()
     if _BARE_ID.fullmatch(s):
-        return s
+        return s if re.search(r"[a-z]", s) and re.search(r"[A-Z]", s) else None
     if not re.match(r"(?i)https?://", s):
         if not s.lower().startswith(GOOGLE_HOSTS):
             return None
@@ -92,11 +107,29 @@ def drive_id(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def check_drive_link(text: str) -> None:
+    """Raise LipsyncError when ``text`` is a link to Google Drive that names no file (a mistyped or cut
+    share link, a link to a Drive page), so it is reported as invalid rather than tried as a download."""
+    s = text.strip()
+    if not re.match(r"(?i)https?://", s):
+        if not s.lower().startswith(GOOGLE_HOSTS):
+            return
+        s = "https://" + s
+    host = (urlsplit(s).hostname or "").lower()
+    if host in GOOGLE_HOSTS and drive_id(s) is None:
+        raise LipsyncError(f"{text.strip()} is not a valid Google Drive file link (no file ID in it); in Drive, "
+                           "use Share > Copy link on the file itself and pass that link, or its file ID")
+
+
 def remote_source(text: str) -> Source | None:
-    """A :class:`~lipsync_core.manifest.Source` for a URL, Drive ID or Drive link; None for anything else."""
+    """A :class:`~lipsync_core.manifest.Source` for a URL, Drive ID or Drive link; None for anything else.
+
+    Raises LipsyncError for a Google Drive link that names no file (:func:`check_drive_link`).
+    """
     fid = drive_id(text)
     if fid is not None:
         return Source(kind="gdrive", target=fid)
+    check_drive_link(text)
     if re.match(r"(?i)https?://", text.strip()):
         return Source(kind="url", target=text.strip())
     return None
@@ -116,53 +149,89 @@ def describe(source: Source) -> str:
     return f"{host}/{segs[-1]}" if segs else host
 
 
-def fetch(source: Source, dest: str | Path, *, expected_size: int | None = None, check: Check | None = None,
-          progress: bool = True) -> Path:
+def fetch(source: Source, dest: str | Path, *, expected_size: int | None = None, sha256: str | None = None,
+          check: Check | None = None, progress: bool = True) -> Path:
     """Download ``source`` (URL or Drive ID) to ``dest``; see :func:`fetch_url` and :func:`fetch_gdrive`."""
     if source.kind == "gdrive":
-        return fetch_gdrive(source.target, dest, expected_size=expected_size, check=check, progress=progress)
-    return fetch_url(source.target, dest, expected_size=expected_size, check=check, progress=progress)
+        return fetch_gdrive(source.target, dest, expected_size=expected_size, sha256=sha256, check=check,
+                            progress=progress)
+    return fetch_url(source.target, dest, expected_size=expected_size, sha256=sha256, check=check, progress=progress)
 
 
 # -- plain HTTP -------------------------------------------------------------------------------------
 
-def fetch_url(url: str, dest: str | Path, *, expected_size: int | None = None, check: Check | None = None,
-              progress: bool = True) -> Path:
+def fetch_url(url: str, dest: str | Path, *, expected_size: int | None = None, sha256: str | None = None,
+              check: Check | None = None, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` through ``<dest>.part``: resumable, progress bar, checked, atomic.
 
-    ``expected_size`` aborts early when the server announces another size. ``check(part_path)`` runs
-    on the complete file before the rename; whatever it raises propagates after the file is deleted.
-    Raises :class:`DownloadError` (a LipsyncError) naming the URL, what went wrong and what to do.
+    ``expected_size`` aborts early when the server announces another size; ``sha256`` (when known) is what
+    the complete file must hash to (checked here, or by ``check`` when given: it then must check it), and lets
+    a partial file be resumed from a server without validators. ``check(part_path)`` runs on the complete
+    file before the rename; whatever it raises propagates after
+    the file is deleted. Raises :class:`DownloadError` (a LipsyncError) naming the URL, what went wrong and
+    what to do.
     """
     dest = Path(dest)
     what = describe(Source("url", url))
-    part = _claim_part(dest, part_key(Source("url", url)))
-    with _forget_if_empty(dest), _session() as sess:
-        for attempt in range(RETRIES + 1):
-            have = part.stat().st_size if part.exists() else 0
-            try:
-                if _transfer(sess, url, part, have, what, expected_size, progress, dest.name):
-                    break
-            except _TRANSFER_ERRORS as exc:
-                now = part.stat().st_size if part.exists() else 0
-                if now > have and attempt < RETRIES:
-                    log.info("%s: transfer interrupted (%s); resuming", what, " ".join(str(exc).split()))
-                    continue
-                raise _network_error(what, exc, resumable=now > 0) from None
-        else:
-            raise DownloadError(what, f"the transfer stopped after {part.stat().st_size:,} bytes",
-                                "run again to resume (the partial download is kept)")
-    return _finish(part, dest, what, expected_size, check)
+    key = part_key(Source("url", url))
+    for fresh in (False, True):
+        part, state = _claim_part(dest, key, resumable=sha256 is not None)
+        resumed = part.exists() and part.stat().st_size > 0
+        with _forget_if_empty(dest), _session() as sess:
+            _download_url(sess, url, dest, part, state, what, expected_size, sha256 is not None, progress)
+        try:
+            return _finish(part, dest, what, expected_size, check, sha256)
+        except LipsyncError as exc:
+            if fresh or not resumed:
+                raise
+            log.info("%s: the resumed download failed its check (%s); downloading it again from the start", what, exc)
+    raise AssertionError("unreachable")
 
 
-def _transfer(sess: requests.Session, url: str, part: Path, have: int, what: str, expected_size: int | None,
-              progress: bool, label: str) -> bool:
-    """One GET (a Range request when ``have`` bytes exist); True when the file is complete."""
+def _download_url(sess: requests.Session, url: str, dest: Path, part: Path, state: dict, what: str,
+                  expected_size: int | None, sha_known: bool, progress: bool) -> None:
+    """Transfer until ``part`` is complete, resuming cut-off transfers where that is provably safe."""
+    for attempt in range(RETRIES + 1):
+        have = part.stat().st_size if part.exists() else 0
+        try:
+            if _transfer(sess, url, dest, part, have, state, what, expected_size, sha_known, progress):
+                return
+        except _TRANSFER_ERRORS as exc:
+            now = part.stat().st_size if part.exists() else 0
+            if now > have and attempt < RETRIES:
+                log.info("%s: transfer interrupted (%s); resuming", what, " ".join(str(exc).split()))
+                continue
+            raise _network_error(what, exc, resumable=now > 0) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                discard(dest)  # a partial file on a full disk only takes the space others need
+            raise
+    raise DownloadError(what, f"the transfer stopped after {part.stat().st_size:,} bytes",
+                        "run again to resume (the partial download is kept)")
+
+
+def _if_range(state: dict) -> str | None:
+    """The validator a resumed request must carry: a strong ETag, else Last-Modified, else None."""
+    etag = state.get("etag")
+    if etag and not etag.startswith("W/"):  # If-Range needs a strong validator
+        return etag
+    return state.get("last_modified")
+
+
+def _transfer(sess: requests.Session, url: str, dest: Path, part: Path, have: int, state: dict, what: str,
+              expected_size: int | None, sha_known: bool, progress: bool) -> bool:
+    """One GET, a Range request when ``have`` bytes may be resumed; True when the file is complete."""
     headers = {"Accept-Encoding": "identity"}
-    if have:
+    validator = _if_range(state) if have else None
+    if have and (validator or sha_known):
         headers["Range"] = f"bytes={have}-"
+        if validator:
+            headers["If-Range"] = validator
+    elif have:
+        log.info("%s: the server gave no ETag or Last-Modified for the partial download; starting again", what)
+        have = 0
     with sess.get(url, headers=headers, stream=True, timeout=TIMEOUT) as r:
-        if have and r.status_code == 416:  # the partial file already holds everything
+        if have and r.status_code == 416:  # the partial file already holds everything (the same file: If-Range)
             return True
         if r.status_code >= 400:
             hint = ("the server failed; try again later, or use another source or a local file" if r.status_code >= 500
@@ -171,18 +240,39 @@ def _transfer(sess: requests.Session, url: str, part: Path, have: int, what: str
         if r.headers.get("Content-Type", "").lower().startswith("text/html"):
             raise DownloadError(what, "the server sent a web page (text/html) instead of the file",
                                 "use a direct download link (Hugging Face: /resolve/, not /blob/) or a local file")
-        if have and r.status_code != 206:  # Range ignored: start over
+        if have and not _continues(r, have, state):
+            if r.status_code == 206:  # a ranged answer we cannot trust to continue our bytes: ask for all of it
+                log.info("%s: the file changed on the server since the partial download; starting again", what)
+                r.close()
+                part.unlink(missing_ok=True)
+                return _transfer(sess, url, dest, part, 0, state, what, expected_size, sha_known, progress)
+            log.info("%s: the server sent the whole file (it changed, or ranges are not supported); starting again",
+                     what)
             have = 0
+        if not have:  # the validators of the bytes about to be written, for a later resume
+            state.update(etag=r.headers.get("ETag"), last_modified=r.headers.get("Last-Modified"))
+            _write_tag(dest, state)
         length = r.headers.get("Content-Length")
         total = have + int(length) if length is not None and length.isdigit() else None
         if expected_size is not None and total is not None and total != expected_size:
             raise DownloadError(what, f"the server offers {total:,} bytes, expected {expected_size:,}",
                                 "it serves a different file; use another source")
-        with open(part, "ab" if have else "wb") as f, _bar(total, have, label, progress) as bar:
+        with open(part, "ab" if have else "wb") as f, _bar(total, have, dest.name, progress) as bar:
             for chunk in r.iter_content(CHUNK):
                 f.write(chunk)
                 bar.update(len(chunk))
     return total is None or part.stat().st_size >= total
+
+
+def _continues(r: requests.Response, have: int, state: dict) -> bool:
+    """Whether a response to a Range request carries exactly the bytes after ``have`` of the same file."""
+    if r.status_code != 206:
+        return False
+    m = re.match(r"bytes (\d+)-\d+/", r.headers.get("Content-Range", ""))
+    if m is None or int(m.group(1)) != have:
+        return False
+    etag, known = r.headers.get("ETag"), state.get("etag")
+    return not (etag and known and etag != known)  # a server that ignored If-Range but says the file changed
 
 
 # -- Google Drive -----------------------------------------------------------------------------------
@@ -192,26 +282,32 @@ def _gdown_timeout(download: Callable) -> dict[str, object]:
     return {"timeout": TIMEOUT} if "timeout" in inspect.signature(download).parameters else {}
 
 
-def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = None, check: Check | None = None,
-                 progress: bool = True) -> Path:
+def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = None, sha256: str | None = None,
+                 check: Check | None = None, progress: bool = True) -> Path:
     """Download a Google Drive file with gdown to ``dest``; same contract as :func:`fetch_url`.
 
-    Handles the large-file confirmation page (gdown does), resumes cut-off transfers, and turns the
-    quota page ("Too many users have viewed or downloaded this file recently"), a file that is not
-    shared publicly and network errors into a :class:`DownloadError` saying what to do.
+    Handles the large-file confirmation page (gdown does), and turns the quota page ("Too many users
+    have viewed or downloaded this file recently"), a file that is not shared publicly and network
+    errors into a :class:`DownloadError` saying what to do. gdown resumes without ``If-Range``, so a
+    partial download is resumed only when ``sha256`` is known (the complete file must match it); a
+    Drive file can be replaced under the same ID, so otherwise every attempt starts from zero.
     """
     import gdown
     import gdown.exceptions as gexc
 
     dest = Path(dest)
     what = describe(Source("gdrive", file_id))
-    part = _claim_part(dest, part_key(Source("gdrive", file_id)))
+    part, _state = _claim_part(dest, part_key(Source("gdrive", file_id)), resumable=sha256 is not None)
+    resume = sha256 is not None
     retrieval = gexc.FileURLRetrievalError
     # gdown 6.x also raises DownloadError (an incomplete transfer, a refused Range); 5.x lets requests errors out.
     other = tuple(e for e in (getattr(gexc, "DownloadError", None), requests.RequestException) if e is not None)
     attempt = 0
     with _forget_if_empty(dest):
         while not part.exists():  # an existing .part from this ID is a complete gdown download not yet checked
+            if not resume:
+                for p in _partials(part):
+                    p.unlink()
             had = _partial_bytes(part)
             try:
                 with _gdown_rerouted():
@@ -229,7 +325,7 @@ def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = 
                 if range_refused:
                     for p in _partials(part):
                         p.unlink()
-                if attempt < RETRIES and (now > had or range_refused):
+                if attempt < RETRIES and (now > had or range_refused or not resume):
                     attempt += 1
                     log.info("%s: transfer interrupted (%s); resuming", what, " ".join(str(exc).split()))
                     continue
@@ -240,7 +336,7 @@ def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = 
             if out is None:
                 raise DownloadError(what, "gdown returned no file (gdown 4.x reports failures this way)",
                                     "upgrade gdown (pip install -U gdown) or use another source")
-    return _finish(part, dest, what, expected_size, check)
+    return _finish(part, dest, what, expected_size, check, sha256)
 
 
 def _drive_error(what: str, message: str) -> DownloadError:
@@ -270,7 +366,7 @@ class _LoopbackAdapter(HTTPAdapter):
 
 
 def _mount_loopback(sess: requests.Session) -> requests.Session:
-    base = os.environ.get(TEST_GDRIVE_ENV)
+    base = environment.test_gdrive()
     if base:
         for host in GOOGLE_HOSTS:
             sess.mount(f"https://{host}/", _LoopbackAdapter(base))
@@ -284,7 +380,7 @@ def _session() -> requests.Session:
 @contextmanager
 def _gdown_rerouted() -> Iterator[None]:
     """gdown builds its session with ``requests.session()`` per call: wrap that while the test hook is set."""
-    if not os.environ.get(TEST_GDRIVE_ENV):
+    if not environment.test_gdrive():
         yield
         return
     original = requests.session
@@ -311,23 +407,42 @@ def part_key(source: Source) -> str:
     return f"{source.kind}:{source.target}"
 
 
+def _read_tag(dest: Path) -> dict:
+    """The partial download's record: ``source`` (its :func:`part_key`) and the server's ``etag``/``last_modified``."""
+    tag = dest.with_name(dest.name + ".part.src")
+    try:
+        text = tag.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return {"source": text}  # written by an older version: the source alone, no validators
+    return state if isinstance(state, dict) else {}
+
+
+def _write_tag(dest: Path, state: dict) -> None:
+    atomic_write_text(dest.with_name(dest.name + ".part.src"), json.dumps(state))
+
+
 def resumable_first(dest: str | Path, sources: list[Source]) -> list[Source]:
     """``sources`` with the one that left a partial download of ``dest`` first, so its bytes are resumed."""
-    tag = Path(dest).with_name(Path(dest).name + ".part.src")
-    key = tag.read_text(encoding="utf-8") if tag.is_file() else None
+    key = _read_tag(Path(dest)).get("source")
     return sorted(sources, key=lambda src: part_key(src) != key)  # stable: the rest keep their order
 
 
-def _claim_part(dest: Path, key: str) -> Path:
-    """``<dest>.part``, kept for resuming only when it came from ``key``; anything else is dropped."""
+def _claim_part(dest: Path, key: str, *, resumable: bool) -> tuple[Path, dict]:
+    """``<dest>.part`` and its record. Kept for resuming only when it came from ``key`` and can be proven
+    to be a prefix of the file: the server's validators were recorded, or ``resumable`` (a known sha256)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    tag = dest.with_name(dest.name + ".part.src")
-    if tag.is_file() and tag.read_text(encoding="utf-8") == key:
-        return part
+    state = _read_tag(dest)
+    if state.get("source") == key and (resumable or _if_range(state)):
+        return part, state
     discard(dest)
-    tag.write_text(key, encoding="utf-8")
-    return part
+    state = {"source": key}
+    _write_tag(dest, state)
+    return part, state
 
 
 def discard(dest: str | Path) -> None:
@@ -357,7 +472,8 @@ def looks_like_html(path: str | Path) -> bool:
     return head.startswith(b"<") and (b"<html" in head or head.startswith(b"<!doctype html"))
 
 
-def _finish(part: Path, dest: Path, what: str, expected_size: int | None, check: Check | None) -> Path:
+def _finish(part: Path, dest: Path, what: str, expected_size: int | None, check: Check | None,
+            sha256: str | None = None) -> Path:
     try:
         size = part.stat().st_size
         if looks_like_html(part):
@@ -365,6 +481,9 @@ def _finish(part: Path, dest: Path, what: str, expected_size: int | None, check:
                                 "the link does not lead to the file itself; use another source or a local file")
         if expected_size is not None and size != expected_size:
             raise DownloadError(what, f"got {size:,} bytes, expected {expected_size:,}",
+                                "it serves a different or damaged file; use another source")
+        if sha256 is not None and check is None and _sha256(part) != sha256.lower():
+            raise DownloadError(what, "the sha256 differs from the expected one",
                                 "it serves a different or damaged file; use another source")
         if check is not None:
             check(part)
@@ -374,6 +493,14 @@ def _finish(part: Path, dest: Path, what: str, expected_size: int | None, check:
     os.replace(part, dest)
     dest.with_name(dest.name + ".part.src").unlink(missing_ok=True)
     return dest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(8 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _network_error(what: str, exc: Exception, *, resumable: bool) -> DownloadError:
@@ -411,8 +538,8 @@ def file_lock(path: str | Path) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(path, "a+b")
-    except OSError as exc:  # a read-only cache (a prepared folder, a read-only mount): nothing to serialise
-        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+    except OSError as exc:  # a read-only or full cache (a prepared folder, a read-only mount): nothing to serialise
+        if exc.errno not in UNWRITABLE:
             raise
         log.debug("cannot create the lock %s (%s); continuing unlocked", path, exc)
         yield
@@ -436,3 +563,51 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# Shared locks this process holds on entries it uses (see hold_shared); released when the process exits.
+_held: dict[str, IO[bytes]] = {}
+
+
+def hold_shared(path: str | Path) -> None:
+    """Hold a shared lock on ``path`` (created if needed) until this process exits: marks a cache entry as in
+    use, so ``lipsync cache prune`` (which needs it exclusively) leaves it alone. Best effort: a cache where
+    the lock cannot be created or taken is simply not marked."""
+    key = os.path.abspath(path)
+    if key in _held or fcntl is None:
+        return
+    try:
+        fh = open(path, "a+b")
+    except OSError:
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # being pruned right now (it waits for nobody), or no locking here
+        fh.close()
+        return
+    _held[key] = fh
+
+
+def release_held() -> None:
+    """Release every lock :func:`hold_shared` took (a long-lived process whose runs are over)."""
+    while _held:
+        _held.popitem()[1].close()
+
+
+def file_lock_nowait(path: str | Path) -> IO[bytes] | None:
+    """An exclusive lock on ``path`` taken without waiting: the open file (close it to release), or None when
+    another process holds the lock (shared or exclusive)."""
+    try:
+        fh = open(path, "a+b")
+    except OSError:
+        return open(os.devnull, "a+b")  # nothing can hold a lock that cannot be created
+    if fcntl is None:
+        return fh
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    except OSError:
+        return fh  # no locking on this filesystem
+    return fh

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from .. import files
 from ..errors import LipsyncError
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import MediaInfo, probe
@@ -121,19 +122,20 @@ class Trim:
 
 def resolve_media(source: str | os.PathLike, *, start: TimeLike = None, end: TimeLike = None, kind: Kind = "face",
                   workdir: str | os.PathLike | None = None, max_seconds: float | None = None,
-                  cookies: str | os.PathLike | None = None) -> Path:
+                  cookies: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """A local, checked media file for ``source``, trimmed to [start, end) when given.
 
     ``kind`` "face" needs a video stream or a still image; "audio" needs an audio stream (a video
     file is fine: its sound is used). An untrimmed local file is returned as it is; downloads and
     trimmed copies (mp4 for faces, WAV for audio) go into ``workdir`` (default: a new temp folder,
     which the caller then owns). ``max_seconds`` refuses longer inputs; ``cookies`` is a cookies.txt
-    for sites that ask for sign-in. Raises :class:`LipsyncError` with one line on any input problem.
+    for sites that ask for sign-in; ``progress`` False silences the download progress bars. Raises
+    :class:`LipsyncError` with one line on any input problem.
     """
     if kind not in _ROLE:
         raise ValueError(f"kind must be 'face' or 'audio', got {kind!r}")
     want = _Want.make(source, kind, Trim.parse(start, end, role=_ROLE[kind]), need_audio=kind == "audio",
-                      max_seconds=max_seconds, cookies=cookies)
+                      max_seconds=max_seconds, cookies=cookies, progress=progress)
     with _Workspace(workdir) as work:
         return _resolve(want, work)
 
@@ -141,7 +143,8 @@ def resolve_media(source: str | os.PathLike, *, start: TimeLike = None, end: Tim
 def resolve_inputs(face: str | os.PathLike, audio: str | os.PathLike | None = SAME_AS_FACE, *,
                    start: TimeLike = None, end: TimeLike = None, audio_start: TimeLike = None,
                    audio_end: TimeLike = None, workdir: str | os.PathLike | None = None,
-                   cookies: str | os.PathLike | None = None, max_seconds: float | None = None) -> tuple[Path, Path]:
+                   cookies: str | os.PathLike | None = None, max_seconds: float | None = None,
+                   progress: bool = True) -> tuple[Path, Path]:
     """Resolve the face and audio sources of a run (see :func:`resolve_media`); returns (face, audio) paths.
 
     ``start``/``end`` trim the face, ``audio_start``/``audio_end`` the audio. An ``audio`` of
@@ -150,7 +153,7 @@ def resolve_inputs(face: str | os.PathLike, audio: str | os.PathLike | None = SA
     """
     same = audio is None or (isinstance(audio, str) and audio.strip().lower() in ("", SAME_AS_FACE))
     face_want = _Want.make(face, "face", Trim.parse(start, end, role=_ROLE["face"]), need_audio=same,
-                           max_seconds=max_seconds, cookies=cookies)
+                           max_seconds=max_seconds, cookies=cookies, progress=progress)
     audio_trim = Trim.parse(audio_start, audio_end, role=_ROLE["audio"])
     if same and not audio_trim.whole:
         raise LipsyncError("audio start/end need a separate audio source; with audio 'same' the face video's "
@@ -159,7 +162,8 @@ def resolve_inputs(face: str | os.PathLike, audio: str | os.PathLike | None = SA
         face_path = _resolve(face_want, work)
         if same:
             return face_path, face_path
-        audio_want = _Want.make(audio, "audio", audio_trim, need_audio=True, max_seconds=max_seconds, cookies=cookies)
+        audio_want = _Want.make(audio, "audio", audio_trim, need_audio=True, max_seconds=max_seconds, cookies=cookies,
+                                progress=progress)
         return face_path, _resolve(audio_want, work)
 
 
@@ -173,11 +177,13 @@ class _Want:
     need_audio: bool
     max_seconds: float | None
     cookies: Path | None
+    progress: bool = True
 
     @classmethod
     def make(cls, source: str | os.PathLike, kind: Kind, trim: Trim, *, need_audio: bool,
-             max_seconds: float | None, cookies: str | os.PathLike | None) -> _Want:
-        return cls(os.fspath(source), kind, trim, need_audio, max_seconds, Path(cookies) if cookies else None)
+             max_seconds: float | None, cookies: str | os.PathLike | None, progress: bool = True) -> _Want:
+        return cls(os.fspath(source), kind, trim, need_audio, max_seconds, Path(cookies) if cookies else None,
+                   progress)
 
     @property
     def role(self) -> str:
@@ -203,6 +209,7 @@ def _classify(source: str | os.PathLike) -> _Source:
     file_id = download.drive_id(text)
     if file_id is not None:
         return _Source("drive", file_id)
+    download.check_drive_link(text)
     watch_url = youtube.canonical_youtube_url(text)
     if watch_url is not None:
         return _Source("ytdlp", watch_url)
@@ -231,7 +238,7 @@ class _Workspace:
     @property
     def root(self) -> Path:
         if self._root is None:
-            self._root, self._made_root = Path(tempfile.mkdtemp(prefix="lipsync-inputs-")), True
+            self._root, self._made_root = files.make_temp_dir("inputs"), True
         elif not self._root.is_dir():
             self._root.mkdir(parents=True)
             self._made_root = True
@@ -280,9 +287,16 @@ def _resolve(want: _Want, work: _Workspace) -> Path:
         return _via_ytdlp(want, src.where, work)
     scratch = work.scratch()
     if src.how == "drive":
-        path = download.fetch_gdrive(src.where, scratch / "media")
+        try:
+            path = download.fetch_gdrive(src.where, scratch / "media", progress=want.progress)
+        except download.DownloadError as exc:
+            if want.origin.strip() != src.where:
+                raise
+            raise LipsyncError(f"{want.origin.strip()}: no such local file, and Google Drive did not serve a file with "
+                               f"that ID either ({exc.reason}); check the path or the ID") from None
     else:
-        path = download.fetch_url(src.where, scratch / PurePosixPath(unquote(urlsplit(src.where).path)).name)
+        path = download.fetch_url(src.where, scratch / PurePosixPath(unquote(urlsplit(src.where).path)).name,
+                                  progress=want.progress)
     return _finish(want, Path(path), work, owned=True)
 
 

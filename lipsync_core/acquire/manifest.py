@@ -9,6 +9,8 @@ Schema (``schema_version`` 1)::
                                             "note": str (optional)}, ...]}},
      "known_files": {<sha256>: <what that file is>, ...} (optional)}
 
+``arch`` may also name a ``models.registry.FILE_SPECS`` entry: a weight that is no torch checkpoint (the
+anime-face cascade, ``opencv_cascade``), checked by its own validator.
 Which weight fills which role of a run is the run plan's business (:mod:`lipsync_core.plan`), not the manifest's.
 ``known_files`` names other files that are often found where a weight was expected (another model, a
 TorchScript export, a saved web page), so a mismatch can say what the file is.
@@ -18,15 +20,15 @@ The top-level ``weights_manifest.json`` is the single source; installs carry a c
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .. import environment
 from ..errors import LipsyncError
 from ..models.checkpoints import CONVENTIONS
-from ..models.registry import SPECS
+from ..models.registry import FILE_SPECS, SPECS
 
 SCHEMA_VERSION = 1
 SOURCE_KINDS = ("url", "gdrive")
@@ -72,9 +74,9 @@ class Manifest:
 
 def manifest_path() -> Path:
     """Where the manifest is read from: ``LIPSYNC_MANIFEST``, the packaged copy, or the repository's."""
-    env = os.environ.get("LIPSYNC_MANIFEST")
-    if env:
-        return Path(env)
+    override = environment.manifest_override()
+    if override is not None:
+        return override
     package = Path(__file__).resolve().parent.parent
     packaged = package / "weights_manifest.json"
     return packaged if packaged.is_file() else package.parent / "weights_manifest.json"
@@ -94,7 +96,7 @@ def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
         raise ValueError(f"{path}: schema_version must be {SCHEMA_VERSION}")
     weights: dict[str, WeightEntry] = {}
     for wid, raw in data["weights"].items():
-        if raw.get("arch") not in SPECS:
+        if raw.get("arch") not in SPECS and raw.get("arch") not in FILE_SPECS:
             raise ValueError(f"{path}: {wid}: arch {raw.get('arch')!r} is not a registry architecture")
         if raw.get("convention") not in CONVENTIONS:
             raise ValueError(f"{path}: {wid}: convention {raw.get('convention')!r} not in {CONVENTIONS}")

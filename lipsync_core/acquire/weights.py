@@ -14,28 +14,42 @@ folder so weights survive runtime resets)::
     <file>                         the verified download, exactly as published
     <file>.json                    what was verified: size, mtime, sha256, validated, the weights-only copy
     <stem>.stripped.pth            the weights-only copy (what fetch returns)
-    <file>.lock                    serialises fetches of one file across processes
-    <file>.part, <file>.part.src   an interrupted download and the source it came from (resumed later)
+    <file>.lock                    serialises fetches of one file across processes (its mtime: last use)
+    <file>.inuse                   held shared by each process using the file, so pruning skips it
+    <file>.part, <file>.part.src   an interrupted download, its source and the server's validators
+    <stem>.moved-<time><suffix>    a file found in the cache that was not the right model, moved aside
     sources/<key>/<file>           a download from a user-given URL or Drive ID (it may differ from the
                                    manifest's file, so it never takes the manifest file's place)
     local/<key>.json               what was verified about a user's local file
     local/<key>.stripped.pth       its weights-only copy
 
 A cached file is checked by size on every use and by sha256 once; its record remembers the result
-(re-checked when size or mtime change). Anything that fails a check is deleted. ``LIPSYNC_OFFLINE=1``
-turns a cache miss into an error without touching the network.
+(re-checked when size or mtime change). A file with no matching record was put there by someone else
+(the user's own copy, a synced Drive folder, an older version): it is treated like a local file given
+by path, used (with a warning when it differs from the manifest) when it loads as the right model, and
+otherwise moved aside, never deleted. Only a file this package downloaded and recorded, found not to
+load, is deleted. Weights-only copies and records are derived data, remade when needed.
+
+The cache is optional: when it cannot be written (read-only, no permission, full disk) a warning says so
+once, local files are used in place and downloads go to a temporary folder removed at exit.
+An entry whose size and sha256 are not published (null in the manifest) is *unpinned*: its first
+download is recorded, with a warning showing the size and sha256 found, and it is listed as ``unpinned``,
+never as verified. ``LIPSYNC_OFFLINE=1`` turns a cache miss into an error without touching the network.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import os
+import shutil
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .. import paths
+from .. import environment, files, paths
 from ..errors import LipsyncError
 from . import download
 from .download import DownloadError
@@ -44,7 +58,7 @@ from .manifest import Manifest, Source, WeightEntry, load_manifest
 log = logging.getLogger(__name__)
 
 Validator = Callable[[Path], None]
-OFFLINE_ENV = "LIPSYNC_OFFLINE"
+OFFLINE_ENV = environment.OFFLINE
 
 
 @dataclass
@@ -58,6 +72,7 @@ class _Record:
     source: str
     stripped_size: int | None = None
     stripped_mtime_ns: int | None = None
+    differs: str | None = None  # how an accepted file differs from the manifest's (warned on every use)
 
     def matches(self, path: Path) -> bool:
         st = path.stat()
@@ -80,69 +95,77 @@ def weights_dir(cache_dir: str | Path | None = None) -> Path:
     return cache_root(cache_dir) / "weights"
 
 
-def offline() -> bool:
-    """True when ``LIPSYNC_OFFLINE`` forbids downloads."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def fetch(weight_id: str, *, source: str | Path | None = None, cache_dir: str | Path | None = None,
-          validate: Validator | None = None, manifest: Manifest | None = None, progress: bool = True) -> Path:
+          validate: Validator | None = None, manifest: Manifest | None = None, progress: bool = True,
+          flag: str | None = None) -> Path:
     """A verified local path for ``weight_id``, downloading it when needed (see the module doc for which path).
 
-    ``source`` (a local path, URL, Google Drive ID or share link) is tried first, then the manifest's
-    sources in order. ``validate(path)`` (``lipsync_core.models.validator(arch)``) must raise
-    LipsyncError when the file does not load as the expected architecture; a user-given file whose
-    size or sha256 differs from the manifest is accepted, with a warning, only when it validates.
-    Raises LipsyncError naming the weight, every source tried and what to do.
+    ``source`` (a local path, URL, Google Drive ID or share link) is the user's choice: when it cannot be
+    fetched or does not load, that is an error, never a silent switch to the manifest's file (which may be
+    another model). Only when it is one of the manifest's own sources of this weight (the same file) are
+    the others tried as well; naming the weight id itself means the manifest's file. ``flag`` says how the
+    user gave ``source`` (``--checkpoint_path``) in messages. ``validate(path)``
+    (``lipsync_core.models.validator(arch)``) must raise LipsyncError when the file does not load as the
+    expected architecture; a user-given file whose size or sha256 differs from the manifest is accepted,
+    with a warning, only when it validates. Raises LipsyncError naming the weight, every source tried and
+    what to do.
     """
     man = manifest or load_manifest()
     entry = man.entry(weight_id)
     root = weights_dir(cache_dir)
-    failures: list[DownloadError] = []
-    if source is not None:
-        local, remote = _user_source(str(source))
+    sources = list(entry.sources)
+    text = None if source is None else str(source).strip()
+    if text is not None and text != entry.id:
+        given = f"{flag} {text}" if flag else text
+        local, remote = _user_source(text, given)
         if local is not None:
-            return _use_local(entry, local, root, validate, man)
+            return _use_local(entry, local, root, validate, man, flag)
         assert remote is not None
-        slot = root / "sources" / _key(remote) / entry.file
-        try:
-            return _obtain(entry, slot, [remote], validate, man, user_given=True, progress=progress)
-        except _Offline:
-            log.warning("%s: %s is not cached and %s is set; using the manifest's file", weight_id,
-                        download.describe(remote), OFFLINE_ENV)
-        except _Exhausted as exc:
-            failures += exc.failures
-            log.warning("%s: the given source failed (%s); trying the manifest's sources", weight_id,
-                        exc.failures[0])
+        same = [s for s in entry.sources if (s.kind, s.target) == (remote.kind, remote.target)]
+        if same:  # one of the manifest's own sources: the same file, so its other sources may stand in
+            sources = same + [s for s in entry.sources if s not in same]
+        else:
+            slot = root / "sources" / _key(remote) / entry.file
+            try:
+                return _obtain(entry, slot, [remote], validate, man, user_given=True, progress=progress)
+            except _Offline:
+                raise LipsyncError(f"{given} is not in the cache and {OFFLINE_ENV} is set, so nothing is downloaded; "
+                                   f"unset {OFFLINE_ENV} or pass a local file") from None
+            except _Exhausted as exc:
+                raise LipsyncError(_user_failure(entry, given, text, remote, exc.failures[0], flag)) from None
     try:
-        return _obtain(entry, root / entry.file, list(entry.sources), validate, man, user_given=False,
-                       progress=progress)
+        return _obtain(entry, root / entry.file, sources, validate, man, user_given=False, progress=progress)
     except _Offline:
         raise LipsyncError(f"{weight_id} ({entry.file}) is not in the cache ({root}) and {OFFLINE_ENV} is set, "
                            f"so nothing is downloaded; unset {OFFLINE_ENV} or pass the file's local path") from None
     except _Exhausted as exc:
-        failures += exc.failures
-    raise LipsyncError(_summary(entry, failures))
+        raise LipsyncError(_summary(entry, exc.failures)) from None
 
 
 def status(weight_id: str, *, cache_dir: str | Path | None = None, manifest: Manifest | None = None) -> str:
-    """Cache state without hashing: ``verified``, ``cached`` (not hash-checked yet), ``damaged``,
-    ``partial`` (an interrupted download) or ``missing``."""
+    """Cache state without hashing: ``verified``, ``unpinned`` (recorded, but no published sha256 to check
+    it against), ``differs`` (accepted although it is not the manifest's file), ``cached`` (not hash-checked yet),
+    ``damaged`` (not the manifest's size; judged on next use), ``partial`` (an interrupted download) or
+    ``missing``."""
     entry = (manifest or load_manifest()).entry(weight_id)
     path = weights_dir(cache_dir) / entry.file
     if path.is_file():
         rec = _read_record(_record_path(path))
-        if rec is not None and rec.matches(path) and rec.sha256 == (entry.sha256 or rec.sha256):
-            return "verified"
+        if rec is not None and rec.matches(path):
+            if rec.differs:
+                return "differs"
+            if rec.sha256 == (entry.sha256 or rec.sha256):
+                return "verified" if entry.sha256 else "unpinned"
         return "cached" if entry.size in (None, path.stat().st_size) else "damaged"
     return "partial" if path.with_name(path.name + ".part.src").exists() else "missing"
 
 
 def verify(weight_id: str, *, cache_dir: str | Path | None = None, validate: Validator | None = None,
            manifest: Manifest | None = None) -> bool:
-    """Re-check a cached weight by size, sha256 and ``validate``; delete it when it fails.
+    """Re-check a cached weight by size, sha256 and ``validate``.
 
-    Returns False when the weight is not cached; raises LipsyncError (after deleting) when it is damaged.
+    Returns False when the weight is not cached. When it is not the manifest's file, raises LipsyncError
+    after deleting it (a download of this package that no longer loads) or moving it aside (anything else).
     """
     man = manifest or load_manifest()
     entry = man.entry(weight_id)
@@ -153,12 +176,14 @@ def verify(weight_id: str, *, cache_dir: str | Path | None = None, validate: Val
         if not path.is_file():
             return False
         old = _read_record(_record_path(path))
+        ours = old is not None and old.matches(path)
         try:
-            rec = _verified(entry, path, validate, man, user_given=False, source=old.source if old else "cache")
+            rec = _verified(entry, path, validate, man, user_given=False, source=f"the cached {entry.file}")
         except DownloadError as exc:
-            _remove(path)
-            raise LipsyncError(f"{weight_id}: the cached {entry.file} was damaged and has been deleted "
-                               f"({exc.reason}); fetch it again") from None
+            loads = _loads(validate, path)
+            done = _evict(entry, path, exc.reason, delete=ours and loads is False)
+            raise LipsyncError(f"{weight_id}: the cached {entry.file} is not the manifest's file ({exc.reason}); "
+                               f"{done}; fetch it again") from None
         if old is not None:
             rec.stripped_size, rec.stripped_mtime_ns = old.stripped_size, old.stripped_mtime_ns
         _write_record(_record_path(path), rec)
@@ -167,17 +192,28 @@ def verify(weight_id: str, *, cache_dir: str | Path | None = None, validate: Val
 
 # -- sources --------------------------------------------------------------------------------------
 
-def _user_source(text: str) -> tuple[Path | None, Source | None]:
+def _user_source(text: str, given: str) -> tuple[Path | None, Source | None]:
     """A user's ``source``: an existing local file, or a URL / Drive ID / share link."""
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_file():
-            raise LipsyncError(f"{path} is a directory; pass the weight file itself")
+            raise LipsyncError(f"{given}: a directory; pass the weight file itself")
         return path, None
     remote = download.remote_source(text)
     if remote is None:
-        raise LipsyncError(f"{text!r} is not an existing file, a URL, or a Google Drive ID or share link")
+        raise LipsyncError(f"{given}: not an existing file, a URL, or a Google Drive ID or share link; check the path")
     return None, remote
+
+
+def _user_failure(entry: WeightEntry, given: str, text: str, remote: Source, failure: DownloadError,
+                  flag: str | None) -> str:
+    """One line for a user-given source that failed: why, and that nothing else was used in its place."""
+    also = " (and there is no local file of that name)" if remote.kind == "gdrive" and text == remote.target else ""
+    instead = (f"fix {flag}, or leave it out to use the default {entry.file}" if flag
+               else f"fix the source, or leave it out to use the default {entry.file}")
+    hint = f"; {failure.hint}" if failure.hint else ""
+    return (f"{given}{also}: {failure.reason}{hint}. Nothing else is used in its place (it may be another model "
+            f"than the default): {instead}")
 
 
 def _key(source: Source) -> str:
@@ -198,36 +234,71 @@ class _Exhausted(LipsyncError):
         super().__init__("; ".join(map(str, failures)))
 
 
+class _NotLoadable(DownloadError):
+    """The file does not load as the expected model (``validate`` refused it)."""
+
+
 def _obtain(entry: WeightEntry, slot: Path, sources: list[Source], validate: Validator | None, man: Manifest, *,
             user_given: bool, progress: bool) -> Path:
-    """The loadable path for ``slot``: from the cache, else downloaded from the first source that works."""
-    with download.file_lock(_lock_path(slot)):
+    """The loadable path for ``slot``: from the cache, else downloaded from the first source that works.
+
+    When the cache cannot be written, the download goes to a temporary folder instead (removed at exit).
+    """
+    lock = _lock_path(slot)
+    with download.file_lock(lock):
+        _touch(lock)  # its mtime is the entry's last use (`lipsync cache list`)
         rec = _cached(entry, slot, validate, man, user_given=user_given)
         if rec is not None:
+            download.hold_shared(_inuse_path(slot))  # taken before the fetch lock goes: prune never sees a gap
             return _loadable(entry, slot, rec)
-        if offline():
+        if environment.offline():
             raise _Offline(str(slot))
         if not sources:
             raise _Exhausted([DownloadError("the manifest", "lists no source for it",
                                             "pass the file's local path, a URL or a Google Drive ID")])
-        failures: list[DownloadError] = []
-        for src in download.resumable_first(slot, sources):
-            verified: list[_Record] = []
-
-            def check(part: Path, label: str = download.describe(src), out: list[_Record] = verified) -> None:
-                out.append(_verified(entry, part, validate, man, user_given=user_given, source=label))
-
+        if _writable(slot.parent):
             try:
-                download.fetch(src, slot, expected_size=None if user_given else entry.size, check=check,
-                               progress=progress)
-            except DownloadError as exc:
-                failures.append(exc)
-                if len(failures) < len(sources):
-                    log.warning("%s: %s: %s; trying the next source", entry.id, exc.what, exc.reason)
-                continue
-            rec = verified[0]
-            _write_record(_record_path(slot), rec)
-            return _loadable(entry, slot, rec)
+                return _download(entry, slot, sources, validate, man, user_given=user_given, progress=progress)
+            except OSError as exc:
+                if not files.unwritable(exc):
+                    raise
+                files.cache_unwritable(_root_of(slot), exc, f"downloading {entry.file}")
+                download.discard(slot)
+        scratch = _scratch_slot(entry)
+        try:
+            return _download(entry, scratch, sources, validate, man, user_given=user_given, progress=progress)
+        except OSError as exc:
+            if not files.unwritable(exc):
+                raise
+            raise LipsyncError(f"could not get {entry.id}: {entry.file} cannot be written to the cache "
+                               f"({_root_of(slot)}) nor to {scratch.parent} ({exc.strerror}); free some space, "
+                               "or pass the file's local path") from None
+
+
+def _download(entry: WeightEntry, slot: Path, sources: list[Source], validate: Validator | None, man: Manifest, *,
+              user_given: bool, progress: bool) -> Path:
+    failures: list[DownloadError] = []
+    for src in download.resumable_first(slot, sources):
+        verified: list[_Record] = []
+
+        def check(part: Path, label: str = download.describe(src), out: list[_Record] = verified) -> None:
+            out.append(_verified(entry, part, validate, man, user_given=user_given, source=label))
+
+        try:
+            download.fetch(src, slot, expected_size=None if user_given else entry.size,
+                           sha256=None if user_given else entry.sha256, check=check, progress=progress)
+        except DownloadError as exc:
+            failures.append(exc)
+            if len(failures) < len(sources):
+                log.warning("%s: %s: %s; trying the next source", entry.id, exc.what, exc.reason)
+            continue
+        rec = verified[-1]  # a resumed file that failed its check was fetched (and checked) again
+        _write_record(_record_path(slot), rec)
+        if entry.sha256 is None and not user_given:  # said once: later runs trust this record
+            log.warning("%s: no published size or sha256 to verify %s against; recorded it as unpinned "
+                        "(%s bytes, sha256 %s)", entry.id, entry.file, f"{rec.size:,}", rec.sha256)
+        download.hold_shared(_inuse_path(slot))
+        return _loadable(entry, slot, rec)
     raise _Exhausted(failures)
 
 
@@ -269,10 +340,11 @@ def _identify(man: Manifest, sha: str) -> str:
 
 def _verified(entry: WeightEntry, path: Path, validate: Validator | None, man: Manifest, *, user_given: bool,
               source: str) -> _Record:
-    """Check size, sha256 and ``validate``; a :class:`_Record` of the result, or DownloadError.
+    """Check size, sha256 and ``validate``; a :class:`_Record` of the result, or DownloadError
+    (:class:`_NotLoadable` when ``validate`` refused the file).
 
     A manifest source must match exactly. A user's file may differ (their own fine-tuned or converted
-    checkpoint) when it validates; it is then accepted with a warning.
+    checkpoint) when it validates; it is then accepted with a warning, and the record says how it differs.
     """
     size = path.stat().st_size
     sha = sha256_file(path)
@@ -290,49 +362,74 @@ def _verified(entry: WeightEntry, path: Path, validate: Validator | None, man: M
         try:
             validate(path)
         except LipsyncError as exc:
-            raise DownloadError(source, f"not a usable {entry.id} file: {exc}",
-                                f"use a {entry.arch} checkpoint") from None
+            raise _NotLoadable(source, f"not a usable {entry.id} file: {exc}",
+                               f"use a {entry.arch} checkpoint") from None
+    rec = _Record(size=size, mtime_ns=path.stat().st_mtime_ns, sha256=sha, validated=validate is not None,
+                  source=source, differs=mismatch or None)
     if mismatch:
-        log.warning("%s: %s has %s; using it because it loads as %s (a fine-tuned or converted checkpoint?)",
-                    entry.id, source, mismatch, entry.arch)
-    return _Record(size=size, mtime_ns=path.stat().st_mtime_ns, sha256=sha, validated=validate is not None,
-                   source=source)
+        _warn_differs(entry, rec, source)
+    return rec
+
+
+def _loads(validate: Validator | None, path: Path) -> bool | None:
+    """Whether ``path`` loads as the model (None: no validator to tell)."""
+    if validate is None:
+        return None
+    try:
+        validate(path)
+    except LipsyncError:
+        return False
+    return True
+
+
+def _warn_differs(entry: WeightEntry, rec: _Record, label: str) -> None:
+    log.warning("%s: %s has %s; using it because it loads as %s (a fine-tuned or converted checkpoint?)",
+                entry.id, label, rec.differs, entry.arch)
 
 
 def _cached(entry: WeightEntry, slot: Path, validate: Validator | None, man: Manifest, *,
             user_given: bool) -> _Record | None:
     """The record of a usable cached ``slot`` (verifying it first when needed), else None.
 
-    A cached file that fails its checks is deleted with a warning.
+    A file this package downloaded and recorded (unchanged since) is trusted; if it no longer loads it is
+    deleted. Anything else found there is judged like a user's local file: used when it loads as the right
+    model (with a warning when it differs from the manifest), otherwise moved aside.
     """
     if not slot.is_file():
         return None
     rpath = _record_path(slot)
     rec = _read_record(rpath)
-    trusted = rec is not None and rec.matches(slot) and (user_given or entry.sha256 in (None, rec.sha256))
-    if trusted and (rec.validated or validate is None):
-        return rec
-    try:
-        if trusted and validate is not None:
+    ours = rec is not None and rec.matches(slot)
+    label = f"the cached {slot.name}"
+    if ours and (user_given or rec.differs or entry.sha256 in (None, rec.sha256)):
+        if not rec.validated and validate is not None:
             try:
                 validate(slot)
             except LipsyncError as exc:
-                raise DownloadError(str(slot), f"not a usable {entry.id} file: {exc}") from None
+                _evict(entry, slot, f"it does not load: {exc}", delete=True)
+                return None
             rec.validated = True
-        else:
-            rec = _verified(entry, slot, validate, man, user_given=user_given,
-                            source=rec.source if rec else "cache")
+            _write_record(rpath, rec)
+        if rec.differs:
+            _warn_differs(entry, rec, label)
+        return rec
+    # Not what this package recorded there: someone's own copy, a file changed since, an older manifest's file.
+    try:
+        rec = _verified(entry, slot, validate, man, user_given=True, source=label)
+    except _NotLoadable as exc:
+        _evict(entry, slot, exc.reason, delete=ours)
+        return None
     except DownloadError as exc:
-        log.warning("%s: deleting the cached %s: %s", entry.id, slot.name, exc.reason)
-        _remove(slot)
+        _evict(entry, slot, exc.reason, delete=False)
         return None
     _write_record(rpath, rec)
     return rec
 
 
-def _use_local(entry: WeightEntry, path: Path, root: Path, validate: Validator | None, man: Manifest) -> Path:
+def _use_local(entry: WeightEntry, path: Path, root: Path, validate: Validator | None, man: Manifest,
+               flag: str | None) -> Path:
     """A user's local file, verified (once per size and mtime), never modified; returns its weights-only copy,
-    kept in the cache (``local/``), so later runs load it fast."""
+    kept in the cache (``local/``), so later runs load it fast (the file itself when the cache is unwritable)."""
     path = path.resolve()
     key = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     rpath = root / "local" / f"{key}.json"
@@ -341,8 +438,11 @@ def _use_local(entry: WeightEntry, path: Path, root: Path, validate: Validator |
         try:
             rec = _verified(entry, path, validate, man, user_given=True, source=str(path))
         except DownloadError as exc:
-            raise LipsyncError(f"{entry.id}: {exc}") from None
+            raise LipsyncError(f"{flag} {exc}" if flag else f"{entry.id}: {exc}") from None
         _write_record(rpath, rec)
+    else:
+        _touch(rpath)  # the user chose this file: how it differs was said when it was first verified
+    download.hold_shared(rpath.with_suffix(".inuse"))
     return _loadable(entry, path, rec, stripped=root / "local" / f"{key}.stripped.pth", record=rpath)
 
 
@@ -375,14 +475,20 @@ def _loadable(entry: WeightEntry, slot: Path, rec: _Record, *, stripped: Path | 
     except LipsyncError as exc:
         log.info("%s: no weights-only copy of %s (%s); using the original", entry.id, slot.name, exc)
         return slot
-    checkpoints.save_stripped(state, stripped)
+    try:
+        checkpoints.save_stripped(state, stripped)
+    except OSError as exc:
+        if not files.unwritable(exc):
+            raise
+        files.cache_unwritable(_root_of(stripped), exc, f"writing the weights-only copy of {slot.name}")
+        return slot
     st = stripped.stat()
     rec.stripped_size, rec.stripped_mtime_ns = st.st_size, st.st_mtime_ns
     _write_record(record or _record_path(slot), rec)
     return stripped
 
 
-# -- records and cleanup ------------------------------------------------------------------------------
+# -- records, cleanup, an unwritable cache ---------------------------------------------------------------------
 
 def _record_path(slot: Path) -> Path:
     return slot.with_name(slot.name + ".json")
@@ -392,21 +498,94 @@ def _lock_path(slot: Path) -> Path:
     return slot.with_name(slot.name + ".lock")
 
 
+def _inuse_path(slot: Path) -> Path:
+    """Held shared by every process that uses ``slot`` (``lipsync cache prune`` needs it exclusively)."""
+    return slot.with_name(slot.name + ".inuse")
+
+
+def _root_of(path: Path) -> Path:
+    """The cache root ``path`` lies in (the parent of its ``weights`` folder), for reporting it once."""
+    return next((p.parent for p in path.parents if p.name == "weights"), path.parent)
+
+
 def _read_record(path: Path) -> _Record | None:
     try:
-        return _Record(**json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(_Record)}
+        return _Record(**{k: v for k, v in data.items() if k in known})
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
 
 
 def _write_record(path: Path, rec: _Record) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(asdict(rec), indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``rec`` atomically; an unwritable cache only means it is not remembered."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.atomic_write_text(path, json.dumps(asdict(rec), indent=1))
+    except OSError as exc:
+        if not files.unwritable(exc):
+            raise
+        files.cache_unwritable(_root_of(path), exc, f"recording {path.name}")
 
 
-def _remove(slot: Path) -> None:
-    """Delete a cached file with its record and weights-only copy."""
-    for p in (slot, _record_path(slot), _stripped_path(slot)):
-        p.unlink(missing_ok=True)
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache keeps no last-use times
+
+
+def aside_path(slot: Path) -> Path:
+    """A free name for moving ``slot`` aside: ``<stem>.moved-<UTC time><suffix>`` beside it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    for n in range(1, 1000):
+        p = slot.with_name(f"{slot.stem}.moved-{stamp}{'' if n == 1 else f'-{n}'}{slot.suffix}")
+        if not p.exists():
+            return p
+    raise LipsyncError(f"too many files moved aside beside {slot}; remove some (lipsync cache prune --moved)")
+
+
+def _evict(entry: WeightEntry, slot: Path, reason: str, *, delete: bool) -> str:
+    """Take ``slot`` out of use: deleted when ``delete`` (only this package's own download that does not load),
+    else moved aside. Its record and weights-only copy (derived data) go too. Returns what was done."""
+    try:
+        if delete:
+            slot.unlink()
+            done = "deleted it"
+        else:
+            aside = aside_path(slot)
+            os.replace(slot, aside)
+            done = f"moved it aside to {aside} (kept; `lipsync cache prune --moved` removes such files)"
+        for p in (_record_path(slot), _stripped_path(slot)):
+            p.unlink(missing_ok=True)
+    except OSError as exc:
+        if not files.unwritable(exc):
+            raise
+        files.cache_unwritable(_root_of(slot), exc, f"moving {slot.name} aside")
+        done = "left it in place (the cache cannot be written)"
+    log.warning("%s: %s is not usable (%s); %s", entry.id, slot, reason, done)
+    return done
+
+
+def _writable(folder: Path) -> bool:
+    """Whether downloads can be written to ``folder`` (created if needed); reports an unwritable cache once."""
+    probe = files.temp_name(folder / "probe")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with files._open_new(probe) as f:
+            f.write(b"\0")
+        return True
+    except OSError as exc:
+        if not files.unwritable(exc):
+            raise
+        files.cache_unwritable(_root_of(folder / "x"), exc, "preparing a download")
+        return False
+    finally:
+        files.remove_quietly(probe)
+
+
+def _scratch_slot(entry: WeightEntry) -> Path:
+    """Where a weight is downloaded when the cache cannot be written: a temporary folder removed at exit."""
+    folder = files.make_temp_dir("weights")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder / entry.file

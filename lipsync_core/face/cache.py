@@ -1,9 +1,12 @@
 """Face-track cache: a rerun on the same face video (typically with new audio) skips pass 1.
 
-Entries are ``<cache_dir>/tracks/<key>.npz`` (:meth:`FaceTrack.save`), written atomically; an unreadable entry
-counts as a miss and is overwritten. The key covers the video's content, the detection settings that shape the
-track, the detector's identity (name and weights) and whatever the caller does to the frames (``extra``:
-resize, crop, rotation, frame-rate conversion).
+Entries are ``<cache_dir>/tracks/<key>.npz`` (:meth:`FaceTrack.save`), written atomically (a run-unique temporary
+file renamed into place, so concurrent runs and readers never see a torn entry), with ``<key>.json`` naming the
+video and frame count for ``lipsync cache list``; an entry's mtime is its last use. An unreadable entry counts as a
+miss and is overwritten. The cache is optional: when it cannot be written, one warning, and the run goes on.
+
+The key covers the video's content, the detection settings that shape the track, the detector's identity (name
+and weights) and whatever the caller does to the frames (``extra``: resize, crop, rotation, frame-rate conversion).
 
 The content hash is SHA-256 of the whole file. Measured on a 100 MB file here: 0.08 s (page-cached) against
 0.006 s for a sampled hash (size + first/last MiB + 16 blocks). The sampled hash could return another video's
@@ -16,9 +19,9 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
+from .. import files
 from ..paths import cache_dir
 from .track import DetectionSettings
 from .types import FaceTrack
@@ -56,22 +59,40 @@ def load_track(key: str, root: str | os.PathLike | None = None) -> FaceTrack | N
     if not path.is_file():
         return None
     try:
-        return FaceTrack.load(path)
+        track = FaceTrack.load(path)
     except Exception as e:  # noqa: BLE001 - any damage to a cache entry is a miss, never a failure
         log.warning("ignoring unreadable face-track cache entry %s (%s)", path, e)
         return None
-
-
-def save_track(key: str, track: FaceTrack, root: str | os.PathLike | None = None) -> Path:
-    """Write ``track`` under ``key`` atomically (a temporary file beside it, then a rename)."""
-    path = track_path(key, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-    os.close(fd)
     try:
+        os.utime(path)  # last use, for `lipsync cache prune --older_than`
+    except OSError:
+        pass  # a read-only cache keeps no last-use times
+    return track
+
+
+def save_track(key: str, track: FaceTrack, root: str | os.PathLike | None = None, *,
+               video: str | os.PathLike | None = None) -> Path | None:
+    """Write ``track`` under ``key`` atomically (a run-unique temporary file beside it, then a rename).
+
+    ``video`` (its source) is noted beside it for ``lipsync cache list``. Returns the entry's path, or None
+    when the cache cannot be written (reported once; the run goes on without caching).
+    """
+    path = track_path(key, root)
+    tmp = files.temp_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files._open_new(tmp).close()  # created through the one seam for file creation (fault-injection tests)
         track.save(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        meta = {"video": os.path.abspath(video) if video is not None else None, "frames": track.n_frames}
+        files.atomic_write_text(path.with_suffix(".json"), json.dumps(meta))
+    except OSError as exc:
+        if not files.unwritable(exc):
+            raise
+        files.cache_unwritable(cache_dir(root), exc, "saving a face track")
+        return None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        files.remove_quietly(tmp)
     return path

@@ -60,12 +60,12 @@ class HaarDetector:
                                  xywh[:, 1] + xywh[:, 3] * (1 + CHIN_EXTENSION)))
         boxes[:, 3] = np.minimum(boxes[:, 3], frame.shape[0])
         scores = np.asarray(neighbours, dtype=np.float32).reshape(-1)
-        keep = _drop_nested(boxes)
+        keep = drop_nested(boxes)
         order = sorted(keep, key=lambda i: -scores[i])
         return [Detection(boxes[i], float(scores[i])) for i in order]
 
 
-def _drop_nested(boxes: np.ndarray) -> list[int]:
+def drop_nested(boxes: np.ndarray) -> list[int]:
     """Indices of the boxes not lying (mostly) inside a larger box."""
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep = []

@@ -203,7 +203,7 @@ class _Tracker:
         diffs: list[float] = []
         prev_thumb = None
         for index, frame in enumerate(frames):
-            thumb = _thumbnail(frame)
+            thumb = thumbnail(frame)
             diffs.append(0.0 if prev_thumb is None else float(np.abs(thumb - prev_thumb).mean()))
             prev_thumb = thumb
             chunk.append(frame)
@@ -274,7 +274,8 @@ def _interpolate(a: Detection | None, b: Detection | None, t: float) -> Detectio
     return Detection((1 - t) * a.box + t * b.box, (1 - t) * a.score + t * b.score, lm)
 
 
-def _thumbnail(frame: np.ndarray) -> np.ndarray:
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """The 32x32 grey thumbnail (0..1) whose mean absolute change between frames is the cut test's measure."""
     small = cv2.resize(frame, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
 

@@ -106,3 +106,17 @@ class FaceTrack:
         """A track with the same box on every frame (the original's ``--box``)."""
         t, b, l, r = (int(v) for v in box)
         return cls(boxes=[(t, b, l, r)] * n_frames, fps=fps, frame_size=frame_size)
+
+
+@dataclass(frozen=True)
+class MouthInBox:
+    """Where the mouth sits in a detector's face box, for a mouth-only blend mask when there are no landmarks.
+
+    An ellipse: centre (``cx``, ``cy``) and semi-axes (``ax``, ``ay``), all fractions of the box's width/height.
+    The default is a frontal photographic face in an S3FD-like box (the mouth at 78 % of its height).
+    """
+
+    cx: float = 0.5
+    cy: float = 0.78
+    ax: float = 0.3
+    ay: float = 0.17

@@ -1,11 +1,13 @@
-"""Command line: ``lipsync [run] --face F --audio A [flags]`` and the subcommands (``lipsync weights ...``).
+"""Command line: ``lipsync [run] --face F --audio A [flags]`` and the subcommands (``lipsync weights|batch ...``).
 
 The run flags are generated from :class:`~lipsync_core.config.RunConfig`'s field metadata and the catalog's
 roles; ``--help`` shows the chosen variant's preset values (``lipsync --variant codeformer --help``). Only flags
 given on the command line reach :func:`~lipsync_core.config.make_config`, so the variant's preset fills the rest.
 
 Exit codes: 0 success; 1 an expected error (one line on stderr); 2 a usage error (unknown flag, bad value);
-130 Ctrl-C. stdout carries only the output path; progress, the summary, warnings and errors go to stderr.
+3 a batch where some jobs failed; 130 Ctrl-C; 143 SIGTERM (``timeout``, ``docker stop``), handled like Ctrl-C:
+partial output and temporary files are removed. stdout carries only the output path(s); progress, the summary,
+warnings and errors go to stderr.
 """
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ from collections.abc import Sequence
 from dataclasses import Field
 from typing import Any, NoReturn
 
-from .. import __version__
+from .. import __version__, safety
 from ..config import choices_of, option_fields, preset_config
 from ..errors import LipsyncError
 from ..plan import CATALOG, Catalog
 
 #: ``lipsync <name> ...`` -> the module whose ``main(argv) -> int`` runs it.
-SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli"}
+SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "score": "lipsync_core.front.score_cli",
+               "cache": "lipsync_core.front.cache_cli", "batch": "lipsync_core.front.batch_cli",
+               "train": "lipsync_core.front.train_cli"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,6 +75,8 @@ def add_option(group: argparse._ArgumentGroup, f: Field, shown: Any, catalog: Ca
             kwargs.update(type=_bool, nargs="?", const=True, metavar="BOOL")
         else:
             kwargs["action"] = "store_true"
+    elif meta.get("repeat"):
+        kwargs.update(action="append", nargs="+", metavar=meta["metavar"])
     elif annotation.startswith("tuple"):
         kwargs.update(type=int, nargs=len(meta["metavar"]), metavar=meta["metavar"])
     else:
@@ -81,6 +87,23 @@ def add_option(group: argparse._ArgumentGroup, f: Field, shown: Any, catalog: Ca
     if annotation != "bool" or f.name == "static":
         help_text += f" (default: {_shown(shown)})"
     group.add_argument(f"--{f.name}", help=help_text, **kwargs)
+
+
+def add_run_options(parser: argparse.ArgumentParser, options: Sequence[str], roles: Sequence[str], title: str,
+                    catalog: Catalog = CATALOG) -> None:
+    """A subcommand's share of the run flags: ``options`` (RunConfig fields, shown with the original variant's
+    defaults) in a group called ``title``, and the ``--<role>_path`` flags of ``roles``."""
+    from ..config import OPTIONS
+
+    preset = preset_config("original", catalog)
+    group = parser.add_argument_group(title)
+    for name in options:
+        add_option(group, OPTIONS[name], getattr(preset, name), catalog)
+    files = parser.add_argument_group("model files (local path, Drive ID/link, URL or manifest id)")
+    for name in roles:
+        role = catalog.roles[name]
+        files.add_argument(role.flag, dest=role.option, default=argparse.SUPPRESS,
+                           help=f"{role.help} (default: {role.default})")
 
 
 def build_parser(variant: str = "original", catalog: Catalog = CATALOG) -> Parser:
@@ -134,15 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.captureWarnings(True)
     try:
-        if argv[:1] and argv[0] in SUBCOMMANDS:
-            return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
-        return run(argv[1:] if argv[:1] == ["run"] else argv)
+        with safety.sigterm_as_interrupt():
+            if argv[:1] and argv[0] in SUBCOMMANDS:
+                return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+            return run(argv[1:] if argv[:1] == ["run"] else argv)
     except LipsyncError as exc:
         print(f"lipsync: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("lipsync: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, safety.Terminated)
+        print(f"lipsync: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return safety.exit_status(exc)
 
 
 if __name__ == "__main__":

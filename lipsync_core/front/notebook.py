@@ -261,7 +261,13 @@ class Job:
     face: Path | None = None
     audio: Path | None = None
     box: Box | None = None
+    keyframes: dict[float, Box] = field(default_factory=dict)  # seconds -> a box the run follows (--track_box)
     result: Path | None = None
+    # Several audio sources for the one face (a folder, or sources separated by ";"): one video each, run as a
+    # batch (resumable: its state file sits beside the outputs, in Drive when the weights are cached there).
+    audios: list[str] = field(default_factory=list)
+    audio_options: dict[str, Any] = field(default_factory=dict)  # audio trims and cookies for each of them
+    results: list[Any] = field(default_factory=list)  # the batch's JobResults
 
     @friendly
     def set_weights(self, *, cache_in_drive: bool = False, **fields: str) -> None:
@@ -289,9 +295,10 @@ class Job:
         """The inputs form: resolve (upload, record, download, trim) the face and audio into local files.
 
         ``face``/``audio``: a path, URL, Drive link or YouTube URL; empty or "upload" uploads (Colab);
-        audio "record" records in the browser (Colab) and "same" uses the face video's own sound.
+        audio "record" records in the browser (Colab) and "same" uses the face video's own sound. An audio
+        folder, or several sources separated by ";", makes one video per audio (see :meth:`run`).
         """
-        from ..acquire.inputs import resolve_inputs
+        from ..acquire.inputs import resolve_inputs, resolve_media
 
         uploads = self.workdir / "uploads"
         face, audio, cookies = face.strip(), audio.strip(), cookies.strip()
@@ -303,12 +310,23 @@ class Job:
             audio = str(record_audio(uploads))
         if cookies.lower() == "upload":
             cookies = str(upload_file(uploads, "cookies.txt"))
-        for text in (face, audio, cookies):
+        for text in (face, *audio.split(";"), cookies):
             _mount_if_in_drive(text)
+        self.box, self.keyframes = None, {}  # boxes drawn on other footage do not apply
+        self.audios = _several(audio)
+        if self.audios:
+            self.face = resolve_media(face, start=start, end=end, kind="face", workdir=self.workdir / "inputs",
+                                      cookies=cookies or None)
+            self.audio = None
+            self.audio_options = {"audio_start": str(audio_start).strip() or None,
+                                  "audio_end": str(audio_end).strip() or None, "cookies": cookies or None}
+            print(describe_media(self.face, "face"))
+            print(f"{len(self.audios)} audio sources, one video each: "
+                  + ", ".join(_output_stem(a, i) for i, a in enumerate(self.audios, 1)))
+            return
         self.face, self.audio = resolve_inputs(
             face, audio, start=start, end=end, audio_start=audio_start, audio_end=audio_end,
             workdir=self.workdir / "inputs", cookies=cookies or None)
-        self.box = None  # a box drawn on other footage does not apply
         print(describe_media(self.face, "face"))
         if self.audio != self.face:
             print(describe_media(self.audio, "audio"))
@@ -331,36 +349,136 @@ class Job:
         form wins over it.
         """
         chosen = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir)) if v is not None}
+        if self.keyframes:
+            chosen["track_box"] = tuple(f"{t} {b} {l} {r} @{at:g}"
+                                        for at, (t, b, l, r) in sorted(self.keyframes.items()))
         options = {**self.weights, **self.options, **chosen, **self.overrides}
         if self.use_gan_model is not None and not options.get("checkpoint_path"):
             options["checkpoint_path"] = GENERATORS[self.use_gan_model]
         return options
 
     def _require_inputs(self) -> tuple[Path, Path]:
-        if self.face is None or self.audio is None:
+        if self.face is None or (self.audio is None and not self.audios):
             raise LipsyncError("no inputs yet: run the inputs cell first")
-        return self.face, self.audio
+        return self.face, self.audio or self.face
 
     @friendly
-    def run(self, *, copy_to_drive: bool = False, preview: bool = True) -> Path:
-        """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive)."""
+    def run(self, *, copy_to_drive: bool = False, preview: bool = True, score: bool = False) -> Path | list[Path]:
+        """Lip-sync the inputs with the current settings, then show the result (and copy it to Drive); with
+        ``score``, measure its lip sync and show the scores and their per-second plot under the preview.
+
+        With several audio sources: one video each, through the batch runner (:meth:`run_batch`)."""
         from .. import lipsync
 
         face, audio = self._require_inputs()
+        if self.audios:
+            return self.run_batch(copy_to_drive=copy_to_drive, preview=preview, score=score)
         options = self.run_options()
+        if score:
+            options["score"] = True
         if options.get("checkpoint_path") in GENERATORS.values():
             print(f"Wav2Lip generator: {options['checkpoint_path']}")
         if self.box is not None:
             print(f"Using the fixed face box {self.box} (top, bottom, left, right) on every frame.")
+        elif self.keyframes:
+            print(f"Following the face box set on {len(self.keyframes)} keyframe(s) through the clip.")
         out = self.workdir / "results" / f"lipsync_{self.variant}_{time.strftime('%Y%m%d-%H%M%S')}.mp4"
         started = time.perf_counter()
         self.result = lipsync(face, audio, out, variant=self.variant, **options)
         print(f"Done in {time.perf_counter() - started:.0f} s: {self.result}")
         if preview:
             show_result(self.result)
+        if score:
+            from ..score.session import report_path
+
+            show_scores(report_path(self.result))
         if copy_to_drive:
             save_to_drive(self.result)
         return self.result
+
+    def batch_folder(self) -> Path:
+        """Where a batch's videos and its state file go: a Drive folder when the weights are cached in Drive
+        (so a new Colab session resumes where the last one stopped), else under the work folder."""
+        face, _ = self._require_inputs()
+        name = f"{face.stem}_{self.variant}"
+        if self.cache_dir is not None:
+            return mount_drive() / DRIVE_RESULTS_FOLDER / name
+        return self.workdir / "results" / name
+
+    @friendly
+    def run_batch(self, *, copy_to_drive: bool = False, preview: bool = True, score: bool = False) -> list[Path]:
+        """One video per audio source, resumable: videos made by an earlier (interrupted) run are kept.
+        Prints a line per job, then a results table and a preview of each video; ``score`` writes each video's
+        lip-sync report beside it."""
+        from .. import batch
+
+        face, _ = self._require_inputs()
+        folder = self.batch_folder()
+        jobs = [{"face": str(face), "audio": a, "outfile": str(folder / f"{_output_stem(a, i)}.mp4")}
+                for i, a in enumerate(self.audios, 1)]
+        defaults = {k: v for k, v in {**self.run_options(), **self.audio_options}.items() if v is not None}
+        if score:
+            defaults["score"] = True
+        print(f"{len(jobs)} videos into {folder}")
+        ended: list[int] = []
+
+        def progress(e: batch.BatchEvent) -> None:
+            if e.result is not None:
+                r = e.result
+                ended.append(e.index)
+                took = f" in {r.seconds:.0f} s" if r.status == "done" and r.seconds is not None else ""
+                what = r.error if r.status == "failed" else Path(r.outfile).name
+                print(f"[{len(ended)}/{e.total}] {r.status}{took}: {what}")
+
+        try:
+            self.results = batch.run_batch(jobs, state=folder / "lipsync-batch.state.json", defaults=defaults,
+                                           on_event=progress)
+        except batch.BatchInterrupted as stop:
+            self.results = stop.results
+            print("Interrupted: finished videos are kept; run this cell again to make the rest.")
+        show_results(self.results, preview=preview)
+        made = [Path(r.outfile) for r in self.results if r.status in ("done", "skipped")]
+        if copy_to_drive and self.cache_dir is None:
+            for path in made:
+                save_to_drive(path)
+        return made
+
+    @friendly
+    def preview_track(self, frames: int = 4) -> Any:
+        """The box set on keyframes (the helper's "follow" switch) followed through the clip, drawn on ``frames``
+        frames spread over it (red where the tracker is unsure), with the unsure time ranges; before the run."""
+        import cv2
+        import numpy as np
+        from IPython.display import Image, display
+
+        from ..config import make_config
+        from ..media.face_video import FaceVideo
+        from ..pipeline import Pipeline
+
+        face, _ = self._require_inputs()
+        cfg = make_config(self.variant, **self.run_options())
+        if not cfg.keyframed:
+            raise LipsyncError("no keyframe yet: open the face box helper, place the box and tick 'follow'")
+        video = FaceVideo.open(face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
+                               rotate=cfg.rotate, crop=tuple(cfg.crop))
+        det_size = cfg.det_size or None
+        result = Pipeline(cfg).follow_box(video.frames(det_size=det_size), video, det_size)
+        n = result.track.n_frames
+        chosen = sorted({round(k * (n - 1) / max(1, frames - 1)) for k in range(frames)})
+        unsure = result.confidence < 0.5
+        tiles = []
+        for i, frame in enumerate(video.frames(max_frames=chosen[-1] + 1)):
+            if i in chosen:
+                colour = (0, 0, 230) if unsure[i] else (0, 200, 0)
+                img = frame.copy()
+                t, b, l, r = result.track.boxes[i]
+                cv2.rectangle(img, (l, t), (r - 1, b - 1), colour, max(2, round(max(img.shape[:2]) / 320)))
+                cv2.putText(img, f"{i / video.fps:.1f} s", (8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.9, colour, 2)
+                tiles.append(cv2.resize(img, (round(img.shape[1] * 240 / img.shape[0]), 240),
+                                        interpolation=cv2.INTER_AREA))
+        display(Image(data=cv2.imencode(".jpg", np.hstack(tiles))[1].tobytes()))
+        print(result.report())
+        return result
 
     @friendly
     def box_helper(self, at: Any = 0) -> BoxHelper:
@@ -371,6 +489,25 @@ class Job:
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
         helper.show()
         return helper
+
+
+def _several(audio: str) -> list[str]:
+    """The audio sources when ``audio`` names several (a folder, or sources separated by ";"), else []."""
+    from ..batch.jobs import media_files
+
+    if ";" in audio:
+        return [a.strip() for a in audio.split(";") if a.strip()]
+    folder = Path(audio).expanduser()
+    return [str(p) for p in media_files(folder, "audio")] if folder.is_dir() else []
+
+
+def _output_stem(source: str, index: int) -> str:
+    """A file name for the video made with the audio ``source``: its name, else its position."""
+    from urllib.parse import urlsplit
+
+    name = Path(urlsplit(source).path).stem if "://" in source else Path(source).stem
+    name = re.sub(r"[^\w.-]+", "_", name).strip("._")
+    return f"{index:02d}_{name}" if name else f"{index:02d}"
 
 
 def describe_media(path: Path, role: str) -> str:
@@ -396,6 +533,45 @@ def video_html(path: str | os.PathLike, width: int = 640) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return (f'<video controls width="{width}" style="max-width:100%">'
             f'<source src="data:video/mp4;base64,{data}" type="video/mp4"></video>')
+
+
+def results_html(results: list[Any]) -> str:
+    """The batch's results as an HTML table: job, status, seconds, the video or the error."""
+    import html
+
+    rows = []
+    for r in results:
+        what = html.escape(r.error or "") if r.status == "failed" else html.escape(Path(r.outfile).name)
+        secs = f"{r.seconds:.0f}" if r.status == "done" and r.seconds is not None else ""
+        rows.append(f"<tr><td>{r.row}</td><td>{r.status}</td><td>{secs}</td><td>{what}</td></tr>")
+    return ("<table><tr><th>#</th><th>status</th><th>s</th><th>video / error</th></tr>" + "".join(rows)
+            + "</table>")
+
+
+def show_results(results: list[Any], preview: bool = True) -> None:
+    """The results table; then a chooser that previews any of the videos (each of them without ipywidgets)."""
+    from IPython.display import HTML, display
+
+    display(HTML(results_html(results)))
+    made = [Path(r.outfile) for r in results if r.status in ("done", "skipped")]
+    if not preview or not made:
+        return
+    widgets = _widgets()
+    if widgets is None:
+        for path in made:
+            show_result(path)
+        return
+    chooser = widgets.Dropdown(options=[(p.name, str(p)) for p in made], description="Preview")
+    out = widgets.Output()
+
+    def show(change: Any) -> None:
+        out.clear_output()
+        with out:
+            show_result(change["new"] if isinstance(change, dict) else chooser.value)
+
+    chooser.observe(show, names="value")
+    display(chooser, out)
+    show(None)
 
 
 def show_result(path: str | os.PathLike) -> None:
@@ -426,6 +602,53 @@ def show_result(path: str | os.PathLike) -> None:
     display(widgets.VBox([button, out]))
 
 
+def show_scores(report: str | os.PathLike) -> None:
+    """Display a ``--score`` JSON (:mod:`lipsync_core.score.session`): the scores and the per-second plot."""
+    import json
+
+    from IPython.display import HTML, display
+
+    display(HTML(score_html(json.loads(Path(report).read_text(encoding="utf-8")))))
+
+
+def score_html(data: dict[str, Any], width: int = 640, height: int = 120) -> str:
+    """The scores of a run (and of the face video with its own audio) as a line each, and an inline SVG plot of
+    the per-second sync confidence of the output's face tracks over time (no plotting library needed)."""
+    def line(label: str, d: dict[str, Any] | None) -> str:
+        o = None if d is None else d["overall"]
+        if o is None:
+            return f"<b>{label}</b>: not scored"
+        metric = (f"LSE-D {o['lse_d']:.2f} (lower is better), LSE-C {o['lse_c']:.2f} (higher is better)"
+                  if d["scorer"] == "syncnet" else f"expert similarity {o['similarity']:.3f}")
+        return (f"<b>{label}</b>: {metric}, A/V offset {o['offset_frames']:+d} frames ({o['offset_ms']:+.0f} ms; "
+                f"+ = audio early), {o['windows']} windows")
+
+    key = "confidence" if data["scorer"] == "syncnet" else "similarity"
+    points = [((s["start_s"] + s["end_s"]) / 2, s[key]) for t in data["tracks"] for s in t["segments"]]
+    rows = [line("output", data)]
+    if data.get("reference") is not None:
+        rows.append(line("face video with its own audio", data["reference"]))
+    if data.get("fix"):
+        rows.append(f"<b>offset fix</b>: {data['fix']['reason']}" + (" (applied)" if data["fix"]["applied"] else ""))
+    svg = ""
+    if points:
+        seconds = max(data["seconds"], 1e-3)
+        lo, hi = min(0.0, *(v for _, v in points)), max(1e-6, *(v for _, v in points))
+        x = [8 + (width - 16) * t / seconds for t, _ in points]
+        y = [height - 16 - (height - 24) * (v - lo) / (hi - lo) for _, v in points]
+        zero = height - 16 - (height - 24) * (0 - lo) / (hi - lo)
+        path = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y))
+        dots = "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5"/>' for a, b in zip(x, y))
+        svg = (f'<svg width="{width}" height="{height}" style="max-width:100%;background:#fafafa">'
+               f'<line x1="8" y1="{zero:.1f}" x2="{width - 8}" y2="{zero:.1f}" stroke="#bbb"/>'
+               f'<polyline points="{path}" fill="none" stroke="#1a73e8" stroke-width="2"/>'
+               f'<g fill="#1a73e8">{dots}</g>'
+               f'<text x="8" y="{height - 2}" font-size="11">0 s</text>'
+               f'<text x="{width - 40}" y="{height - 2}" font-size="11">{seconds:.1f} s</text>'
+               f'<text x="8" y="12" font-size="11">sync {key} per second (higher is better)</text></svg>')
+    return "<div>" + "<br>".join(rows) + (f"<br>{svg}" if svg else "") + "</div>"
+
+
 # -- the face-box helper -------------------------------------------------------------------------------------------
 def draw_boxes(frame: Any, detected: Box | None, chosen: Box | None) -> Any:
     """A copy of ``frame`` with the detected box (blue) and the chosen fixed box (green) drawn."""
@@ -449,11 +672,13 @@ def clamp_box(box: Box, size: tuple[int, int]) -> Box:
 
 
 class BoxHelper:
-    """One frame with the detected face box, four sliders and a "use this box" switch that sets ``job.box``.
+    """One frame with the detected face box, four sliders and two switches: "use this box on every frame" sets
+    ``job.box``; "follow this box" makes this frame a keyframe (``job.keyframes``) that the run tracks through
+    the clip, and "preview" shows the tracked box on a few frames (:meth:`Job.preview_track`).
 
     The frame is shown as the run sees it (after resize_factor, rotate, crop), and the detected box is
     the one the run would use there (padded, smoothed). For faces a detector misses, move the sliders
-    and tick the switch: the run then skips detection and uses that box on every frame.
+    and tick a switch: the run then skips detection. Open the helper at other times to add keyframes.
     """
 
     def __init__(self, job: Job, at_seconds: float) -> None:
@@ -462,7 +687,7 @@ class BoxHelper:
         from ..pipeline import Pipeline
 
         self.job = job
-        cfg = make_config(job.variant, **{**job.run_options(), "box": None})
+        cfg = make_config(job.variant, **{**job.run_options(), "box": None, "track_box": None})
         pipeline = Pipeline(cfg)
         pipeline.fetch_weights()  # all of the run's weights: the run needs them next anyway
         video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
@@ -476,15 +701,17 @@ class BoxHelper:
         track = pipeline.track(video, self.index + 1)
         self.detected: Box | None = track.boxes[self.index]
         self.size = video.frame_size
+        self.at = round(self.index / video.fps, 3)  # the keyframe time of this frame
         self._build()
 
     def _build(self) -> None:
         widgets = _widgets()
         w, h = self.size
         if widgets is None:
-            self.sliders, self.use_box = {}, None
+            self.sliders, self.use_box, self.follow = {}, None, None
             return
-        start = self.job.box or self.detected or (h // 4, 3 * h // 4, w // 4, 3 * w // 4)
+        start = self.job.keyframes.get(self.at) or self.job.box or self.detected or (h // 4, 3 * h // 4, w // 4,
+                                                                                     3 * w // 4)
         t, b, l, r = clamp_box(start, self.size)
         slider = functools.partial(widgets.IntSlider, continuous_update=False,
                                    layout=widgets.Layout(width="480px"))
@@ -495,13 +722,19 @@ class BoxHelper:
         self.use_box = widgets.Checkbox(value=self.job.box is not None,
                                         description="use this box on every frame (skips face detection)",
                                         layout=widgets.Layout(width="480px"))
+        self.follow = widgets.Checkbox(value=self.at in self.job.keyframes,
+                                       description="follow this box through the clip (a keyframe at this frame)",
+                                       layout=widgets.Layout(width="480px"))
+        self.preview = widgets.Button(description="preview the tracked box")
+        self.output = widgets.Output()
+        self.preview.on_click(self._preview)
         self.image = widgets.Image(format="jpeg")
         if self.detected is None:
             note = "No face detected in this frame: set a box with the sliders and tick the switch."
         else:
             note = f"Detected box (blue): {self.detected}. The green box is the one the sliders set."
         self.note = widgets.Label(value=f"Frame {self.index}. {note}")
-        for control in (*self.sliders.values(), self.use_box):
+        for control in (*self.sliders.values(), self.use_box, self.follow):
             control.observe(self._changed, names="value")
         self._changed(None)
 
@@ -513,10 +746,19 @@ class BoxHelper:
         s = self.sliders
         return clamp_box((s["top"].value, s["bottom"].value, s["left"].value, s["right"].value), self.size)
 
-    def _changed(self, _: Any) -> None:
+    def _changed(self, change: Any) -> None:
         import cv2
 
+        # The two switches exclude each other: a fixed box is never tracked.
+        if change is not None and change["owner"] is self.use_box and self.use_box.value:
+            self.follow.value = False
+        elif change is not None and change["owner"] is self.follow and self.follow.value:
+            self.use_box.value = False
         self.job.box = self.box if self.use_box.value else None
+        if self.follow.value:
+            self.job.keyframes[self.at] = self.box
+        else:
+            self.job.keyframes.pop(self.at, None)
         img = draw_boxes(self.frame, self.detected, self.box)
         scale = min(1.0, 640 / max(img.shape[:2]))
         if scale < 1.0:
@@ -533,10 +775,17 @@ class BoxHelper:
 
             display(Image(data=cv2.imencode(".jpg", draw_boxes(self.frame, self.detected, None))[1].tobytes()))
             print(f"Frame {self.index}, detected box (blue): {self.detected}. ipywidgets is not installed, so there "
-                  "are no sliders: set a fixed box in a cell with job.box = (top, bottom, left, right), or "
+                  "are no sliders: set a fixed box in a cell with job.box = (top, bottom, left, right), a box to "
+                  f"follow with job.keyframes[{self.at:g}] = (top, bottom, left, right), or "
                   "pip install 'lipsync_core[notebook]' and restart the kernel.")
             return
-        display(widgets.VBox([self.note, self.image, *self.sliders.values(), self.use_box]))
+        display(widgets.VBox([self.note, self.image, *self.sliders.values(), self.use_box, self.follow,
+                              self.preview, self.output]))
+
+    def _preview(self, _: Any) -> None:
+        self.output.clear_output()
+        with self.output:
+            self.job.preview_track()
 
 
 def _widgets() -> Any:

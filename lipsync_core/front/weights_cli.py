@@ -1,9 +1,11 @@
 """``lipsync weights list|fetch|verify``: see and manage the cached model files.
 
 ``list`` shows, per variant, each role's weight and whether it is verified, cached (not hash-checked
-yet), damaged, partially downloaded or missing. ``fetch`` downloads what variants (or named weights)
-need, ``--source ID=SOURCE`` giving a local file, URL or Google Drive ID/link for one of them.
-``verify`` re-checks every cached file by sha256 and by loading it, deleting any that is damaged.
+yet), accepted although it differs from the manifest, damaged, partially downloaded or missing.
+``fetch`` downloads what variants (or named weights) need, ``--source ID=SOURCE`` giving a local file, URL
+or Google Drive ID/link for one of them.
+``verify`` re-checks every cached file by sha256 and by loading it: one that is not the manifest's file is moved
+aside (deleted only when it is this package's own download and no longer loads).
 Expected errors print one line to stderr and return 1.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from ..acquire import weights
 from ..acquire.manifest import Manifest, load_manifest
 from ..errors import LipsyncError
-from ..plan import CATALOG
+from ..plan import CATALOG, SCORERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,11 +65,15 @@ def _validator(arch: str, manifest: Manifest) -> Callable[[Path], None]:
 def _list(manifest: Manifest, cache_dir: str | None) -> int:
     print(f"cache: {weights.weights_dir(cache_dir)}")
     rows = [("variant", "role", "weight", "size", "state")]
-    for variant in CATALOG.variants:
-        for role, wid in CATALOG.variant_weights(variant).items():
-            entry = manifest.entry(wid)
-            size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
-            rows.append((variant, role, wid, size, weights.status(wid, cache_dir=cache_dir, manifest=manifest)))
+    table = [(variant, role, wid) for variant in CATALOG.variants
+             for role, wid in CATALOG.variant_weights(variant).items()]
+    # The scorers (--score, lipsync score) belong to no variant: any run may use them.
+    table += [("(scoring)", r, CATALOG.roles[r].default) for r in SCORERS
+              if r in CATALOG.roles and CATALOG.roles[r].default in manifest.weights]
+    for variant, role, wid in table:
+        entry = manifest.entry(wid)
+        size = f"{entry.size / 1e6:.1f} MB" if entry.size else "?"
+        rows.append((variant, role, wid, size, weights.status(wid, cache_dir=cache_dir, manifest=manifest)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
@@ -113,7 +119,8 @@ def _verify(manifest: Manifest, cache_dir: str | None) -> int:
             continue
         print(f"{wid}: {'ok' if ok else 'not cached'}")
     if damaged:
-        print(f"lipsync: error: {damaged} damaged weight file(s) deleted; fetch them again", file=sys.stderr)
+        print(f"lipsync: error: {damaged} cached weight file(s) were not the manifest's and were moved aside or "
+              "deleted (see above); fetch them again", file=sys.stderr)
         return 1
     return 0
 

@@ -2,12 +2,14 @@
 
 Applies the original's per-frame transforms in its order (``--resize_factor``, ``--rotate``, ``--crop``),
 converts variable frame rate to constant by timestamp, loops the video when the audio is longer, and
-repeats the first frame for stills and ``--static``.
+repeats the first frame for stills, one-frame videos and ``--static``. A video that decodes to fewer frames
+than its container declares (a truncated download) is reported in one line and its decoded part looped.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -15,7 +17,9 @@ import numpy as np
 
 from ..errors import LipsyncError
 from ..media.probe import MediaInfo, probe
-from ..media.video import FrameReader
+from ..media.video import FrameReader, count_frames
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,19 +33,24 @@ class FaceVideo:
     resize_factor: int = 1
     rotate: bool = False
     crop: tuple[int, int, int, int] = (0, -1, 0, -1)
+    _short_reported: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def open(cls, path: str | Path, *, still_fps: float, static: bool, resize_factor: int = 1,
              rotate: bool = False, crop: tuple[int, int, int, int] = (0, -1, 0, -1)) -> FaceVideo:
         info = probe(path).require_video()
-        is_still = info.is_image
+        is_still = info.is_image or _one_frame(info)
         fps = still_fps if is_still else info.fps
         if not fps or fps <= 0:
             raise LipsyncError(f"cannot tell the frame rate of {path}; re-encode it or pass a still image with --fps")
         video = cls(Path(path), info, float(fps), static or is_still, resize_factor, rotate, tuple(crop))
         w, h = video.resized_size
         t, b, l, r = crop
-        if min(w, h) < 1 or t >= h or l >= w or b > h or r > w:
+        if min(w, h) < 1:
+            fw, fh = info.frame_size
+            raise LipsyncError(f"--resize_factor {resize_factor} shrinks the {fw}x{fh} video below one pixel; "
+                               f"use a smaller factor (at most {min(fw, fh)}; small enough to keep the face visible)")
+        if t >= h or l >= w or b > h or r > w:
             fw, fh = info.frame_size
             raise LipsyncError(f"--crop {t} {b} {l} {r} with --resize_factor {resize_factor} does not fit the "
                                f"{fw}x{fh} video (after resizing and rotating); give a region inside the frame")
@@ -82,14 +91,29 @@ class FaceVideo:
         limit = 1 if self.static else max_frames
         size = detection_size(self.frame_size, det_size)
         scaled = size != self.frame_size
-        with FrameReader(self.path, fps=None if self.info.is_image else self.fps,
+        n = 0
+        with FrameReader(self.path, fps=None if self.info.is_image else self.fps, info=self.info,
                          size=size if scaled and not self.transforms else None, max_frames=limit) as reader:
             for frame in reader:
                 if self.transforms:
                     frame = self.transform(frame)
                     if scaled:
                         frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                n += 1
                 yield frame
+        self._report_short(n, limit)
+
+    def _report_short(self, decoded: int, limit: int | None) -> None:
+        """One warning when the video ended before the frames its container declares (once per video)."""
+        if self.static or self._short_reported or not self.info.duration:
+            return
+        declared = round(self.info.duration * self.fps)
+        wanted = declared if limit is None else min(limit, declared)
+        if decoded < wanted - max(2, 0.05 * declared):  # slack: rounding, and audio a little longer than video
+            self._short_reported = True
+            log.warning("%s decodes to %d frames (%.2f s) of the %d (%.2f s) its container declares: the file is "
+                        "truncated or damaged; its decoded part is looped to the length of the audio", self.path.name,
+                        decoded, decoded / self.fps, declared, self.info.duration)
 
     def detection_scale(self, det_size: int | None) -> float:
         """Factor from full-resolution to detection pixels (1.0 when already small enough)."""
@@ -97,8 +121,8 @@ class FaceVideo:
 
     def looped(self, n_out: int, n_source: int) -> Iterator[tuple[int, np.ndarray]]:
         """(source index, frame) for output frames 0..n_out-1, looping the source as the original does."""
-        if self.static:
-            first = next(self.frames(), None)
+        if self.static or n_source == 1:  # one frame is decoded once, not once per output frame
+            first = next(self.frames(max_frames=1), None)
             if first is None:
                 raise LipsyncError(f"could not decode a frame from {self.path}")
             for _ in range(n_out):
@@ -124,3 +148,10 @@ def detection_size(frame_size: tuple[int, int], det_size: int | None) -> tuple[i
     """(width, height) to decode frames at for detection, from :func:`detection_scale`."""
     s = detection_scale(frame_size, det_size)
     return max(1, round(frame_size[0] * s)), max(1, round(frame_size[1] * s))
+
+
+def _one_frame(info: MediaInfo) -> bool:
+    """Whether a video holds a single frame (then it is a still); only short ones are counted."""
+    if not info.fps or info.duration * info.fps >= 2.5:
+        return False
+    return count_frames(info.path, info=info) <= 1

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import IO
 
+from .. import environment
 from ..errors import LipsyncError
 
 Arg = str | os.PathLike
@@ -31,8 +32,7 @@ _LOG_PREFIX = re.compile(r"^(\[[^\]]+ @ (0x)?[0-9a-fA-F]+\]\s*)+")
 
 def ffmpeg_exe() -> str:
     """The ffmpeg executable to use: ``LIPSYNC_FFMPEG``, else ``ffmpeg`` on PATH, else imageio-ffmpeg's binary."""
-    return _resolve(os.environ.get("LIPSYNC_FFMPEG", ""), os.environ.get("PATH", ""),
-                    os.environ.get("IMAGEIO_FFMPEG_EXE", ""))
+    return _resolve(*environment.ffmpeg_lookup())
 
 
 @lru_cache(maxsize=8)

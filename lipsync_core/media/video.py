@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LipsyncError
+from ..files import partial_path
+from ..safety import output_format
 from .ffmpeg import FfmpegProcess, run_ffmpeg
 from .probe import MediaInfo, fps_fraction, probe
 
@@ -25,13 +27,14 @@ class FrameReader:
     """Decode ``path`` (video or still image) into BGR frames, one ffmpeg process, a few frames of read-ahead.
 
     ``fps``: output rate (default: the source's average rate); ``size=(w, h)``: scale inside ffmpeg (area
-    filter, for downscaled detection); ``max_frames``: stop early. A still image yields exactly one frame.
+    filter, for downscaled detection); ``max_frames``: stop early; ``info``: the source's probe result when
+    the caller has it (saves probing again). A still image yields exactly one frame.
     Iterate it (or :meth:`batches`) once; use it as a context manager, or :meth:`close` it, to stop ffmpeg.
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float | None = None, size: tuple[int, int] | None = None,
-                 max_frames: int | None = None, prefetch: int = 4) -> None:
-        self.info: MediaInfo = probe(path).require_video()
+                 max_frames: int | None = None, prefetch: int = 4, info: MediaInfo | None = None) -> None:
+        self.info: MediaInfo = (info if info is not None else probe(path)).require_video()
         source_size = self.info.frame_size
         if source_size is None:
             raise LipsyncError(f"could not read the frame size of {self.info.path}; re-encode it (e.g. to H.264 mp4)")
@@ -149,10 +152,10 @@ def read_frames(path: str | os.PathLike, **kwargs) -> list[np.ndarray]:
         return list(reader)
 
 
-def count_frames(path: str | os.PathLike, fps: float | None = None) -> int:
+def count_frames(path: str | os.PathLike, fps: float | None = None, *, info: MediaInfo | None = None) -> int:
     """How many frames :class:`FrameReader` yields for ``path`` at ``fps``: exact, decodes without converting
     pixels (roughly 10-20x real time for 720p on 2 cores). A still image counts as 1."""
-    info = probe(path).require_video()
+    info = (info if info is not None else probe(path)).require_video()
     if info.is_image:
         return 1
     rate = fps_fraction(fps if fps is not None else (info.fps or 25.0))
@@ -162,6 +165,15 @@ def count_frames(path: str | os.PathLike, fps: float | None = None) -> int:
     return int(counts[-1].split("=", 1)[1]) if counts else 0
 
 
+def _fsync(path: Path) -> None:
+    """Flush a finished file to disk before it is renamed into place (a crash then leaves old or new, whole)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class VideoWriter:
     """Encode BGR frames to an H.264 (yuv420p) + AAC mp4 through one ffmpeg process.
 
@@ -169,8 +181,11 @@ class VideoWriter:
     (None: all of it); the video lasts exactly ``frames / fps``. ``crf`` 0 is lossless luma. Odd sizes are
     padded to even by repeating the last row/column (:attr:`encoded_size`). Frames go to ffmpeg from a
     background thread, so :meth:`write` returns at once unless ffmpeg is ``queue_size`` frames behind.
-    The output is written to ``.<name>.partial.mp4`` beside ``path`` and renamed on a successful
-    :meth:`close`; :meth:`abort`, or an exception inside the ``with`` block, removes it so no output exists.
+    The container follows ``path``'s extension (:data:`~lipsync_core.safety.CONTAINERS`: .mp4, .m4v, .mov,
+    .mkv; anything else is refused). The output is written to a partial file beside ``path`` that is unique to
+    this run (``.<stem>.run-<host>-<pid>-<random>.partial<ext>``, so concurrent runs never share one), flushed
+    to disk and renamed over ``path`` on a successful :meth:`close`: the path only ever holds a complete
+    output. :meth:`abort`, or an exception inside the ``with`` block, removes the partial file.
     """
 
     def __init__(self, path: str | os.PathLike, *, size: tuple[int, int], fps: float,
@@ -190,8 +205,9 @@ class VideoWriter:
         # yuv420p needs even sizes: odd ones get their last row/column repeated (black would bleed into chroma).
         self.encoded_size = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
         self.frames_written = 0
+        self.container = output_format(self.path, flag="output")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = self.path.with_name(f".{self.path.stem}.partial.mp4")
+        self.partial = partial_path(self.path)
         self._error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(max(1, queue_size))
         self._closed = False
@@ -216,7 +232,9 @@ class VideoWriter:
                  "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
         if audio is not None:
             args += ["-map", "1:a:0", "-c:a", "aac", "-b:a", audio_bitrate]
-        return args + ["-movflags", "+faststart", "-f", "mp4", os.fspath(self.partial)]
+        if self.container in ("mp4", "mov"):
+            args += ["-movflags", "+faststart"]
+        return args + ["-f", self.container, os.fspath(self.partial)]
 
     def _pump(self) -> None:
         stdin = self._proc.stdin
@@ -259,6 +277,7 @@ class VideoWriter:
                 raise LipsyncError(f"could not encode {self.path}: no frames were written")
             self._raise_if_failed()
             self._proc.finish()
+            _fsync(self.partial)
             os.replace(self.partial, self.path)
         except BaseException:
             self._discard()

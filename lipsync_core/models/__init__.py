@@ -17,12 +17,12 @@ from torch import nn
 from ..errors import LipsyncError
 from . import checkpoints
 from .fuse import fold_batchnorm
-from .registry import SPECS, ModelSpec, StateDict
+from .registry import FILE_SPECS, SPECS, ModelSpec, StateDict
 
 if TYPE_CHECKING:
     from .wav2lip import Wav2Lip
 
-__all__ = ["SPECS", "identify", "identify_state", "load", "load_wav2lip", "validator"]
+__all__ = ["FILE_SPECS", "SPECS", "identify", "identify_state", "load", "load_wav2lip", "validator"]
 
 Device = str | torch.device
 
@@ -60,8 +60,11 @@ def validator(arch: str, where: Callable[[str], str] | None = None) -> Callable[
 
     It reads the file and compares keys and shapes with the architecture built on the meta device, so
     it allocates no model weights. ``where(other_arch)`` words where a file of another known architecture
-    belongs (the caller knows the flags), e.g. "pass it to --s3fd_path".
+    belongs (the caller knows the flags), e.g. "pass it to --s3fd_path". A weight that is no torch checkpoint
+    (:data:`FILE_SPECS`, e.g. the anime face cascade) gets its own file check instead.
     """
+    if arch in FILE_SPECS:
+        return FILE_SPECS[arch].validate
     spec = _spec(arch)
 
     def validate(path: Path) -> None:
@@ -106,7 +109,8 @@ def _read_state(spec: ModelSpec, path: Path, convention: str | None) -> tuple[St
 
 def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device,
          where: Callable[[str], str] | None = None) -> nn.Module:
-    """The unloaded module for ``state`` built on ``device``, after checking that ``state`` fits it exactly."""
+    """The unloaded module for ``state`` built on ``device``, after checking that ``state`` fits it exactly
+    (buffers named in ``spec.optional`` that the file lacks are added to ``state``, zero-filled)."""
     found = identify_state(state)
     if found is not None and found != spec.name and not spec.matches(state):
         other = SPECS[found]
@@ -120,7 +124,11 @@ def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device,
         raise LipsyncError(f"{label} does not hold {spec.description} weights and matches no other known model "
                            f"(its keys start {_few(list(state))}; {type(e).__name__}: {e}): "
                            f"use a published {spec.description} checkpoint") from None
-    problems = _mismatch(model.state_dict(), state)
+    expected = model.state_dict()
+    for key in expected.keys() - state.keys():  # a buffer the file may lack: zero-filled, as torch itself does
+        if key.rsplit(".", 1)[-1] in spec.optional:
+            state[key] = torch.zeros(expected[key].shape, dtype=expected[key].dtype)
+    problems = _mismatch(expected, state)
     if problems:
         raise LipsyncError(f"{label} does not fit the {spec.description} ({problems}): "
                            f"use a published {spec.description} checkpoint")

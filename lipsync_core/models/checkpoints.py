@@ -8,10 +8,8 @@ that names the file and says what it really is.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ from typing import Literal
 import torch
 
 from ..errors import LipsyncError
+from ..files import atomic_file
 
 #: How a checkpoint wraps its state dict: as is, or under a ``state_dict``/``params``/``params_ema`` key.
 CONVENTIONS = ("state_dict", "params", "params_ema", "raw")
@@ -114,19 +113,17 @@ def save_stripped(state_dict: Mapping[str, torch.Tensor], path: str | Path) -> N
 
     Used to keep a small, fast, weights-only copy beside a large training checkpoint.
     """
+    save_atomic({k: _compact(v) for k, v in state_dict.items()}, path)
+
+
+def save_atomic(obj: object, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` (zip format) through a temporary file in the same folder, synced and then
+    renamed: the file is either the old one or the complete new one, never half written."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    compact = {k: _compact(v) for k, v in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(compact, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(p) as f:
+        torch.save(obj, f)
+    return p
 
 
 def _zip_format(p: Path, size: int) -> Format:

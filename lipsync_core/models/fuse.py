@@ -9,13 +9,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_Conv = nn.Conv2d | nn.ConvTranspose2d
+_Conv = nn.Conv2d | nn.ConvTranspose2d | nn.Conv3d | nn.Linear
+#: The norm each layer type is folded with (Linear: the per-feature BatchNorm1d of an MLP head).
+_NORM_FOR = {nn.Conv2d: nn.BatchNorm2d, nn.ConvTranspose2d: nn.BatchNorm2d, nn.Conv3d: nn.BatchNorm3d,
+             nn.Linear: nn.BatchNorm1d}
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """Fold every ``BatchNorm2d`` that directly follows a Conv2d/ConvTranspose2d in an ``nn.Sequential``, and
-    every pair a module declares in its ``fold_pairs`` (``(conv, norm)`` submodule names, dotted paths allowed,
-    that its ``forward`` applies back to back, e.g. a ResNet block's ``bn1(conv1(x))``).
+    """Fold every BatchNorm that directly follows a Conv2d/ConvTranspose2d (``BatchNorm2d``), a Conv3d
+    (``BatchNorm3d``) or a Linear layer (``BatchNorm1d``) in an ``nn.Sequential``, and every pair a module
+    declares in its ``fold_pairs`` (``(conv, norm)`` submodule names, dotted paths allowed, that its ``forward``
+    applies back to back, e.g. a ResNet block's ``bn1(conv1(x))``).
 
     The folded norm is replaced by ``nn.Identity`` and ``module`` is returned (changed in place). Folding
     uses the running statistics, so it is only for inference: a norm in training mode raises ``ValueError``.
@@ -28,7 +32,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             pairs += list(zip(names, names[1:]))
         for conv_name, bn_name in pairs:
             conv, bn = _find(parent, conv_name), _find(parent, bn_name)
-            if isinstance(conv, _Conv) and type(bn) is nn.BatchNorm2d and bn.running_var is not None:
+            if type(conv) in _NORM_FOR and type(bn) is _NORM_FOR[type(conv)] and bn.running_var is not None:
                 if bn.training:
                     raise ValueError("fold_batchnorm needs eval-mode BatchNorm (call .eval() first)")
                 _fold(conv, bn)
@@ -44,7 +48,7 @@ def _find(parent: nn.Module, name: str) -> nn.Module | None:
 
 
 @torch.no_grad()
-def _fold(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> None:
+def _fold(conv: _Conv, bn: nn.modules.batchnorm._BatchNorm) -> None:
     # Per-channel factors in float64 (cheap vectors); the weight is scaled in place in its own dtype.
     scale = bn.running_var.double().add(bn.eps).rsqrt()
     shift = -bn.running_mean.double() * scale

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -29,6 +30,9 @@ class ModelSpec:
     # that share key names (RRDBNet x4 / x2 differ only in conv_first's input channels).
     signature_shapes: tuple[tuple[str, tuple[int | None, ...]], ...] = ()
     torchscript: bool = False  # also published as a TorchScript export whose state_dict has these keys
+    # Last name components of buffers a published file may lack (then zero-filled): BatchNorm's
+    # ``num_batches_tracked`` counter is unused in eval mode and absent from files saved before torch 0.4.1.
+    optional: tuple[str, ...] = ()
     # bfloat16 autocast is measured safe for this model on CPU (tests/models/test_cpu_bf16.py holds the bound);
     # used only where the CPU has native bf16 units (lipsync_core.hardware), float32 everywhere else.
     cpu_bf16: bool = False
@@ -60,6 +64,9 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("syncnet_color", _P + "syncnet:build_from_state", "state_dict",
               ("face_encoder.0.conv_block.0.weight", "audio_encoder.0.conv_block.0.weight"),
               "Wav2Lip lip-sync expert (SyncNet)"),
+    ModelSpec("disc_qual", _P + "disc_qual:build_from_state", "state_dict",
+              ("face_encoder_blocks.1.1.conv_block.0.weight", "binary_pred.0.weight"),
+              "Wav2Lip visual quality discriminator"),
     ModelSpec("rrdbnet_x4", _P + "rrdbnet:build_from_state", "params_ema",
               ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up2.weight"), "ESRGAN RRDBNet x4",
               signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),), cpu_bf16=True),
@@ -73,6 +80,30 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
               ("position_emb", "quantize.embedding.weight"), "CodeFormer face restoration", cpu_bf16=True),
     ModelSpec("retinaface_resnet50", _P + "retinaface:build_from_state", "raw",
               ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"), "RetinaFace ResNet-50 detector"),
+    ModelSpec("syncnet_v2", _P + "syncnet_v2:build_from_state", "raw",
+              ("netcnnaud.0.weight", "netcnnlip.0.weight", "netfclip.3.weight"), "SyncNet v2 (LSE-D/LSE-C scorer)",
+              optional=("num_batches_tracked",)),
     ModelSpec("parsenet", _P + "parsenet:build_from_state", "raw",
               ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight"), "ParseNet face parsing", cpu_bf16=True),
+)}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A weight that is not a torch checkpoint (no state dict, nothing to build): how the weights cache checks it.
+
+    Its manifest ``arch`` is ``name``; the code that uses the file reads it itself (e.g. ``face.anime``).
+    """
+
+    name: str
+    validator: str  # "module:function", function(path) raising LipsyncError when the file is unusable
+    description: str
+
+    def validate(self, path: Path) -> None:
+        module, func = self.validator.split(":")
+        getattr(importlib.import_module(module), func)(Path(path))
+
+
+FILE_SPECS: dict[str, FileSpec] = {s.name: s for s in (
+    FileSpec("opencv_cascade", _P + "cascade:validate", "OpenCV cascade classifier (XML)"),
 )}

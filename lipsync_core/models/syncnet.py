@@ -39,9 +39,15 @@ class SyncNetColor(nn.Module):
         )
 
     def forward(self, audio: torch.Tensor, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        audio_emb = self.audio_encoder(audio).flatten(1)
-        face_emb = self.face_encoder(face).flatten(1)
-        return F.normalize(audio_emb, p=2, dim=1), F.normalize(face_emb, p=2, dim=1)
+        return self.embed_audio(audio), self.embed_face(face)
+
+    def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """The unit audio embedding of (B,1,80,16) mel windows."""
+        return F.normalize(self.audio_encoder(audio).flatten(1), p=2, dim=1)
+
+    def embed_face(self, face: torch.Tensor) -> torch.Tensor:
+        """The unit face embedding of (B,15,48,96) stacked lower-half crops."""
+        return F.normalize(self.face_encoder(face).flatten(1), p=2, dim=1)
 
 
 def build_from_state(state: dict[str, torch.Tensor]) -> SyncNetColor:

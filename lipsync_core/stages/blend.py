@@ -1,4 +1,5 @@
-"""Paste the synced face back into the frame: feathered (default) or the original's hard paste."""
+"""Paste the synced face back into the frame: feathered (default) or the original's hard paste; optionally only
+through the mouth region (:class:`MouthMask`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,13 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..errors import LipsyncError
+from ..face.types import MouthInBox
 from .base import Batch, Runtime
+from .masks import Ellipse, ellipse_weight, mouth_ellipse
+
+#: Largest accepted ``mouth_scale`` (the region then covers most of a face box).
+MAX_MOUTH_SCALE = 3.0
 
 
 def _ramp(n: int, start: float, width: float) -> np.ndarray:
@@ -34,10 +41,58 @@ def lower_face_mask(h: int, w: int, top: float = 0.45, edge: float = 0.12) -> np
 
 
 @dataclass
+class MouthMask:
+    """Mouth-only blending: each face's mask becomes its mouth region (intersected with a mask already there,
+    e.g. the HQ segmentation), so only pixels inside it change.
+
+    The region is :func:`masks.mouth_ellipse` (the track's landmarks when it has them and ``use_landmarks``,
+    else ``placement`` in the box), its semi-axes times ``scale``; feathered to 0 at its edge, or ``hard`` (0/1)
+    for the original's hard paste. ``use_landmarks=False`` when the landmarks were made up from the box (for
+    restoration), so the detector's own placement wins. Runs after the segmentation mask, before the blend;
+    :meth:`weight` gives restoration the same region.
+    """
+
+    placement: MouthInBox = MouthInBox()
+    scale: float = 1.0
+    hard: bool = False
+    use_landmarks: bool = True
+    name: str = "mouth_mask"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale <= MAX_MOUTH_SCALE:
+            raise LipsyncError(f"--mouth_scale must be in (0, {MAX_MOUTH_SCALE:g}], got {self.scale}")
+
+    def prepare(self, runtime: Runtime) -> None:
+        """Nothing to load."""
+
+    def ellipse(self, box: tuple[int, int, int, int], landmarks: np.ndarray | None) -> Ellipse:
+        """The mouth region of the face in ``box`` (top, bottom, left, right), in frame pixels."""
+        return mouth_ellipse(box, landmarks if self.use_landmarks else None, self.placement, self.scale)
+
+    def weight(self, box: tuple[int, int, int, int], landmarks: np.ndarray | None) -> np.ndarray:
+        """The region over the (top, bottom, left, right) box: (bottom - top, right - left) float32 in [0, 1]."""
+        t, b, l, r = box
+        return ellipse_weight(self.ellipse(box, landmarks), (l, t, r, b), hard=self.hard)
+
+    def __call__(self, batch: Batch) -> None:
+        out = []
+        for k, i in enumerate(batch.face_positions):
+            m = self.weight(batch.boxes[i], None if batch.landmarks is None else batch.landmarks[i])
+            out.append(m if batch.masks is None else np.minimum(m, batch.masks[k]))
+        batch.masks = out
+
+
+@dataclass
 class BlendStage:
-    """Resize each predicted face to its box and blend it in: ``feather`` or ``hard`` (original parity)."""
+    """Resize each predicted face to its box and blend it in: ``feather`` or ``hard`` (original parity).
+
+    ``batch.masks`` (segmentation, mouth region), when given, weight the feathered blend; the hard paste
+    ignores them (the original's whole box) unless ``hard_masked``, which pastes where the mask is above 0.5
+    (mouth-only with ``--blend hard``).
+    """
 
     mode: str = "feather"
+    hard_masked: bool = False
     name: str = "blend"
 
     def prepare(self, runtime: Runtime) -> None:
@@ -52,7 +107,11 @@ class BlendStage:
             if self.mode == "hard":
                 # The original casts to uint8 before resizing; kept for parity.
                 patch = cv2.resize((batch.pred[k] * 255.0).astype(np.uint8), (r - l, b - t))
-                frame[t:b, l:r] = patch
+                if self.hard_masked and batch.masks is not None:
+                    keep = batch.masks[k] > 0.5
+                    frame[t:b, l:r][keep] = patch[keep]
+                else:
+                    frame[t:b, l:r] = patch
                 continue
             shrink = batch.pred[k].shape[0] > b - t  # e.g. a 384-pixel super-resolved face into a smaller box
             patch = cv2.resize(batch.pred[k], (r - l, b - t),

@@ -11,7 +11,6 @@ the face tracker's job.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -24,6 +23,8 @@ from ..batching import AdaptiveChunker
 from ..errors import LipsyncError
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
 from .base import Batch, Runtime
+from .blend import MouthMask
+from .masks import Ellipse, ellipse_bounds, ellipse_weight
 
 #: ParseNet classes that keep the original pixels (zeros of the reference helper's mask colour map;
 #: background, neck, cloth, hair and hat in the CelebAMask-HQ-style labelling the network was trained on).
@@ -68,8 +69,10 @@ class CodeFormerRestore:
 
     ``codeformer`` / ``parser`` are built modules or checkpoint paths (``codeformer`` / ``parsenet``);
     ``parser=None`` pastes through the square mask alone. ``fidelity`` is CodeFormer's ``w`` in [0, 1]
-    (0: trust the codebook, 1: stay close to the input). Each network runs in the runtime's dtype for it under
-    autocast (the code choice inside CodeFormer stays in float32).
+    (0: trust the codebook, 1: stay close to the input). With ``mouth`` (mouth-only blending) the restored
+    face is pasted through that mouth region only: every other pixel keeps its value from before the stage.
+    Each network runs in the runtime's dtype for it under autocast (the code choice inside CodeFormer stays
+    in float32).
     """
 
     codeformer: nn.Module
@@ -78,6 +81,7 @@ class CodeFormerRestore:
     batch_size: int = 4
     parse_size: int = 256
     excluded_classes: tuple[int, ...] = PARSE_EXCLUDED
+    mouth: MouthMask | None = None
     name: str = "codeformer"
     runtime: Runtime = field(default_factory=Runtime)
     _net: nn.Module | None = field(default=None, init=False, repr=False)
@@ -144,47 +148,26 @@ class CodeFormerRestore:
         restored_np = restored.numpy()
         for n, (i, M) in enumerate(zip(todo, matrices)):
             mask = paste_mask(size, None if parsed is None else parsed[n], self.excluded_classes)
-            paste_back(batch.frames[i], restored_np[n], M, mask)
+            if self.mouth is None:
+                paste_back(batch.frames[i], restored_np[n], M, mask)
+            else:
+                self._paste_mouth(batch, i, restored_np[n], M, mask)
+
+    def _paste_mouth(self, batch: Batch, i: int, face: np.ndarray, M: np.ndarray, mask: np.ndarray) -> None:
+        """Paste back, then keep the result only through the mouth region (weight 0 everywhere else)."""
+        frame = batch.frames[i]
+        t, b, l, r = batch.boxes[i]
+        pasted = paste_back(frame[t:b, l:r].copy(), face, _shifted(M, l, t), mask)
+        w = self.mouth.weight(batch.boxes[i], batch.landmarks[i])[..., None]
+        roi = frame[t:b, l:r].astype(np.float32)
+        frame[t:b, l:r] = np.clip(np.rint(roi + w * (pasted.astype(np.float32) - roi)), 0, 255).astype(np.uint8)
 
 
-def _mouth_ellipse(landmarks: np.ndarray | None, box: tuple[int, int, int, int]
-                   ) -> tuple[tuple[float, float], tuple[float, float], float]:
-    """(centre (x, y), semi-axes (a, b), angle in radians) of the mouth region.
-
-    From landmarks: centred a tenth of the mouth width below the corners' midpoint, 0.85 x 0.5 mouth widths,
-    turned with the line through the corners. Without landmarks, from the box (top, bottom, left, right):
-    centred at 78% of its height, 0.3 x 0.17 of its width and height (a typical frontal face's mouth).
-    """
-    if landmarks is not None:
-        left, right = np.asarray(landmarks, np.float64)[3], np.asarray(landmarks, np.float64)[4]
-        d = right - left
-        width = float(np.hypot(*d))
-        angle = math.atan2(d[1], d[0])
-        down = np.array([-math.sin(angle), math.cos(angle)])
-        centre = (left + right) / 2 + 0.1 * width * down
-        return (float(centre[0]), float(centre[1])), (0.85 * width, 0.5 * width), angle
-    t, b, l, r = box
-    return ((l + r) / 2, t + 0.78 * (b - t)), (0.3 * (r - l), 0.17 * (b - t)), 0.0
-
-
-def _region_weight(frame_shape: tuple[int, ...], centre: tuple[float, float], axes: tuple[float, float],
-                   angle: float, margin: float) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-    """The ellipse's bounding rectangle (x0, y0, x1, y1) grown by ``margin`` and clipped, and the weight over it:
-    1 inside 70% of the ellipse, smoothly 0 at its edge and beyond. None when it misses the frame."""
-    (cx, cy), (a, b) = centre, axes
-    ext_x = math.hypot(a * math.cos(angle), b * math.sin(angle)) + margin
-    ext_y = math.hypot(a * math.sin(angle), b * math.cos(angle)) + margin
-    h, w = frame_shape[:2]
-    x0, y0 = max(0, int(math.floor(cx - ext_x))), max(0, int(math.floor(cy - ext_y)))
-    x1, y1 = min(w, int(math.ceil(cx + ext_x)) + 1), min(h, int(math.ceil(cy + ext_y)) + 1)
-    if x0 >= x1 or y0 >= y1 or a <= 0 or b <= 0:
-        return None
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    dx, dy = xs - cx, ys - cy
-    u = (dx * math.cos(angle) + dy * math.sin(angle)) / a
-    v = (-dx * math.sin(angle) + dy * math.cos(angle)) / b
-    t = np.clip((1.0 - np.sqrt(u * u + v * v)) / 0.3, 0.0, 1.0)
-    return (x0, y0, x1, y1), (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+def _shifted(M: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """``M`` (frame -> aligned face) for an image that starts at frame pixel (``x0``, ``y0``)."""
+    out = np.array(M, np.float64, copy=True)
+    out[:, 2] += out[:, :2] @ np.array([x0, y0], np.float64)
+    return out
 
 
 @dataclass
@@ -199,6 +182,7 @@ class Sharpen:
 
     strength: float
     region: str = "mouth"
+    mouth: MouthMask = field(default_factory=MouthMask)  # places the mouth region (detector placement, scale)
     name: str = "sharpen"
 
     def __post_init__(self) -> None:
@@ -211,22 +195,22 @@ class Sharpen:
     def prepare(self, runtime: Runtime) -> None:
         """Nothing to load: the stage runs on the CPU with OpenCV."""
 
-    def _ellipse(self, batch: Batch, i: int) -> tuple[tuple[float, float], tuple[float, float], float]:
+    def _ellipse(self, batch: Batch, i: int) -> Ellipse:
         box = batch.boxes[i]
         if self.region == "face":
             t, b, l, r = box
-            return ((l + r) / 2, (t + b) / 2), ((r - l) / 2, (b - t) / 2), 0.0
-        return _mouth_ellipse(None if batch.landmarks is None else batch.landmarks[i], box)
+            return Ellipse(((l + r) / 2, (t + b) / 2), ((r - l) / 2, (b - t) / 2))
+        return self.mouth.ellipse(box, None if batch.landmarks is None else batch.landmarks[i])
 
     def __call__(self, batch: Batch) -> None:
         for i in batch.face_positions:
             frame = batch.frames[i]
-            centre, axes, angle = self._ellipse(batch, i)
-            sigma = max(1.0, 2.0 * axes[0] / 50.0)
-            found = _region_weight(frame.shape, centre, axes, angle, margin=3.0 * sigma)
-            if found is None:
+            ellipse = self._ellipse(batch, i)
+            sigma = max(1.0, 2.0 * ellipse.axes[0] / 50.0)
+            x0, y0, x1, y1 = ellipse_bounds(ellipse, frame.shape, margin=3.0 * sigma)
+            if x0 >= x1 or y0 >= y1 or min(ellipse.axes) <= 0:
                 continue
-            (x0, y0, x1, y1), weight = found
+            weight = ellipse_weight(ellipse, (x0, y0, x1, y1))
             roi = frame[y0:y1, x0:x1].astype(np.float32)
             detail = roi - cv2.GaussianBlur(roi, (0, 0), sigma)
             out = roi + (self.strength * weight)[..., None] * detail

@@ -21,6 +21,8 @@ _CLASSES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "wav2lip": ("wav2lip:Wav2Lip", None, {}),
     "s3fd": ("s3fd:S3FD", None, {}),
     "syncnet_color": ("syncnet:SyncNetColor", None, {}),
+    "disc_qual": ("disc_qual:DiscQual", None, {}),
+    "syncnet_v2": ("syncnet_v2:SyncNetV2", None, {}),
     "rrdbnet_x4": ("rrdbnet:RRDBNet", None, {"scale": 4}),
     "rrdbnet_x2": ("rrdbnet:RRDBNet", None, {"scale": 2}),
     "bisenet19": ("bisenet:BiSeNet", None, {}),

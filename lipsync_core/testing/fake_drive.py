@@ -12,12 +12,15 @@ Per file ID the server plays one of these roles (:class:`DriveFile` ``mode``):
 * ``quota``: the "Too many users have viewed or downloaded this file recently" page;
 * ``permission``: a 403 "You need access" page (a file not shared as "Anyone with the link").
 
-File responses honour ``Range: bytes=N-`` (206 + ``Content-Range``). ``cut`` makes the first that many
+File responses carry a strong ``ETag`` (a hash of the content) and honour ``Range: bytes=N-`` (206 +
+``Content-Range``) and ``If-Range`` (a stale validator gets the whole file); replacing ``data`` plays a
+Drive file updated under the same ID. ``cut`` makes the first that many
 file responses (whole or ranged) announce their full length but stop half-way and drop the connection.
 An unknown ID gets a 404 page.
 """
 from __future__ import annotations
 
+import hashlib
 import http.server
 import re
 import sys
@@ -83,7 +86,10 @@ def _handler(files: dict[str, DriveFile], log: list, lock: threading.Lock) -> ty
             self.wfile.write(body)
 
         def _file(self, f: DriveFile) -> None:
+            etag = f'"{hashlib.sha256(f.data).hexdigest()[:16]}"'
             m = re.match(r"bytes=(\d+)-$", self.headers.get("Range", ""))
+            if m and self.headers.get("If-Range") not in (None, etag):
+                m = None  # the file changed since the client's partial copy
             start = int(m.group(1)) if m else 0
             chunk = f.data[start:]
             with lock:
@@ -95,7 +101,7 @@ def _handler(files: dict[str, DriveFile], log: list, lock: threading.Lock) -> ty
             self.send_header("Content-Disposition", f"attachment; filename=\"{f.name}\"")
             self.send_header("Content-Length", str(len(chunk)))
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", "\"fake-etag\"")
+            self.send_header("ETag", etag)
             self.end_headers()
             if cut:
                 self.wfile.write(chunk[: len(chunk) // 2])

@@ -93,7 +93,7 @@ def test_saving_leaves_no_temporary_file(video):
     key = cache.track_key(video, DetectionSettings(), "haar")
     path = cache.save_track(key, a_track())
     assert path.is_file()
-    assert not [p.name for p in path.parent.iterdir() if p.suffix != ".npz"]
+    assert not [p.name for p in path.parent.iterdir() if p.suffix not in (".npz", ".json")]
 
 
 def test_cache_dir_follows_lipsync_cache_then_xdg_then_home(monkeypatch, tmp_path):

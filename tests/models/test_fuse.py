@@ -13,7 +13,7 @@ def randomise_bn(module: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial running statistics and affine parameters, so folding has something to get wrong."""
     g = torch.Generator().manual_seed(seed)
     for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
             n = m.num_features
             m.running_mean.copy_(torch.randn(n, generator=g))
             m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.1)
@@ -39,6 +39,23 @@ def test_conv_bn_pair_folds_to_same_output(bias):
     assert_fold_preserves(model, torch.randn(2, 3, 10, 10))
     assert isinstance(model[1], nn.Identity)
     assert model[0].bias is not None
+
+
+@pytest.mark.parametrize("layer, norm, x", [
+    (nn.Conv3d(3, 8, (2, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(8), torch.randn(2, 3, 5, 6, 6)),
+    (nn.Linear(6, 8), nn.BatchNorm1d(8), torch.randn(4, 6)),
+])
+def test_conv3d_and_linear_fold_with_their_norms(layer, norm, x):
+    torch.manual_seed(0)
+    model = randomise_bn(nn.Sequential(layer, norm, nn.ReLU()))
+    assert_fold_preserves(model, x)
+    assert isinstance(model[1], nn.Identity)
+
+
+def test_a_norm_of_another_dimension_is_not_folded():
+    model = randomise_bn(nn.Sequential(nn.Linear(4, 4), nn.BatchNorm2d(4)))
+    fold_batchnorm(model)
+    assert isinstance(model[1], nn.BatchNorm2d)
 
 
 @pytest.mark.parametrize("groups", [1, 2])

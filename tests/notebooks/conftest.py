@@ -40,6 +40,8 @@ CHECKPOINTS: dict[str, dict] = {
     "retinaface_resnet50": {"arch": "retinaface_resnet50"},
     "parsenet": {"arch": "parsenet"},
     "realesrgan_x2": {"arch": "rrdbnet_x2", "wrapper": "params_ema", **SMALL_SR},
+    "syncnet_v2": {"arch": "syncnet_v2"},
+    "lipsync_expert": {"arch": "syncnet_color", "wrapper": "state_dict"},
 }
 
 

@@ -51,11 +51,11 @@ def assert_previewed(nb) -> None:
 #: on a CPU even reduced (the full-size BiSeNet, CodeFormer's RetinaFace-R50 and ParseNet); RetinaFace sees small
 #: frames because its procedural weights flood NMS with candidates.
 FULL = [
-    pytest.param("lipsync_original.ipynb", {}, 0.8, id="original"),
+    pytest.param("lipsync_original.ipynb", {"score_sync": True}, 0.8, id="original-scored"),
     pytest.param("lipsync_hq.ipynb", {}, 0.4, id="hq"),
     pytest.param("lipsync_hq_gan.ipynb", {"segmentation_mask": False}, 0.8, id="hq_gan-no-segmentation"),
     pytest.param("lipsync_codeformer.ipynb", {"detector": "retinaface", "det_size": 160, "sharpen": 0.5, "upscale": 2},
-                 0.4, id="codeformer-sharpen-upscale"),
+                 0.4, id="codeformer-sharpen-upscale", marks=pytest.mark.slow),
 ]
 
 
@@ -70,6 +70,9 @@ def test_full_notebook_runs_to_a_playable_video(kernel_env, media, name, extra, 
     assert_ran_installed_copy(nb)
     assert_previewed(nb)
     assert "Detected box" in nbrun.outputs_text(nbrun.cell(nb, "face-box"))
+    if extra.get("score_sync"):
+        shown = nbrun.outputs_text(nbrun.cell(nb, "run"))
+        assert "LSE-D" in shown and "face video with its own audio" in shown and "<svg" in shown
 
 
 def test_simple_notebook_runs_with_the_gan_model(kernel_env, media):
@@ -99,3 +102,22 @@ def test_expected_errors_show_as_one_line(kernel_env, media, form, message):
     errors = [out for c in nb.cells for out in c.get("outputs", []) if out.output_type == "error"]
     assert len(errors) == 1
     assert len(errors[0].traceback) == 1 and message in errors[0].traceback[0]
+
+
+@pytest.mark.slow  # a full-size generator trained, validated and rendered on a CPU: ~3 min
+def test_finetune_notebook_prepares_trains_and_compares(kernel_env, media):
+    nb = nbrun.read("lipsync_finetune.ipynb")
+    nbrun.set_form_params(nb, keep_in_drive=False, folder="ft", clips=f"{media.face}#t=0,3", detector="haar",
+                          clip_seconds=1.0, sync_check=False, steps=1, batch_size=2, eval_interval=1, device="cpu",
+                          face=str(media.face), start="3", end="4", audio=str(media.speech), audio_start="1",
+                          audio_end="2", compare_detector="haar")
+    nbrun.execute(nb, kernel_env, timeout=600)
+    assert_ran_installed_copy(nb)
+    assert "kept" in nbrun.outputs_text(nbrun.cell(nb, "clips"))
+    trained = nbrun.outputs_text(nbrun.cell(nb, "train"))
+    assert "<svg" in trained and "validation sync loss" in trained and "rendered clip LSE-C" in trained
+    assert (kernel_env / "ft" / "run" / "best_checkpoint.pth").is_file()
+    compared = nbrun.outputs_text(nbrun.cell(nb, "compare"))
+    assert compared.count("<video controls") == 2 and compared.count("LSE-C") == 2
+    for name in ("before", "after"):
+        assert probe(kernel_env / "ft" / "compare" / f"{name}_original.mp4").duration == pytest.approx(1.0, abs=0.1)

@@ -271,3 +271,27 @@ def test_result_without_ipywidgets_is_offered_as_a_link(tmp_path, monkeypatch):
     video.write_bytes(b"\0" * 10)
     ln.show_result(video)
     assert [type(o).__name__ for o in shown] == ["HTML", "FileLink"]
+
+
+def test_box_helper_sets_a_keyframe_to_follow_and_previews_the_tracked_box(haar_job, monkeypatch, capsys):
+    helper = ln.BoxHelper(haar_job, at_seconds=0.2)
+    helper.follow.value = True
+    assert haar_job.keyframes == {0.2: helper.detected} and haar_job.box is None
+    t, b, l, r = helper.detected
+    assert haar_job.run_options()["track_box"] == (f"{t} {b} {l} {r} @0.2",)
+    helper.use_box.value = True  # a fixed box instead: the keyframe goes
+    assert haar_job.keyframes == {} and haar_job.box == helper.detected
+    helper.follow.value = True
+    assert haar_job.box is None and helper.use_box.value is False
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+    result = haar_job.preview_track(frames=3)
+    assert result.track.n_frames == 122 and all(bx is not None for bx in result.track.boxes)
+    strip = cv2.imdecode(np.frombuffer(shown[0].data, np.uint8), cv2.IMREAD_COLOR)
+    assert strip.shape[0] == 240 and strip.shape[1] == 3 * 240  # three square frames side by side
+    assert "tracked box" in capsys.readouterr().out
+
+
+def test_preview_without_a_keyframe_says_what_to_do(haar_job):
+    with pytest.raises(LipsyncError, match="tick 'follow'"):
+        haar_job.preview_track()

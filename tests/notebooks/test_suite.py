@@ -19,7 +19,7 @@ from tests.notebooks import nbrun
 
 FULL = {"lipsync_original.ipynb": "original", "lipsync_hq.ipynb": "hq", "lipsync_hq_gan.ipynb": "hq_gan",
         "lipsync_codeformer.ipynb": "codeformer"}
-ALL = [*FULL, "lipsync_simple.ipynb"]
+ALL = [*FULL, "lipsync_simple.ipynb", "lipsync_finetune.ipynb"]
 SETTINGS_ONLY = {"use_gan_model"}  # settings fields that are not RunConfig options
 
 
@@ -40,7 +40,7 @@ def manifest():
     return load_manifest(REPO / "weights_manifest.json")
 
 
-def test_the_suite_is_exactly_the_five_notebooks():
+def test_the_suite_is_exactly_the_six_notebooks():
     assert sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")) == sorted(ALL)
 
 
@@ -102,7 +102,8 @@ def test_settings_form_defaults_are_the_variants_defaults(name, variant, manifes
 
 def test_settings_forms_cover_the_original_options_and_each_variants_own():
     common = {"pad_top", "pad_bottom", "pad_left", "pad_right", "resize_factor", "nosmooth", "face_det_batch_size",
-              "wav2lip_batch_size", "detector", "det_size", "det_stride", "blend", "device"}
+              "wav2lip_batch_size", "detector", "det_size", "det_stride", "blend", "device", "mask_region",
+              "mouth_scale"}
     own = {"original": {"use_gan_model"}, "hq": {"super_resolution", "segmentation_mask", "mask_feather",
                                                  "mask_lower_face"},
            "codeformer": {"use_gan_model", "fidelity", "sharpen", "upscale"}}
@@ -117,6 +118,20 @@ def test_simple_notebook_has_only_the_fewest_fields_and_runs_original(manifest):
                                      "pad_right", "use_gan_model"}
     assert 'job = ln.setup("original")' in nbrun.cell(nb, "setup").source
     assert nbrun.fields(nb)["use_gan_model"] is (CATALOG.weight_id("original", "checkpoint") == GENERATORS[True])
+
+
+def test_finetune_notebook_defaults_are_the_training_defaults():
+    from lipsync_core.training.config import TrainConfig
+    from lipsync_core.training.prepare import PrepareConfig
+
+    nb = nbrun.read("lipsync_finetune.ipynb")
+    train, prep = TrainConfig(dataset="-"), PrepareConfig()
+    form = nbrun.fields(nbrun.cell(nb, "train"))
+    assert form == {k: getattr(train, k) for k in ("gan", "steps", "batch_size", "lr", "eval_interval", "device")}
+    clips = nbrun.fields(nbrun.cell(nb, "clips"))
+    assert (clips["clip_seconds"], clips["sync_check"]) == (prep.clip_seconds, not prep.no_sync_check)
+    assert clips["detector"] == make_config().detector
+    assert "job = ft.setup()" in nbrun.cell(nb, "setup").source
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -33,7 +33,12 @@ SAMPLES = {
     "audio_end": ("3", None), "cookies": ("c.txt", None), "max_seconds": (60.0, -1.0),
     "no_sr": (True, None), "no_segmentation": (True, None), "mask_feather": (4, -1), "mask_lower_face": (0.5, 2.0),
     "fidelity": (0.5, 2.0), "sharpen": (1.0, 9.0), "upscale": (2, 3),
+    "silence_gate_db": (-45.0, 5.0), "score": (True, None), "scorer": ("expert", "wav2lip"), "fix_offset": (True, None),
+    "track_box": (("10 90 10 90 @1.5",), ("10 90 @x",)), "box_keyframes": ("keyframes.json", None),
+    "mask_region": ("mouth", "nose"), "mouth_scale": (1.5, 0.0),
 }
+#: Other options a sample needs (``--mouth_scale`` sizes the ``--mask_region mouth`` region).
+NEEDS = {"mouth_scale": {"mask_region": "mouth"}}
 #: Options that belong to a variant's stages: sampled with that variant.
 VARIANT_OF = {"no_sr": "hq", "no_segmentation": "hq", "mask_feather": "hq", "mask_lower_face": "hq",
               "fidelity": "codeformer", "sharpen": "codeformer", "upscale": "codeformer"}
@@ -56,23 +61,29 @@ def test_cli_api_and_notebook_agree_on_an_option(f):
         expected = "unset" if shown is None else " ".join(map(str, shown)) if isinstance(shown, tuple) else str(shown)
         assert f"(default: {expected})" in action.help
     # The CLI passes on a given value as the API would receive it.
+    needs = NEEDS.get(f.name, {})
     argv = ["--face", "f", "--audio", "a"] + (["--variant", variant] if f.name != "variant" else [])
-    flag_value = [] if isinstance(good, bool) else [str(v) for v in (good if isinstance(good, tuple) else (good,))]
+    argv += [w for k, v in needs.items() for w in (f"--{k}", str(v))]
+    if f.metadata.get("repeat"):
+        flag_value = good[0].split()
+    else:
+        flag_value = [] if isinstance(good, bool) else [str(v) for v in (good if isinstance(good, tuple) else (good,))]
     parsed = vars(parser.parse_args([*argv, f"--{f.name}", *flag_value]))
     api_options = {k: v for k, v in parsed.items() if k not in ("face", "audio", "outfile")}
     from_cli = make_config(**api_options)
-    from_api = make_config(variant if f.name != "variant" else good, **{f.name: good} if f.name != "variant" else {})
+    given = {f.name: good, **needs} if f.name != "variant" else {}
+    from_api = make_config(variant if f.name != "variant" else good, **given)
     assert getattr(from_cli, f.name) == getattr(from_api, f.name) == good
     job = ln.Job(variant)
     if f.name not in ("variant",):
-        job.set_settings(**{f.name: good})
+        job.set_settings(**given)
         assert job.run_options()[f.name] == good
     # Invalid values are refused with the flag named, by the API and by the notebook the same way.
     if bad is not None and f.name != "variant":
         with pytest.raises(LipsyncError, match=f"--{f.name}"):
-            make_config(variant, **{f.name: bad})
+            make_config(variant, **{**needs, f.name: bad})
         with pytest.raises(LipsyncError, match=f"--{f.name}"):
-            ln.Job(variant).set_settings(**{f.name: bad})
+            ln.Job(variant).set_settings(**{**needs, f.name: bad})
 
 
 def test_every_role_has_a_path_flag():

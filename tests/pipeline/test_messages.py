@@ -89,13 +89,15 @@ def test_no_face_message_does_not_suggest_the_detector_in_use(tmp_path, speech, 
 
 def test_every_weight_that_cannot_be_had_is_listed_with_its_flag(tmp_path, monkeypatch):
     monkeypatch.setenv("LIPSYNC_OFFLINE", "1")
-    p = Pipeline(make_config("hq", checkpoint_path=str(tmp_path / "absent.pth"), device="cpu"))
+    p = Pipeline(make_config("hq", checkpoint_path=str(tmp_path / "absent.pth"), device="cpu",
+                             cache_dir=str(tmp_path / "empty_cache")))
     with pytest.raises(LipsyncError) as err:
         p.fetch_weights()
     message = str(err.value)
     assert message.startswith("4 weight files could not be had:")
-    for flag in ("--s3fd_path", "--checkpoint_path", "--sr_path", "--segmentation_path"):
+    for flag in ("--s3fd_path", "--sr_path", "--segmentation_path"):
         assert f"(give the file with {flag})" in message
+    assert f"--checkpoint_path {tmp_path / 'absent.pth'}: not an existing file" in message  # the user's own source
 
 
 def test_a_missing_detector_weight_suggests_haar(tmp_path, monkeypatch, w2l_checkpoint):

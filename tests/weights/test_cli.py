@@ -41,6 +41,16 @@ def test_list_shows_each_variant_role_and_state(two_weights, capsys):
     assert table["b"][:2] == ["original", "s3fd"] and table["b"][-1] == "missing"
 
 
+def test_list_shows_the_scorers_and_an_unpinned_file_as_unpinned(mirror, write_manifest, monkeypatch, capsys):
+    monkeypatch.setattr(weights_cli, "_validator", lambda arch, manifest: lambda path: None)
+    write_manifest({"syncnet_v2": {"sources": [url(mirror.put("s.model", A))], "arch": "syncnet_v2",
+                                   "convention": "raw"}})  # no size, no sha256: unpinned
+    monkeypatch.setattr(weights_cli, "CATALOG", replace(CATALOG, variants={}))
+    fetch("syncnet_v2", progress=False)
+    assert weights_cli.main(["list"]) == 0
+    assert rows(capsys.readouterr().out)["syncnet_v2"] == ["(scoring)", "syncnet", "syncnet_v2", "?", "unpinned"]
+
+
 def test_fetch_variant_with_a_source_for_one_weight(two_weights, tmp_path, capsys):
     mine = tmp_path / "my_a.pth"
     mine.write_bytes(A)
@@ -74,12 +84,13 @@ def test_unknown_weight_id_names_the_known_ones(two_weights, capsys):
     assert "unknown weight id 'nope'; known: a, b" in capsys.readouterr().err
 
 
-def test_verify_deletes_damaged_files_and_returns_1(two_weights, capsys):
+def test_verify_takes_changed_files_out_of_use_and_returns_1(two_weights, capsys):
     fetch("a", progress=False)
     fetch("b", progress=False)
-    (weights_dir() / "b.pth").write_bytes(A[: len(B)].ljust(len(B), b"\0"))
+    (weights_dir() / "b.pth").write_bytes(A[: len(B)].ljust(len(B), b"\0"))  # changed since it was downloaded
     assert weights_cli.main(["verify"]) == 1
     captured = capsys.readouterr()
     assert "a: ok" in captured.out and "b: DAMAGED" in captured.out
-    assert captured.err.startswith("lipsync: error: 1 damaged")
+    assert captured.err.startswith("lipsync: error: 1 cached weight file(s) were not the manifest's")
     assert not (weights_dir() / "b.pth").exists()
+    assert len(list(weights_dir().glob("b.moved-*.pth"))) == 1  # not ours any more: moved aside, not deleted

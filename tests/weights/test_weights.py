@@ -24,7 +24,8 @@ OTHER = checkpoint_bytes(20_000, step=8)  # same size, other bytes
 def cache_files() -> list[str]:
     """Everything in the weights cache except lock files."""
     root = weights_dir()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix != ".lock")
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and p.suffix not in (".lock", ".inuse"))
 
 
 def rejecting_validator(path: Path) -> None:
@@ -59,17 +60,19 @@ def test_second_fetch_uses_the_cache_without_hashing_again(tiny, monkeypatch):
     assert len(calls) == 1
 
 
-def test_cached_file_changed_on_disk_is_rechecked_and_replaced(tiny, caplog):
+def test_cached_file_changed_on_disk_is_rechecked_moved_aside_and_replaced(tiny, caplog):
     fetch("tiny", progress=False)
     original = weights_dir() / "tiny.pth"
     original.write_bytes(OTHER)  # same size, other bytes (a sync tool mixing up files, say)
     st = original.stat()
     os.utime(original, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # coarse clocks: make the change visible
     with caplog.at_level(logging.WARNING):
-        fetch("tiny", progress=False)
-    assert "deleting the cached tiny.pth" in caplog.text
+        fetch("tiny", progress=False)  # no validator: nothing proves OTHER loads, so it is not used...
+    assert "moved it aside to" in caplog.text
     assert original.read_bytes() == DATA
     assert tiny.gets("tiny.pth") == 2
+    aside, = weights_dir().glob("tiny.moved-*.pth")  # ...and not deleted either
+    assert aside.read_bytes() == OTHER
 
 
 def test_next_source_is_tried_after_a_failure(mirror, write_manifest):
@@ -179,16 +182,25 @@ def test_user_url_goes_first_and_is_kept_apart(tiny, caplog):
     assert tiny.gets("finetuned.pth") == 1
 
 
-def test_failing_user_url_falls_back_to_the_manifest(tiny, caplog):
-    with caplog.at_level(logging.WARNING):
-        path = fetch("tiny", source=f"{tiny.base}/gone.pth", progress=False)
-    assert "the given source failed" in caplog.text and "HTTP 404" in caplog.text
-    assert path.parent == weights_dir()
+def test_failing_user_url_is_an_error_naming_the_flag_not_a_fallback(tiny):
+    with pytest.raises(LipsyncError) as err:
+        fetch("tiny", source=f"{tiny.base}/gone.pth", progress=False, flag="--checkpoint_path")
+    message = str(err.value)
+    assert message.startswith(f"--checkpoint_path {tiny.base}/gone.pth: HTTP 404")
+    assert "Nothing else is used in its place" in message and "leave it out to use the default tiny.pth" in message
+    assert "\n" not in message
+    assert tiny.gets("tiny.pth") == 0 and cache_files() == []
 
 
 def test_unusable_source_text_is_an_error(tiny):
     with pytest.raises(LipsyncError, match="not an existing file, a URL, or a Google Drive ID"):
         fetch("tiny", source="no/such/wav2lip.pth", progress=False)
+
+
+def test_a_missing_local_file_named_like_a_drive_id_is_reported_missing(tiny):
+    with pytest.raises(LipsyncError, match="^--checkpoint_path my_talking_head_recording_final: .*not an existing"):
+        fetch("tiny", source="my_talking_head_recording_final", progress=False, flag="--checkpoint_path")
+    assert tiny.log == []
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
@@ -204,14 +216,25 @@ def test_torchscript_user_file_reaches_the_validator_and_gets_a_weights_copy(tin
     assert set(state) == {"weight", "bias"} and torch.equal(state["weight"], module.weight.detach())
 
 
-def test_verify_deletes_a_damaged_cached_file(tiny):
+def test_verify_moves_aside_a_cached_file_that_is_not_the_manifests(tiny):
     fetch("tiny", progress=False)
     assert weights.verify("tiny") is True
     (weights_dir() / "tiny.pth").write_bytes(OTHER)
-    with pytest.raises(LipsyncError, match="damaged and has been deleted"):
+    with pytest.raises(LipsyncError, match="is not the manifest's file .*moved it aside"):
         weights.verify("tiny")
-    assert cache_files() == []
+    assert [p for p in cache_files() if "moved" in p] != [] and "tiny.pth" not in cache_files()
     assert weights.verify("tiny") is False
+
+
+def test_verify_deletes_its_own_download_that_no_longer_loads(tiny):
+    fetch("tiny", progress=False)
+    cached = weights_dir() / "tiny.pth"
+    st = cached.stat()
+    cached.write_bytes(b"\0" * len(DATA))  # bit rot: same size and mtime as recorded, but it no longer loads
+    os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(LipsyncError, match="deleted it"):
+        weights.verify("tiny", validate=rejecting_validator)
+    assert cache_files() == []
 
 
 def test_status_reports_the_cache_state(tiny):
@@ -222,6 +245,19 @@ def test_status_reports_the_cache_state(tiny):
     assert weights.status("tiny") == "cached"
     (weights_dir() / "tiny.pth").write_bytes(DATA[:100])
     assert weights.status("tiny") == "damaged"
+
+
+def test_an_unpinned_weight_is_recorded_once_with_a_warning_and_never_called_verified(mirror, write_manifest,
+                                                                                       caplog):
+    write_manifest({"loose": {"sources": [url(mirror.put("loose.pth", DATA))]}})  # no size, no sha256
+    with caplog.at_level(logging.WARNING):
+        fetch("loose", progress=False)
+    assert "recorded it as unpinned" in caplog.text and sha256(DATA) in caplog.text and f"{len(DATA):,}" in caplog.text
+    assert weights.status("loose") == "unpinned"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        fetch("loose", progress=False)
+    assert "unpinned" not in caplog.text
 
 
 def test_cache_dir_resolution(tmp_path, monkeypatch):
