@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import shutil
@@ -158,7 +159,11 @@ class OutputPlace:
                                f"{self.flag}")
 
     def cleanup(self) -> None:
-        """Remove the folders this run created, deepest first, where they are still empty."""
+        """Remove this run's partial files of the output (a signal may land before their writer can), then the
+        folders this run created, deepest first, where they are still empty."""
+        mine = f".{self.outfile.stem}.{files.run_tag()}."
+        for leftover in self.outfile.parent.glob(f"{glob.escape(mine)}*"):
+            files.remove_quietly(leftover)
         for d in reversed(self.created):
             try:
                 d.rmdir()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +28,8 @@ _ROTATION = re.compile(r"rotation of (?P<deg>-?\d+(?:\.\d+)?) degrees")
 _CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
 _CHANNELS_RE = re.compile(r", (?:(?P<n>\d+) channels|(?P<layout>mono|stereo|2\.1|quad|4\.0|5\.0|5\.1|6\.1|7\.1)"
                           r"(?:\(\w+\))?)(?=,|$)")
+_PROBED_MAX = 256
+_probed: dict[tuple, MediaInfo] = {}  # probe()'s answers by file identity, oldest first
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,24 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     Raises :class:`LipsyncError` when the file does not exist or is not something ffmpeg can read.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise LipsyncError(f"file not found: {path}")
-    # "-i" alone makes ffmpeg print the input description and exit non-zero ("output file must be specified").
-    proc = subprocess.run(_command(["-i", path], loglevel=None), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    text = proc.stderr.decode("utf-8", "replace")
-    return parse_ffmpeg_info(text, path)
+    # A run asks about the same few files several times (and a batch about one face for every job): the answer
+    # is kept for as long as the file is the same one, unchanged (inode, size, modification and change times).
+    key = (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if (info := _probed.get(key)) is None:
+        # "-i" alone makes ffmpeg print the input description and exit non-zero ("output file must be specified").
+        proc = subprocess.run(_command(["-i", path], loglevel=None), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        info = parse_ffmpeg_info(proc.stderr.decode("utf-8", "replace"), path)
+        if len(_probed) >= _PROBED_MAX:
+            _probed.pop(next(iter(_probed)))
+        _probed[key] = info
+    return info
 
 
 def parse_ffmpeg_info(text: str, path: Path) -> MediaInfo:

@@ -213,8 +213,12 @@ class VideoWriter:
         self._closed = False
         self._proc = FfmpegProcess(self._args(audio, audio_duration, crf, preset, audio_bitrate),
                                    what=f"encode {self.path}", stdin=True)
-        self._thread = threading.Thread(target=self._pump, name="lipsync-video-writer", daemon=True)
-        self._thread.start()
+        try:  # ffmpeg creates the partial file at once: a Ctrl-C/SIGTERM from here on must remove it
+            self._thread = threading.Thread(target=self._pump, name="lipsync-video-writer", daemon=True)
+            self._thread.start()
+        except BaseException:
+            self._discard()
+            raise
 
     def _args(self, audio, audio_duration, crf, preset, audio_bitrate) -> list[str]:
         w, h = self.encoded_size

@@ -119,3 +119,19 @@ def test_fps_fraction_keeps_integer_and_ntsc_rates_exact():
     assert fps_fraction(25.0) == 25
     assert fps_fraction(30000 / 1001) == Fraction(30000, 1001)
     assert fps_fraction(22.13) == Fraction(2213, 100)
+
+
+def test_a_file_is_probed_once_while_it_is_unchanged_and_again_when_it_changes(tmp_path, monkeypatch):
+    from lipsync_core.media.ffmpeg import ffmpeg_exe
+
+    calls = tmp_path / "calls"
+    counting = tmp_path / "ffmpeg"
+    counting.write_text(f'#!/bin/sh\necho x >> "{calls}"\nexec "{ffmpeg_exe()}" "$@"\n')
+    counting.chmod(0o755)
+    wav = gen.speech_wav(tmp_path / "take.wav", 0.5, sr=16000)
+    other = gen.speech_wav(tmp_path / "other.wav", 0.5, sr=22050)
+    monkeypatch.setenv("LIPSYNC_FFMPEG", str(counting))
+    assert [probe(wav).sample_rate for _ in range(3)] == [16000] * 3
+    assert calls.read_text().count("x") == 1
+    other.replace(wav)  # the same name, another file
+    assert probe(wav).sample_rate == 22050 and calls.read_text().count("x") == 2

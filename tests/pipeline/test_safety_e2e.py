@@ -46,7 +46,7 @@ def test_sigterm_mid_render_exits_143_and_leaves_nothing(tmp_path, job):
     _out, err = p.communicate(timeout=120)
     assert p.returncode == 143, err
     assert err.splitlines()[-1] == "lipsync: terminated" and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []  # no partial output, and the folders the run made are gone
+    assert sorted(tmp_path.rglob("*")) == []  # no partial output, and the folders the run made are gone
     assert lipsync_temp_dirs(p.pid) == []
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core import safety
+from lipsync_core import files, safety
 from lipsync_core.errors import LipsyncError
 from lipsync_core.safety import OutputPlace, check_not_an_input
 from lipsync_core.testing.faults import fill, readonly_bind, small_tmpfs
@@ -100,6 +100,17 @@ def test_a_failed_run_removes_the_folders_it_created_and_only_those(tmp_path):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["keep.mp4"]
 
 
+def test_a_failed_run_removes_its_own_partial_output_even_if_its_writer_never_could(tmp_path):
+    out = tmp_path / "new" / "out.mp4"
+    theirs = tmp_path / "new" / ".out.run-otherhost-1-0123abcd.ffffff.partial.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        with OutputPlace(out):
+            files.partial_path(out).write_bytes(b"half")  # a signal landed before the writer's cleanup was armed
+            theirs.write_bytes(b"another run's")
+            raise KeyboardInterrupt
+    assert [p.name for p in out.parent.iterdir()] == [theirs.name]
+
+
 def test_a_successful_run_keeps_its_folders(tmp_path):
     with OutputPlace(tmp_path / "new" / "out.mp4"):
         pass
@@ -117,7 +128,7 @@ SIGTERM_RUN = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from lipsync_core import safety
+from lipsync_core import files, safety
 from lipsync_core.media.video import VideoWriter
 out = Path(sys.argv[1])
 try:
