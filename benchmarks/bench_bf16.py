@@ -1,5 +1,5 @@
-"""bfloat16 against float32 on real media, per model, with procedural weights: the numbers behind
-``ModelSpec.cpu_bf16``.
+"""bfloat16 (or int8) against float32 on real media, per model, with procedural weights: the numbers behind
+``ModelSpec.cpu_bf16`` (and what ``--dtype int8`` costs, ``--precision int8``: the ``cpu_int8`` models only).
 
 For every talking-head clip of ``../shared/media`` (first ``--frames`` frames), each network runs on the input
 its stage gives it (faces cropped at the Haar box, 96 px for Wav2Lip and ESRGAN, 512 for BiSeNet and CodeFormer,
@@ -13,6 +13,7 @@ its stage gives it (faces cropped at the Haar box, 96 px for Wav2Lip and ESRGAN,
   candidates, as real weights give (all procedural anchors would fire otherwise); the backbone is untouched.
 
     python benchmarks/bench_bf16.py --frames 16
+    python benchmarks/bench_bf16.py --precision int8
 """
 from __future__ import annotations
 
@@ -37,12 +38,26 @@ def psnr(ref: np.ndarray, out: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(20 * np.log10(peak / np.sqrt(mse)))
 
 
-def both(net: torch.nn.Module, *xs: torch.Tensor, **kw) -> tuple[np.ndarray, np.ndarray]:
-    """(fp32, bf16) first output of ``net`` as float numpy."""
+PRECISION = "bf16"  # set by --precision
+
+
+def lowered(arch: str, module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` as ``--dtype int8`` runs it (quantized on its first call); unchanged for bf16 (autocast)."""
+    from lipsync_core.models.registry import SPECS
+    from lipsync_core.quantize import Int8OnFirstCall
+
+    if PRECISION != "int8":
+        return module
+    return Int8OnFirstCall(copy.deepcopy(module), keep_float=SPECS[arch].float_classes())
+
+
+def both(arch: str, *xs: torch.Tensor, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """(fp32, lower precision) first output of ``arch`` as float numpy."""
     outs = []
-    for bf in (False, True):
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf):
-            o = net(*xs, **kw)
+    for low in (False, True):
+        model = lowered(arch, net(arch)) if low else net(arch)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=low and PRECISION == "bf16"):
+            o = model(*xs, **kw)
         o = o[0] if isinstance(o, (tuple, list)) else o
         outs.append(o.float().numpy())
     return outs[0], outs[1]
@@ -71,7 +86,8 @@ def box_iou(a: tuple, b: tuple) -> float:
 
 
 def detector_iou(name: str, frames: list[np.ndarray], det_size: int) -> tuple[float, float]:
-    """(mean, min) per-frame IoU of the bf16 track against the fp32 one (frames where both have a face)."""
+    """(mean, min) per-frame IoU of the lower-precision track against the fp32 one (frames where both have a
+    face)."""
     from lipsync_core.face.retinaface import RetinaFaceDetector
     from lipsync_core.face.s3fd import S3FDDetector
     from lipsync_core.face.track import DetectionSettings, detect_track
@@ -83,15 +99,17 @@ def detector_iou(name: str, frames: list[np.ndarray], det_size: int) -> tuple[fl
     small = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
     x = torch.from_numpy(small[0]).permute(2, 0, 1)[None].float()
     mean = torch.tensor([104., 117., 123.]).view(1, 3, 1, 1)
+    arch = "s3fd" if name == "s3fd" else "retinaface_resnet50"
     if name == "s3fd":
-        detector_net = calibrate_s3fd(copy.deepcopy(net("s3fd")), x.flip(1) - mean)
+        detector_net = calibrate_s3fd(copy.deepcopy(net(arch)), x.flip(1) - mean)
     else:
-        detector_net = bias_retinaface_heads(copy.deepcopy(net("retinaface_resnet50")), x - mean)
+        detector_net = bias_retinaface_heads(copy.deepcopy(net(arch)), x - mean)
     settings = DetectionSettings(detector=name, det_size=det_size, det_stride=1)
     tracks = []
-    for dt in (torch.float32, torch.bfloat16):
+    for low in (False, True):
         cls = S3FDDetector if name == "s3fd" else RetinaFaceDetector
-        det = cls(copy.deepcopy(detector_net), dtype=dt)
+        dt = torch.bfloat16 if low and PRECISION == "bf16" else torch.float32
+        det = cls(lowered(arch, detector_net) if low else copy.deepcopy(detector_net), dtype=dt)
         tracks.append(detect_track(small, det, settings, scale=detection_scale((w, h), det_size), frame_size=(w, h),
                                    fps=25.0))
     ious = [box_iou(a, b) for a, b in zip(tracks[0].boxes, tracks[1].boxes) if a is not None and b is not None]
@@ -122,19 +140,21 @@ def model_rows(frames: list[np.ndarray], box: tuple[int, int, int, int], mels: n
     rgb = lambda imgs, s: torch.from_numpy(np.stack([cv2.resize(c, (s, s))[..., ::-1] for c in imgs]).astype(  # noqa
         np.float32) / 255.0).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
     rows: dict[str, str] = {}
+    rows["rrdbnet_x4"] = f"PSNR {psnr(*both('rrdbnet_x4', rgb(crops, 96))):.1f} dB"
+    rows["rrdbnet_x2"] = f"PSNR {psnr(*both('rrdbnet_x2', rgb([crops[0]], 128))):.1f} dB"
+    if PRECISION == "int8":
+        return rows
     faces = torch.from_numpy(face_inputs(frames, [box] * len(frames))).permute(0, 3, 1, 2)
     mel = torch.from_numpy(mels[:, None].astype(np.float32))
-    rows["wav2lip"] = f"PSNR {psnr(*both(net('wav2lip'), mel, faces)):.1f} dB"
-    rows["rrdbnet_x4"] = f"PSNR {psnr(*both(net('rrdbnet_x4'), rgb(crops, 96))):.1f} dB"
-    a, c = both(net("bisenet19"), (rgb(crops[:2], 512) - 0.45) / 0.226)
+    rows["wav2lip"] = f"PSNR {psnr(*both('wav2lip', mel, faces)):.1f} dB"
+    a, c = both("bisenet19", (rgb(crops[:2], 512) - 0.45) / 0.226)
     rows["bisenet19"] = f"same class {100 * np.mean(a.argmax(1) == c.argmax(1)):.1f} %"
     tmpl = face_template(512)
     aligned = [warp_face(f, estimate_affine(landmarks_from_box(box), tmpl), 512) for f in frames[:1]]
     x = rgb(aligned, 512) * 2 - 1
-    rows["codeformer"] = f"PSNR {psnr(*both(net('codeformer'), x, w=0.7, adain=True)):.1f} dB"
-    a, c = both(net("parsenet"), torch.nn.functional.interpolate(x, size=(256, 256), mode="bilinear"))
+    rows["codeformer"] = f"PSNR {psnr(*both('codeformer', x, w=0.7, adain=True)):.1f} dB"
+    a, c = both("parsenet", torch.nn.functional.interpolate(x, size=(256, 256), mode="bilinear"))
     rows["parsenet"] = f"same class {100 * np.mean(a.argmax(1) == c.argmax(1)):.1f} %"
-    rows["rrdbnet_x2"] = f"PSNR {psnr(*both(net('rrdbnet_x2'), rgb([crops[0]], 128))):.1f} dB"
     return rows
 
 
@@ -144,8 +164,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16, help="frames per clip for the detectors' tracks")
     ap.add_argument("--model-frames", type=int, default=4, help="frames per clip for the other networks")
     ap.add_argument("--det_size", type=int, default=360)
+    ap.add_argument("--precision", choices=("bf16", "int8"), default="bf16")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    global PRECISION
+    PRECISION = args.precision
     from lipsync_core import audio as audio_mod
     from lipsync_core.face.haar import HaarDetector
     from lipsync_core.media.video import FrameReader

@@ -1,5 +1,6 @@
 """Per-frame cost of the HQ and CodeFormer variants' render stages at 640x360 with one face, float32 against
-``--dtype auto`` (bfloat16 for the models marked safe, on a CPU with native bf16), timed interleaved.
+``--dtype auto`` (bfloat16 for the models marked safe, on a CPU with native bf16) and, for HQ, ``--dtype int8``
+(super-resolution quantized on its first call, which is not timed), timed interleaved.
 
 The stages are the package's own (sync, super-resolution, segmentation mask, blend; sync, blend, CodeFormer
 restoration), built as the run plan builds them, on render batches of the size the pipeline uses on CPU (4 frames
@@ -24,6 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import interleaved, load_note  # noqa: E402
 
+ARCH = {"wav2lip": "wav2lip", "sr": "rrdbnet_x4", "seg": "bisenet19", "codeformer": "codeformer",
+        "parsenet": "parsenet"}
+
 
 def _stages(variant: str, rt, nets: dict[str, torch.nn.Module]) -> list:
     from lipsync_core.stages.blend import BlendStage
@@ -31,7 +35,7 @@ def _stages(variant: str, rt, nets: dict[str, torch.nn.Module]) -> list:
     from lipsync_core.stages.restore import CodeFormerRestore
     from lipsync_core.stages.sync import SyncStage
 
-    m = {k: rt.place(copy.deepcopy(v)) for k, v in nets.items()}
+    m = {k: rt.ready(ARCH[k], copy.deepcopy(v)) for k, v in nets.items()}
     if variant == "hq":
         stages = [SyncStage(m["wav2lip"]), SuperResolution(m["sr"]), SegmentationMask(m["seg"]), BlendStage()]
     else:
@@ -90,7 +94,8 @@ def main() -> None:
           "(shared machine)")
     w, h = (int(v) for v in args.size.lower().split("x"))
     box = (h // 5, h // 5 + 150, w // 2 - 60, w // 2 + 60)  # a talking head's face box at 360p, with the pads
-    runtimes = {"float32": Runtime(dtype=torch.float32), "auto (bf16)": Runtime(dtype=torch.float32, cpu_bf16=True)}
+    runtimes = {"float32": Runtime(dtype=torch.float32), "auto (bf16)": Runtime(dtype=torch.float32, cpu_bf16=True),
+                "int8": Runtime(dtype=torch.float32, cpu_bf16=True, cpu_int8=True)}
     report: dict = {}
     for variant in args.variants:
         n = args.hq_frames if variant == "hq" else 1
@@ -100,7 +105,8 @@ def main() -> None:
             nets = {"wav2lip": Wav2Lip(), "codeformer": CodeFormer(), "parsenet": ParseNet()}
         nets = {k: fold_batchnorm(v.eval()) for k, v in nets.items()}
         frames = [draw_face((w, h), t / 25.0, 0.5) for t in range(n)]
-        built = {name: _stages(variant, rt, nets) for name, rt in runtimes.items()}
+        built = {name: _stages(variant, rt, nets) for name, rt in runtimes.items()
+                 if variant == "hq" or not rt.cpu_int8}  # CodeFormer's models have no int8 form
         cases = {name: partial(run, stages, frames, box) for name, stages in built.items()}
         t = interleaved(cases, rounds=args.rounds)
         per_stage = {name: split(stages, frames, box) for name, stages in built.items()}  # warm, once more

@@ -83,7 +83,8 @@ class RunConfig:
     device: str = opt("auto", "auto, cpu, cuda or cuda:N", check=lambda v: v in DEVICES or _CUDA_N.fullmatch(v),
                       message="--device must be auto, cpu, cuda or cuda:N (N a GPU number: cuda:0)")
     dtype: str = opt("auto", "compute dtype (auto: float16 on CUDA; on CPU bfloat16 for the models measured safe "
-                     "in it where the CPU has AMX or AVX-512 BF16, else float32; float32: exact parity)",
+                     "in it where the CPU has AMX or AVX-512 BF16, else float32; float32: exact parity; int8: CPU "
+                     "only, face detectors and super-resolution quantized to int8, the rest as auto)",
                      choices=DTYPES)
     compile: bool = opt(False, "torch.compile the generator: slower start, faster frames (CUDA, long videos)")
     detector: str = opt("s3fd", "face detector", choices=lambda cat: tuple(cat.detectors))

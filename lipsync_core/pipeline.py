@@ -127,8 +127,8 @@ class Pipeline:
 
         c = self.cfg
         det = self.plan.detector
-        dtype = self.runtime.dtype_for(self._arch(det.role)) if det is not None and det.role else torch.float32
-        return DetectionSettings(detector=c.detector, dtype=str(dtype).removeprefix("torch."),
+        precision = self.runtime.precision_for(self._arch(det.role)) if det is not None and det.role else "float32"
+        return DetectionSettings(detector=c.detector, dtype=precision,
                                  det_size=c.det_size or None, det_stride=c.det_stride,
                                  batch_size=c.face_det_batch_size, pads=tuple(c.pads), nosmooth=c.nosmooth,
                                  face_point=c.face_point, box=c.box)

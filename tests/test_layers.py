@@ -9,7 +9,7 @@ PACKAGE = REPO / "lipsync_core"
 #: Layer of each top-level module or sub-package, lowest first; a module may import its own layer or lower ones.
 LAYERS = {
     "errors": 0, "batching": 0, "paths": 0, "environment": 0, "files": 0, "safety": 0, "hardware": 0,
-    "models": 1, "runtime": 2, "media": 2, "audio": 2,
+    "models": 1, "runtime": 2, "quantize": 2, "media": 2, "audio": 2,
     "face": 3, "stages": 4, "acquire": 4, "plan": 5, "config": 6, "score": 6, "pipeline": 7, "batch": 8,
     "training": 8,
     "front": 9, "testing": 9, "__init__": 9, "__main__": 9,

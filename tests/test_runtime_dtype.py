@@ -82,3 +82,29 @@ def test_the_sync_stage_runs_wav2lip_under_the_runtimes_choice(bf16_cpu, dtype, 
     stage(Batch(indices=[0], frames=[frame], boxes=[(0, 64, 0, 64)], mels=np.zeros((1, 80, 16), np.float32)))
     enabled, dt = probe.seen
     assert enabled is expected[0] and (not enabled or dt == expected[1])
+
+
+def test_int8_quantizes_exactly_the_int8_models_and_runs_the_others_as_auto(bf16_cpu):
+    rt, auto = Runtime.resolve("cpu", "int8"), Runtime.resolve("cpu", "auto")
+    for name, spec in SPECS.items():
+        assert rt.int8_for(name) is spec.cpu_int8, name
+        assert rt.dtype_for(name) == (torch.float32 if spec.cpu_int8 else auto.dtype_for(name)), name
+    assert rt.precision_for("s3fd") == "int8" and rt.precision_for("wav2lip") == "bfloat16"
+    assert not auto.int8_for("s3fd") and auto.precision_for("s3fd") == "float32"
+
+
+def test_int8_models_are_loaded_wrapped_to_quantize_on_first_call(tmp_path):
+    from lipsync_core.quantize import Int8OnFirstCall
+    from lipsync_core.testing.checkpoints import write_checkpoint
+
+    rt = Runtime.resolve("cpu", "int8")
+    s3fd = rt.model("s3fd", write_checkpoint("s3fd", tmp_path / "s3fd.pth"))
+    assert isinstance(s3fd, Int8OnFirstCall)
+    assert s3fd.keep_float == SPECS["s3fd"].float_classes() and s3fd.keep_float[0].__name__ == "L2Norm"
+
+
+def test_int8_on_a_gpu_is_refused_with_one_line():
+    from lipsync_core.errors import LipsyncError
+
+    with pytest.raises(LipsyncError, match=r"^--dtype int8 runs on the CPU only; on a GPU use --dtype auto"):
+        Runtime.resolve("cuda", "int8")

@@ -36,6 +36,15 @@ class ModelSpec:
     # bfloat16 autocast is measured safe for this model on CPU (tests/models/test_cpu_bf16.py holds the bound);
     # used only where the CPU has native bf16 units (lipsync_core.hardware), float32 everywhere else.
     cpu_bf16: bool = False
+    # Runs quantized to int8 under ``--dtype int8`` (CPU; lipsync_core.quantize); ``int8_float`` names the module
+    # classes of the builder's module that stay float32 there.
+    cpu_int8: bool = False
+    int8_float: tuple[str, ...] = ()
+
+    def float_classes(self) -> tuple[type[nn.Module], ...]:
+        """The classes named by ``int8_float``."""
+        module = importlib.import_module(self.builder.split(":")[0])
+        return tuple(getattr(module, name) for name in self.int8_float)
 
     def build(self, state: StateDict) -> nn.Module:
         module, func = self.builder.split(":")
@@ -60,7 +69,8 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
               ("audio_encoder.0.conv_block.0.weight", "face_decoder_blocks.0.0.conv_block.0.weight"),
               "Wav2Lip generator", torchscript=True, cpu_bf16=True),
     ModelSpec("s3fd", _P + "s3fd:build_from_state", "raw",
-              ("conv3_3_norm_mbox_conf.weight", "fc7.weight"), "S3FD face detector"),
+              ("conv3_3_norm_mbox_conf.weight", "fc7.weight"), "S3FD face detector", cpu_int8=True,
+              int8_float=("L2Norm",)),
     ModelSpec("syncnet_color", _P + "syncnet:build_from_state", "state_dict",
               ("face_encoder.0.conv_block.0.weight", "audio_encoder.0.conv_block.0.weight"),
               "Wav2Lip lip-sync expert (SyncNet)"),
@@ -69,17 +79,18 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (
               "Wav2Lip visual quality discriminator"),
     ModelSpec("rrdbnet_x4", _P + "rrdbnet:build_from_state", "params_ema",
               ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up2.weight"), "ESRGAN RRDBNet x4",
-              signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),), cpu_bf16=True),
+              signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),), cpu_bf16=True, cpu_int8=True),
     ModelSpec("rrdbnet_x2", _P + "rrdbnet:build_from_state", "params_ema",
               ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up1.weight"), "ESRGAN RRDBNet x2",
-              signature_shapes=(("conv_first.weight", (None, 12, 3, 3)),), cpu_bf16=True),
+              signature_shapes=(("conv_first.weight", (None, 12, 3, 3)),), cpu_bf16=True, cpu_int8=True),
     ModelSpec("bisenet19", _P + "bisenet:build_from_state", "raw",
               ("cp.resnet.conv1.weight", "conv_out.conv_out.weight"), "BiSeNet face parsing (19 classes)",
               cpu_bf16=True),
     ModelSpec("codeformer", _P + "codeformer:build_from_state", "params_ema",
               ("position_emb", "quantize.embedding.weight"), "CodeFormer face restoration", cpu_bf16=True),
     ModelSpec("retinaface_resnet50", _P + "retinaface:build_from_state", "raw",
-              ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"), "RetinaFace ResNet-50 detector"),
+              ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight"), "RetinaFace ResNet-50 detector",
+              cpu_int8=True, int8_float=("Head",)),
     ModelSpec("syncnet_v2", _P + "syncnet_v2:build_from_state", "raw",
               ("netcnnaud.0.weight", "netcnnlip.0.weight", "netfclip.3.weight"), "SyncNet v2 (LSE-D/LSE-C scorer)",
               optional=("num_batches_tracked",)),

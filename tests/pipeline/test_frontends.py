@@ -25,7 +25,7 @@ SAMPLES = {
     "pads": ((0, 20, 0, 0), (-1, 0, 0, 0)),
     "face_det_batch_size": (8, 0), "wav2lip_batch_size": (64, 0), "resize_factor": (2, 0),
     "crop": ((0, 100, 0, -1), (100, 50, 0, -1)), "box": ((10, 90, 10, 90), (90, 10, 10, 90)), "rotate": (True, None),
-    "nosmooth": (True, None), "device": ("cpu", "tpu"), "dtype": ("float32", "int8"), "compile": (True, None),
+    "nosmooth": (True, None), "device": ("cpu", "tpu"), "dtype": ("int8", "float64"), "compile": (True, None),
     "detector": ("haar", "dlib"), "det_size": (0, -5), "det_stride": (4, 0), "face_point": ((10, 20), None),
     "blend": ("hard", "soft"), "audio_offset_ms": (40.0, float("nan")), "no_track_cache": (True, None),
     "cache_dir": ("/tmp/c", None), "crf": (23, 99), "preset": ("fast", None), "no_progress": (True, None),

@@ -105,3 +105,30 @@ def test_codeformer_variant_runs_on_its_own_retinaface_track(tmp_path, face_clip
               retinaface_path=str(retina), codeformer_path=reduced["codeformer_path"],
               parsenet_path=reduced["parsenet_path"])
     assert len(read_frames(out)) == 20 and probe(out).frame_size == (w, h)
+
+
+def test_hq_in_int8_detects_and_upscales_quantized_and_stays_close_to_float32(tmp_path, face_clip, speech,
+                                                                             w2l_checkpoint, reduced, capfd):
+    import torch
+
+    from lipsync_core.pipeline import Pipeline
+    from lipsync_core.quantize import Int8OnFirstCall
+    from lipsync_core.testing.checkpoints import bias_retinaface_heads, procedural_module
+
+    face, _ = face_clip
+    short = _trim(face, tmp_path / "short.mp4", 0.0, 0.4)
+    net = procedural_module("retinaface_resnet50", layers=(1, 1, 1, 1), width=8, out_channels=16)
+    sample = torch.from_numpy(read_frames(short, max_frames=1)[0]).permute(2, 0, 1)[None].float() - 110
+    retina = write_checkpoint("retinaface_resnet50", tmp_path / "retina.pth", model=bias_retinaface_heads(net, sample))
+    options = dict(variant="hq", detector="retinaface", det_size=0, retinaface_path=str(retina),
+                   sr_path=reduced["sr_path"], segmentation_path=reduced["segmentation_path"], no_track_cache=True)
+    outs = {dt: run(short, speech, tmp_path / f"{dt}.mp4", w2l_checkpoint, dtype=dt, **options)
+            for dt in ("float32", "int8")}
+    assert "Warning" not in capfd.readouterr().err  # neither torch's C++ notices nor Python warnings reach users
+    pipe = Pipeline(make_config(dtype="int8", device="cpu", checkpoint_path=str(w2l_checkpoint), **options))
+    pipe.fetch_weights()
+    assert pipe.detection_settings().dtype == "int8"  # the face-track cache keeps int8 tracks apart
+    assert isinstance(pipe.model("sr"), Int8OnFirstCall) and isinstance(pipe.model("retinaface"), Int8OnFirstCall)
+    got, ref = read_frames(outs["int8"]), read_frames(outs["float32"])
+    assert len(got) == len(ref) == 20
+    assert max(mean_abs(g, r) for g, r in zip(got, ref)) < 2.0  # whole frames; the face region carries it all
