@@ -5,6 +5,8 @@ Cases, timed interleaved in one process (the machine may be shared; see ``timing
 
 - ``ours <dtype>``: ``S3FDDetector`` / ``RetinaFaceDetector.detect(frames)`` exactly as pass 1 calls it
   (preprocessing, batches capped by the CPU activation budget, vectorised decoding and NMS).
+- ``ours int8``: the same with the network quantized to int8 as ``--dtype int8`` runs it (its one-time
+  calibration, on the first call, is the untimed warm-up).
 - ``forward fp32 b<B>``: only the network, on an already preprocessed NCHW float32 batch of ``B`` frames
   (``B`` = the frames per call, at most 16): the floor for plain fp32 inference.
 - ``original``: the original Wav2Lip's ``face_detect`` loop, written here from ``reference/wav2lip_original.md``
@@ -133,13 +135,18 @@ def cases_for(name: str, net: torch.nn.Module, frames: list[np.ndarray], dtypes:
 
     from lipsync_core.face.retinaface import RetinaFaceDetector
     from lipsync_core.face.s3fd import S3FDDetector
+    from lipsync_core.runtime import Runtime
 
     cls = S3FDDetector if name == "s3fd" else RetinaFaceDetector
+    arch = "s3fd" if name == "s3fd" else "retinaface_resnet50"
     cases = {}
     for dt in dtypes:
         for mb in budgets_mb or [None]:
             kw = {} if mb is None else {"cpu_batch_bytes": mb * 2**20}
-            det = cls(copy.deepcopy(net), dtype=getattr(torch, dt), **kw)
+            # int8 as --dtype int8 runs it: the runtime wraps the network, which quantizes on its first call
+            # (interleaved()'s untimed warm-up call).
+            model = Runtime(cpu_int8=True).ready(arch, copy.deepcopy(net)) if dt == "int8" else copy.deepcopy(net)
+            det = cls(model, dtype=torch.float32 if dt == "int8" else getattr(torch, dt), **kw)
             cases[f"ours {dt}" + ("" if mb is None else f" {mb}MB")] = (lambda d=det: d.detect(frames))
     b = min(len(frames), ORIGINAL_BATCH)
     plain = copy.deepcopy(net).eval()
@@ -156,7 +163,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), help="WxH frame sizes")
     ap.add_argument("--frames", type=int, default=16, help="frames per call at 360p; fewer at larger sizes so a "
                     "call holds about the same pixels (at least 2)")
-    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "int8"])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--budget-mb", type=int, nargs="+", help="also vary the detectors' CPU activation budget")
