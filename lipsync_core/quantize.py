@@ -56,8 +56,7 @@ class Int8OnFirstCall(nn.Module):
             qconfig = qconfig.set_object_type(cls, None)
         with warnings.catch_warnings():  # torch.ao's notices about its own future; nothing for our users to act on
             warnings.simplefilter("ignore")
-            float_copy = copy.deepcopy(self.float_module).to(memory_format=torch.contiguous_format)
-            prepared = prepare_fx(float_copy, qconfig, sample,
+            prepared = prepare_fx(copy.deepcopy(self.float_module), qconfig, sample,
                                   prepare_custom_config={"non_traceable_module_classes": list(self.keep_float)})
             prepared(*sample)
             converted = convert_fx(prepared)

@@ -19,8 +19,7 @@ from tests.models.test_cpu_bf16 import CASES, bf16_model
 INT8_MEAN_BOUND = 0.04
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n.startswith("rrdbnet") else [])
-                                  for n, spec in SPECS.items() if spec.cpu_int8])
+@pytest.mark.parametrize("name", [n for n, spec in SPECS.items() if spec.cpu_int8])
 def test_int8_outputs_stay_within_the_bound(parity_dir, name):
     inputs, outputs = CASES[name]
     io = arrays(parity_dir, name)
