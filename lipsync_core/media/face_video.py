@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import LipsyncError
 from ..media.probe import MediaInfo, probe
+from ..media.ffmpeg import run_ffmpeg
 from ..media.video import FrameReader, count_frames
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class FaceVideo:
             return
         declared = round(self.info.duration * self.fps)
         wanted = declared if limit is None else min(limit, declared)
-        if decoded < wanted - max(2, 0.05 * declared):  # slack: rounding, and audio a little longer than video
+        if decoded < wanted - max(2, 0.05 * declared) and _damaged(self.path):
             self._short_reported = True
             log.warning("%s decodes to %d frames (%.2f s) of the %d (%.2f s) its container declares: the file is "
                         "truncated or damaged; its decoded part is looped to the length of the audio", self.path.name,
@@ -155,3 +156,14 @@ def _one_frame(info: MediaInfo) -> bool:
     if not info.fps or info.duration * info.fps >= 2.5:
         return False
     return count_frames(info.path, info=info) <= 1
+
+
+def _damaged(path: Path) -> bool:
+    """Whether reading the video stream's packets (no decoding) reports an error, e.g. "partial file".
+
+    The container's duration is its longest stream's: a picture shorter than its sound is not damaged, a file cut
+    off mid-download is, and only the demuxer can tell the two apart.
+    """
+    proc = run_ffmpeg(["-i", path, "-map", "0:v:0", "-c", "copy", "-f", "null", "-"], what="read the video packets",
+                      check=False)
+    return proc.returncode != 0 or bool(proc.stderr.strip())

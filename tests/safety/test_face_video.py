@@ -74,3 +74,14 @@ def test_a_huge_resize_factor_names_itself_not_the_crop(clips):
 
 def test_probe_reads_the_declared_duration_of_the_truncated_file(clips):
     assert probe(clips / "truncated.mp4").duration == pytest.approx(3.0)
+
+
+def test_a_picture_shorter_than_its_sound_is_not_called_truncated(tmp_path, caplog):
+    clip = tmp_path / "short_picture.mp4"  # 2 s of video, 3 s of audio: the container says 3 s
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2", "-f", "lavfi", "-i",
+                "sine=duration=3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart",
+                clip], what="make a clip")
+    video = FaceVideo.open(clip, still_fps=25, static=False)
+    with caplog.at_level(logging.WARNING):
+        assert sum(1 for _ in video.frames()) == 50
+    assert caplog.text == ""
