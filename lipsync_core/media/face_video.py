@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from ..errors import LipsyncError
-from ..media.probe import MediaInfo, probe
 from ..media.ffmpeg import run_ffmpeg
+from ..media.probe import MediaInfo, probe
 from ..media.video import FrameReader, count_frames
 
 log = logging.getLogger(__name__)
