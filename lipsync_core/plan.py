@@ -147,6 +147,12 @@ class Catalog:
         roles += [det.role] if det.role else []
         return {r: self.weight_id(variant, r) for r in roles}
 
+    def other_detector_weights(self, variant: str) -> dict[str, str]:
+        """``{role: weight id}`` of the detectors other than the variant's default (used only when chosen)."""
+        own = self.variant_weights(variant)
+        return {d.role: self.weight_id(variant, d.role) for d in self.detectors.values()
+                if d.role and d.role not in own}
+
     def flag_for_arch(self, arch: str, manifest: Manifest) -> str:
         """Where a checkpoint of ``arch`` belongs, for messages: "pass it to --<role>_path" or ""."""
         for role in self.roles.values():

@@ -163,17 +163,22 @@ def weights_cell(spec: Spec, manifest: Manifest) -> str:
     lines = ["#@markdown Leave a field empty to use the default file (downloaded on first use, sha256-checked).",
              "#@markdown To use your own copy (e.g. when Google Drive says too many users downloaded a file),",
              "#@markdown paste a Google Drive file ID or share link, a URL, or a path in your mounted Drive."]
-    fields = []
+    detectors = {d.role: name for name, d in CATALOG.detectors.items() if d.role}
+    described = {}  # role -> (label, what): the variant's weights, then the other detectors' (used when picked)
     for role, wid in CATALOG.variant_weights(spec.variant).items():
-        entry = manifest.entry(wid)
-        what = SPECS[entry.arch].description
+        what = SPECS[manifest.entry(wid).arch].description
         if role == "checkpoint" and spec.gan_choice:
             what += " (the default follows *use_gan_model* in the settings)"
+        described[role] = (wid, f"**{role}_path**", what)
+    for role, wid in CATALOG.other_detector_weights(spec.variant).items():
+        described[role] = (wid, f"**{role}_path** (only with detector `{detectors[role]}`)", CATALOG.roles[role].help)
+    for role, (wid, label, what) in described.items():
+        entry = manifest.entry(wid)
         mirrors = f" and {len(entry.sources) - 1} mirror(s)" if len(entry.sources) > 1 else ""
-        lines += [f"#@markdown **{role}_path**: {what}.",
-                  f"#@markdown Default: `{entry.file}` from {describe(entry.sources[0])}{mirrors}."]
-        lines.append(param(f"{role}_path", ""))
-        fields.append(f"{role}_path")
+        lines += [f"#@markdown {label}: {what}.",
+                  f"#@markdown Default: `{entry.file}` from {describe(entry.sources[0])}{mirrors}.",
+                  param(f"{role}_path", "")]
+    fields = [f"{role}_path" for role in described]
     lines += [f"#@markdown Keep downloaded weights in your Google Drive (`MyDrive/{DRIVE_WEIGHTS_FOLDER}`) so that",
               "#@markdown a new Colab session does not download them again:",
               param("cache_weights_in_drive", False)]

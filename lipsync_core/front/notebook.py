@@ -274,7 +274,7 @@ class Job:
         """The weights form: ``<role>_path`` fields (empty = manifest default); optionally cache in Drive."""
         from ..plan import CATALOG
 
-        roles = CATALOG.variant_weights(self.variant)
+        roles = {**CATALOG.variant_weights(self.variant), **CATALOG.other_detector_weights(self.variant)}
         unknown = sorted(set(fields) - {f"{r}_path" for r in roles})
         if unknown:
             raise ValueError(f"no such weight field(s) for {self.variant}: {', '.join(unknown)}")

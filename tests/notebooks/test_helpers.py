@@ -172,9 +172,12 @@ def test_weights_cache_can_live_in_drive_and_leave_it_again(colab):
     assert job.cache_dir is None
 
 
-def test_weight_fields_are_the_variants_roles():
+def test_weight_fields_are_the_variants_roles_and_every_detectors():
     with pytest.raises(ValueError, match="sr_path"):
         ln.Job("original").set_weights(sr_path="")
+    job = ln.Job("original")
+    job.set_weights(anime_path=DRIVE_ID, retinaface_path="")  # used once the settings pick that detector
+    assert job.run_options()["anime_path"] == DRIVE_ID and job.run_options()["retinaface_path"] is None
 
 
 # -- inputs and results --------------------------------------------------------------------------------------------

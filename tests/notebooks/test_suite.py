@@ -81,8 +81,9 @@ def test_badge_opens_this_notebook_from_the_repo(name):
 def test_weights_form_has_one_field_per_role_and_defaults_from_the_manifest(name, variant, manifest):
     c = nbrun.cell(nbrun.read(name), "weights")
     form = nbrun.fields(c)
-    roles = CATALOG.variant_weights(variant)
+    roles = {**CATALOG.variant_weights(variant), **CATALOG.other_detector_weights(variant)}
     assert {k for k in form if k.endswith("_path")} == {f"{role}_path" for role in roles}
+    assert {"s3fd", "retinaface", "anime"} <= set(roles)  # whichever detector is picked, its file can be given
     for role, wid in roles.items():
         entry = manifest.entry(wid)
         default = form[f"{role}_path"]
