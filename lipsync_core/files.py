@@ -15,6 +15,7 @@ Only the standard library and :mod:`lipsync_core.errors` are imported, so every 
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import re
@@ -91,6 +92,12 @@ def partial_path(path: str | os.PathLike) -> Path:
     beside it (same suffix, so tools that go by the extension still work on it)."""
     p = Path(path)
     return p.with_name(f".{p.stem}.{run_tag()}.{secrets.token_hex(3)}.partial{p.suffix}")
+
+
+def own_partials(path: str | os.PathLike) -> list[Path]:
+    """The partial files of ``path`` that :func:`partial_path` named in this process and that exist."""
+    p = Path(path)
+    return sorted(p.parent.glob(f"{glob.escape(f'.{p.stem}.{run_tag()}.')}*.partial{glob.escape(p.suffix)}"))
 
 
 def temp_name(path: str | os.PathLike) -> Path:

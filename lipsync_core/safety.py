@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import errno
-import glob
 import logging
 import os
 import shutil
@@ -161,8 +160,7 @@ class OutputPlace:
     def cleanup(self) -> None:
         """Remove this run's partial files of the output (a signal may land before their writer can), then the
         folders this run created, deepest first, where they are still empty."""
-        mine = f".{self.outfile.stem}.{files.run_tag()}."
-        for leftover in self.outfile.parent.glob(f"{glob.escape(mine)}*"):
+        for leftover in files.own_partials(self.outfile):
             files.remove_quietly(leftover)
         for d in reversed(self.created):
             try:
