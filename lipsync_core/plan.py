@@ -222,8 +222,6 @@ class Plan:
 
     def resolve_weight_id(self, role: str, manifest: Manifest) -> str:
         """The manifest entry for ``role``: the one its ``--<role>_path`` names by id, else the variant's."""
-        from pathlib import Path
-
         default = self.weight_id(role)
         given = self.source(role)
         if given not in manifest.weights or Path(given).exists():
