@@ -180,7 +180,7 @@ def verify(weight_id: str, *, cache_dir: str | Path | None = None, validate: Val
         try:
             rec = _verified(entry, path, validate, man, user_given=False, source=f"the cached {entry.file}")
         except DownloadError as exc:
-            loads = _loads(validate, path)
+            loads = False if isinstance(exc, _NotLoadable) else _loads(validate, path)  # refused: no second load
             done = _evict(entry, path, exc.reason, delete=ours and loads is False)
             raise LipsyncError(f"{weight_id}: the cached {entry.file} is not the manifest's file ({exc.reason}); "
                                f"{done}; fetch it again") from None
