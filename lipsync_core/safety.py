@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
@@ -28,7 +27,6 @@ from .errors import LipsyncError
 
 log = logging.getLogger(__name__)
 
-EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
@@ -175,15 +173,6 @@ class OutputPlace:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.cleanup()
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) is a full disk or quota."""
-    while exc is not None:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 # -- signals -------------------------------------------------------------------------------------------------------
