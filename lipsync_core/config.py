@@ -18,9 +18,11 @@ from .errors import LipsyncError
 from .face.boxtrack import parse_track_box
 from .face.track import DetectionSettings
 from .plan import CATALOG, SCORERS, Catalog
-from .runtime import DEVICES, DTYPES
-from .stages.blend import MAX_MOUTH_SCALE
+from .stages.masks import MAX_MOUTH_SCALE
 
+# What Runtime.resolve accepts (kept here, beside the options, so reading the options never imports torch).
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
 BLENDS = ("feather", "hard")
 MASK_REGIONS = ("lower", "mouth")
 

@@ -14,9 +14,6 @@ from torch import nn
 
 from .errors import LipsyncError
 
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float32", "float16", "bfloat16", "int8")
-
 
 @dataclass
 class Runtime:

@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..models.cascade import load_cascade
 from .haar import drop_nested
 from .types import Detection, MouthInBox
 
@@ -47,6 +46,10 @@ class AnimeFaceDetector:
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_size = min_size
+        # Imported here: the models package imports torch, which reading this module's MOUTH (the run plan, at
+        # every CLI start) must not.
+        from ..models.cascade import load_cascade
+
         self._cascade = load_cascade(path)
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:

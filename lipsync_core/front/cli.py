@@ -142,9 +142,9 @@ def _variant_of(argv: Sequence[str]) -> str:
 
 
 def run(argv: Sequence[str]) -> int:
-    from ..pipeline import lipsync
-
     args = vars(build_parser(_variant_of(argv)).parse_args(argv))
+    from ..pipeline import lipsync  # after parsing: --help and a mistyped flag answer without loading torch
+
     face, audio, outfile = args.pop("face"), args.pop("audio"), args.pop("outfile")
     out = lipsync(face, audio, outfile, **args)
     print(out)

@@ -11,10 +11,7 @@ import numpy as np
 from ..errors import LipsyncError
 from ..face.types import MouthInBox
 from .base import Batch, Runtime
-from .masks import Ellipse, ellipse_weight, mouth_ellipse
-
-#: Largest accepted ``mouth_scale`` (the region then covers most of a face box).
-MAX_MOUTH_SCALE = 3.0
+from .masks import MAX_MOUTH_SCALE, Ellipse, ellipse_weight, mouth_ellipse
 
 
 def _ramp(n: int, start: float, width: float) -> np.ndarray:

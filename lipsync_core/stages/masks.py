@@ -75,6 +75,8 @@ def feather(mask: np.ndarray, width_px: float, *, zero_border: bool = False) -> 
 # ------------------------------------------------------------------------------------------- the mouth region
 
 
+#: Largest accepted ``mouth_scale`` (the region then covers most of a face box).
+MAX_MOUTH_SCALE = 3.0
 #: Where a frontal photographic face's mouth sits in an S3FD-like box.
 FRONTAL_MOUTH = MouthInBox()
 

@@ -1,6 +1,7 @@
 """The command line: original flags, one-line errors, exit codes, nothing left behind."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from lipsync_core.config import make_config
 from lipsync_core.front.cli import build_parser, main
 from lipsync_core.media.probe import probe
 from lipsync_core.plan import Plan
+from tests.conftest import REPO
 
 ORIGINAL_FLAGS = ["--checkpoint_path", "ck.pth", "--face", "f.mp4", "--audio", "a.wav", "--outfile", "o.mp4",
                   "--static", "True", "--fps", "30", "--pads", "0", "20", "0", "0", "--face_det_batch_size", "8",
@@ -126,3 +128,13 @@ def test_a_crop_outside_the_frame_is_a_clear_error(tmp_path, face_clip):
     with pytest.raises(LipsyncError, match="--crop"):
         FaceVideo.open(face, still_fps=25, static=False, crop=(0, h + 10, 0, -1))
     assert FaceVideo.open(face, still_fps=25, static=False, crop=(10, h, 0, -1)).frame_size == (w, h - 10)
+
+
+def test_help_and_a_bad_flag_answer_without_loading_torch():
+    code = ("import sys\nfrom lipsync_core.front.cli import main\n"
+            "for argv in (['--help'], ['--variant', 'hq', '--help'], ['--face', 'f', '--audio', 'a', '--pads']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
