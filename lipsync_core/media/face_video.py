@@ -34,7 +34,7 @@ class FaceVideo:
     resize_factor: int = 1
     rotate: bool = False
     crop: tuple[int, int, int, int] = (0, -1, 0, -1)
-    _short_reported: bool = field(default=False, init=False, repr=False)
+    _short_checked: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def open(cls, path: str | Path, *, still_fps: float, static: bool, resize_factor: int = 1,
@@ -105,13 +105,16 @@ class FaceVideo:
         self._report_short(n, limit)
 
     def _report_short(self, decoded: int, limit: int | None) -> None:
-        """One warning when the video ended before the frames its container declares (once per video)."""
-        if self.static or self._short_reported or not self.info.duration:
+        """One warning when the video ended before the frames its container declares and the file is damaged
+        (checked once per video)."""
+        if self.static or self._short_checked or not self.info.duration:
             return
         declared = round(self.info.duration * self.fps)
         wanted = declared if limit is None else min(limit, declared)
-        if decoded < wanted - max(2, 0.05 * declared) and _damaged(self.path):
-            self._short_reported = True
+        if decoded < wanted - max(2, 0.05 * declared):
+            self._short_checked = True  # the demuxer is asked once per video, whatever it answers
+            if not _damaged(self.path):
+                return
             log.warning("%s decodes to %d frames (%.2f s) of the %d (%.2f s) its container declares: the file is "
                         "truncated or damaged; its decoded part is looped to the length of the audio", self.path.name,
                         decoded, decoded / self.fps, declared, self.info.duration)
