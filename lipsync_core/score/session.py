@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import files
 from ..media.face_video import FaceVideo
 from ..media.probe import probe
 from ..plan import CATALOG, Catalog, Variant
@@ -118,10 +119,7 @@ def after_run(run: Pipeline, face: Path, outfile: Path) -> dict[str, Any] | None
     data = {**report.to_dict(), "reference": reference.to_dict() if reference else None,
             "fix": None if fixed is None else {"applied": fixed.applied, "offset_frames": fixed.offset_frames,
                                                "delay_ms": fixed.delay_ms, "reason": fixed.reason}}
-    path = report_path(outfile)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    files.atomic_write_text(report_path(outfile), json.dumps(data, indent=1))
     line = f"sync: {report.summary()}"
     if reference is not None:
         line += f" | face video with its own audio: {reference.summary().split(': ', 1)[1]}"
