@@ -236,8 +236,7 @@ class Trainer:
             path = ckpt.save(self.out, self.step, epoch, self.nets.generator, self.gen_opt, extra,
                              disc=self.nets.disc, disc_opt=self.disc_opt, keep=cfg.keep_checkpoints)
         if improved or metrics is None:
-            best = ckpt.save_best(self.out, self.step, epoch, self.nets.generator, extra, disc=self.nets.disc)
-            path = path if periodic else best
+            ckpt.save_best(self.out, self.step, epoch, self.nets.generator, extra, disc=self.nets.disc)
         record: dict[str, Any] = {"step": self.step, "kind": "val", "syncnet_wt": self.sync_wt,
                                   "checkpoint": path.name, "best": improved, **(metrics or {})}
         if self.score_hook is not None:
