@@ -112,7 +112,7 @@ def intro(spec: Spec, manifest: Manifest) -> str:
         entry = manifest.entry(wid)
         rows.append(f"| `{role}` | `{entry.file}` | {SPECS[entry.arch].description} | {entry.license} |")
     if spec.gan_choice:
-        gan = not _gan_default(spec.variant, manifest)
+        gan = not _gan_default(spec.variant)
         other = manifest.entry(GENERATORS[gan])
         rows.append(f"| `checkpoint` with *use_gan_model* {'ticked' if gan else 'unticked'} | `{other.file}` | "
                     f"{SPECS[other.arch].description} | {other.license} |")
@@ -210,7 +210,7 @@ def _pads(cfg: Any) -> list[str]:
     return [param(f"pad_{side}", int(v)) for side, v in zip(("top", "bottom", "left", "right"), cfg.pads)]
 
 
-def _gan_default(variant: str, manifest: Manifest) -> bool:
+def _gan_default(variant: str) -> bool:
     return CATALOG.weight_id(variant, "checkpoint") == GENERATORS[True]
 
 
@@ -236,7 +236,7 @@ STAGE_FORMS = {
 }
 
 
-def settings_cell(spec: Spec, manifest: Manifest) -> str:
+def settings_cell(spec: Spec) -> str:
     cfg = make_config(spec.variant)
     lines = ["#@markdown **Padding** of the face box in pixels (more bottom padding includes the chin):",
              *_pads(cfg),
@@ -255,7 +255,7 @@ def settings_cell(spec: Spec, manifest: Manifest) -> str:
              param("device", cfg.device, choices(("auto", "cuda", "cpu")))]
     if spec.gan_choice:
         lines += ["#@markdown **use_gan_model**: the GAN generator looks sharper; the plain one syncs slightly better.",
-                  param("use_gan_model", _gan_default(spec.variant, manifest))]
+                  param("use_gan_model", _gan_default(spec.variant))]
     for stage in CATALOG.variant(spec.variant).stages:
         lines += STAGE_FORMS.get(stage, lambda cfg: [])(cfg)
     return form("4. Settings", lines, call("job.set_settings", names(lines)))
@@ -296,12 +296,12 @@ def simple_inputs_cell() -> str:
     return form("2. Video and audio", lines, "job.set_inputs(video, audio, start=start, end=end)")
 
 
-def simple_run_cell(manifest: Manifest) -> str:
+def simple_run_cell() -> str:
     cfg = make_config(SIMPLE.variant)
     lines = ["#@markdown **Padding** of the face box in pixels (more bottom padding includes the chin):",
              *_pads(cfg),
              "#@markdown **use_gan_model**: the GAN generator looks sharper; the plain one syncs slightly better.",
-             param("use_gan_model", _gan_default(SIMPLE.variant, manifest))]
+             param("use_gan_model", _gan_default(SIMPLE.variant))]
     code = call("job.set_settings", names(lines)) + "\nresult = job.run()"
     return form("3. Lip-sync", lines, code)
 
@@ -410,10 +410,10 @@ def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
         cells += [code("workspace", workspace_cell()), code("clips", clips_cell()), code("train", train_cell()),
                   code("compare", compare_cell())]
     elif spec is SIMPLE:
-        cells += [code("inputs", simple_inputs_cell()), code("run", simple_run_cell(manifest))]
+        cells += [code("inputs", simple_inputs_cell()), code("run", simple_run_cell())]
     else:
         cells += [code("weights", weights_cell(spec, manifest)), code("inputs", inputs_cell()),
-                  code("settings", settings_cell(spec, manifest)), code("face-box", box_cell()),
+                  code("settings", settings_cell(spec)), code("face-box", box_cell()),
                   code("run", run_cell(6))]
     nb = v4.new_notebook(cells=cells, metadata={
         "accelerator": "GPU",

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +421,3 @@ def exit_code(results: list[JobResult]) -> int:
         return 1
     return 3
 
-
-def results_as_dicts(results: list[JobResult]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in results]
