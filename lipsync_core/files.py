@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import logging
 import os
 import re
@@ -92,6 +93,15 @@ def partial_path(path: str | os.PathLike) -> Path:
     beside it (same suffix, so tools that go by the extension still work on it)."""
     p = Path(path)
     return p.with_name(f".{p.stem}.{run_tag()}.{secrets.token_hex(3)}.partial{p.suffix}")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 8 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(8 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def own_partials(path: str | os.PathLike) -> list[Path]:

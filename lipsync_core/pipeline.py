@@ -163,8 +163,8 @@ class Pipeline:
             # Two entries per video and settings: the whole video (reused for audio of any length) and the
             # longest prefix detected so far (reused when it covers the frames this run needs).
             ident, extra = self._detector_identity(), self._video_key_extra(video)
-            keys = {part: cache.track_key(video.path, settings, ident, extra=f"{extra};{part}")
-                    for part in ("whole", "prefix")}
+            keys = cache.track_keys(video.path, settings, ident,
+                                    {part: f"{extra};{part}" for part in ("whole", "prefix")})
             whole = cache.load_track(keys["whole"], self.cfg.cache_dir)
             prefix = cache.load_track(keys["prefix"], self.cfg.cache_dir)
             hit = whole if whole is not None else (prefix if prefix is not None and prefix.n_frames >= n_needed

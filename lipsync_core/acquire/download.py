@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import glob
-import hashlib
 import inspect
 import json
 import logging
@@ -44,7 +43,7 @@ from requests.adapters import HTTPAdapter
 
 from .. import environment
 from ..errors import LipsyncError
-from ..files import UNWRITABLE, atomic_write_text
+from ..files import UNWRITABLE, atomic_write_text, sha256_file
 from .manifest import Source
 
 try:
@@ -482,7 +481,7 @@ def _finish(part: Path, dest: Path, what: str, expected_size: int | None, check:
         if expected_size is not None and size != expected_size:
             raise DownloadError(what, f"got {size:,} bytes, expected {expected_size:,}",
                                 "it serves a different or damaged file; use another source")
-        if sha256 is not None and check is None and _sha256(part) != sha256.lower():
+        if sha256 is not None and check is None and sha256_file(part) != sha256.lower():
             raise DownloadError(what, "the sha256 differs from the expected one",
                                 "it serves a different or damaged file; use another source")
         if check is not None:
@@ -493,14 +492,6 @@ def _finish(part: Path, dest: Path, what: str, expected_size: int | None, check:
     os.replace(part, dest)
     dest.with_name(dest.name + ".part.src").unlink(missing_ok=True)
     return dest
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _network_error(what: str, exc: Exception, *, resumable: bool) -> DownloadError:

@@ -51,6 +51,7 @@ from pathlib import Path
 
 from .. import environment, files, paths
 from ..errors import LipsyncError
+from ..files import sha256_file
 from . import download
 from .download import DownloadError
 from .manifest import Manifest, Source, WeightEntry, load_manifest
@@ -319,15 +320,6 @@ def _summary(entry: WeightEntry, failures: list[DownloadError]) -> str:
 
 
 # -- verification ---------------------------------------------------------------------------------
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 8 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _identify(man: Manifest, sha: str) -> str:
     """`` (this is …)`` when the hash belongs to another known file."""

@@ -18,8 +18,7 @@ from typing import Any
 from ..acquire.inputs import SAME_AS_FACE
 from ..config import RunConfig
 from ..errors import LipsyncError
-from ..face.cache import content_hash
-from ..files import atomic_write_text
+from ..files import atomic_write_text, sha256_file
 
 STATE_VERSION = 1
 #: Statuses a job ends a run with. "skipped": done by an earlier run, its output kept.
@@ -116,7 +115,7 @@ class Identities:
         st = os.stat(path)
         k = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
         if k not in self._hashes:
-            self._hashes[k] = content_hash(path)
+            self._hashes[k] = sha256_file(path)
         return self._hashes[k]
 
     def source(self, text: str) -> str:

@@ -30,23 +30,21 @@ log = logging.getLogger(__name__)
 
 #: Bump when the track format or the tracking algorithm changes, so old entries are not reused.
 TRACK_VERSION = 1
-_CHUNK = 1 << 20
-
-
-def content_hash(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def track_key(video: str | os.PathLike, settings: DetectionSettings, detector_id: str, extra: str = "") -> str:
     """The cache key of ``video``'s track under ``settings`` with the detector ``detector_id``."""
-    spec = {"version": TRACK_VERSION, "video": content_hash(video), "detector": detector_id,
-            "settings": settings.cache_fields(), "extra": extra}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:40]
+    return track_keys(video, settings, detector_id, {"": extra})[""]
+
+
+def track_keys(video: str | os.PathLike, settings: DetectionSettings, detector_id: str,
+               extras: dict[str, str]) -> dict[str, str]:
+    """:func:`track_key` for each ``{name: extra}``, the video hashed once."""
+    digest = files.sha256_file(video)
+    return {name: hashlib.sha256(json.dumps({"version": TRACK_VERSION, "video": digest, "detector": detector_id,
+                                             "settings": settings.cache_fields(), "extra": extra},
+                                            sort_keys=True).encode()).hexdigest()[:40]
+            for name, extra in extras.items()}
 
 
 def track_path(key: str, root: str | os.PathLike | None = None) -> Path:

@@ -106,3 +106,14 @@ def test_cache_dir_follows_lipsync_cache_then_xdg_then_home(monkeypatch, tmp_pat
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_dir() == tmp_path / "home" / ".cache" / "lipsync"
+
+
+def test_the_keys_of_one_video_hash_its_content_once(video, monkeypatch):
+    from lipsync_core import files
+
+    hashed, real = [], files.sha256_file
+    monkeypatch.setattr(files, "sha256_file", lambda p: hashed.append(p) or real(p))
+    keys = cache.track_keys(video, DetectionSettings(), "haar", {"whole": "x;whole", "prefix": "x;prefix"})
+    assert len(hashed) == 1
+    assert keys == {part: cache.track_key(video, DetectionSettings(), "haar", extra=f"x;{part}")
+                    for part in ("whole", "prefix")}
