@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import files
 from ..errors import LipsyncError
 from .ffmpeg import run_ffmpeg
 from .probe import MediaInfo, probe
@@ -35,15 +36,8 @@ def shift_audio(video: str | os.PathLike, delay_ms: float, out: str | os.PathLik
     pcm, rate, channels = _decode(info)
     shifted = shift_samples(pcm, round(delay_ms * rate / 1000.0))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
-    try:
-        run_ffmpeg(["-y", "-i", info.path, "-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0",
-                    "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", *codec, partial],
-                   what=f"write {dst}", input=shifted.tobytes())
-        os.replace(partial, dst)
-    finally:
-        partial.unlink(missing_ok=True)
-    return dst
+    return _write(dst, ["-i", info.path, *_pcm_input(rate, channels), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                        "-c:a", *codec], shifted)
 
 
 def write_shifted_audio(source: str | os.PathLike, delay_ms: float, out: str | os.PathLike) -> Path:
@@ -52,11 +46,18 @@ def write_shifted_audio(source: str | os.PathLike, delay_ms: float, out: str | o
     info = probe(source).require_audio()
     pcm, rate, channels = _decode(info)
     shifted = shift_samples(pcm, round(delay_ms * rate / 1000.0))
-    dst = Path(out)
-    partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+    return _write(Path(out), [*_pcm_input(rate, channels), "-c:a", "pcm_f32le", "-f", "wav"], shifted)
+
+
+def _pcm_input(rate: int, channels: int) -> list[str]:
+    return ["-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0"]
+
+
+def _write(dst: Path, args: list, pcm: np.ndarray) -> Path:
+    """ffmpeg ``args`` (reading ``pcm`` from stdin) into a run-tagged partial file, renamed to ``dst`` when done."""
+    partial = files.partial_path(dst)
     try:
-        run_ffmpeg(["-y", "-f", "f32le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0", "-c:a", "pcm_f32le",
-                    "-f", "wav", partial], what=f"write {dst}", input=shifted.tobytes())
+        run_ffmpeg(["-y", *args, partial], what=f"write {dst}", input=pcm.tobytes())
         os.replace(partial, dst)
     finally:
         partial.unlink(missing_ok=True)
