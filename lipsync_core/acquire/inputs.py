@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 from .. import files
 from ..errors import LipsyncError
 from ..media.ffmpeg import run_ffmpeg
-from ..media.probe import MediaInfo, probe
+from ..media.probe import IMAGE_SUFFIXES, MediaInfo, probe
 from . import download, youtube
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,9 @@ SAME_AS_FACE = "same"
 
 #: URL path suffixes fetched as plain files; any other http(s) URL goes through yt-dlp, whose generic
 #: extractor also recognises direct media links by their content type.
-MEDIA_SUFFIXES = frozenset({
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".ts", ".3gp",
-    ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma",
-    ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff",
-})
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
+MEDIA_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".ts", ".3gp"}
+                           ) | AUDIO_SUFFIXES | IMAGE_SUFFIXES
 
 _ROLE = {"face": "face video", "audio": "audio"}
 _CLOCK = re.compile(r"^(?:(?:(?P<h>\d+):)?(?P<m>\d+):)?(?P<s>\d+(?:\.\d*)?|\.\d+)$")

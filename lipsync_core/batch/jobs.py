@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..acquire import download, youtube
-from ..acquire.inputs import MEDIA_SUFFIXES, SAME_AS_FACE, Trim
+from ..acquire.inputs import AUDIO_SUFFIXES, MEDIA_SUFFIXES, SAME_AS_FACE, Trim
 from ..config import OPTIONS, RunConfig, make_config, option_names
 from ..errors import LipsyncError
+from ..media.probe import IMAGE_SUFFIXES
 from ..safety import output_format
 
 #: Columns every row has; everything else is a run option.
@@ -31,8 +32,6 @@ IO_COLUMNS = ("face", "audio", "outfile")
 _HINTS = typing.get_type_hints(RunConfig)
 #: Times (trims) are text like ``1:02.5``; a number of seconds is accepted too.
 _TIMES = ("start", "end", "audio_start", "audio_end")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-_AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
 
 
 @dataclass
@@ -266,7 +265,7 @@ def check_native(name: str, value: Any) -> Any:
 def media_files(folder: str | os.PathLike, kind: str) -> list[Path]:
     """The ``kind`` ("face" or "audio") files of ``folder`` in name order, hidden and non-media files left out
     (audio: audio and video files, whose sound is used; face: videos and images)."""
-    wanted = MEDIA_SUFFIXES - (IMAGE_SUFFIXES if kind == "audio" else _AUDIO_SUFFIXES)
+    wanted = MEDIA_SUFFIXES - (IMAGE_SUFFIXES if kind == "audio" else AUDIO_SUFFIXES)
     found = sorted(p for p in Path(folder).iterdir()
                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in wanted)
     if not found:

@@ -284,7 +284,8 @@ class PrepareSummary:
 def expand_sources(sources: Sequence[Source | str]) -> list[Source]:
     """``sources`` as :class:`Source` items, a folder (a mounted Google Drive folder, say) replaced by its videos
     in name order, each with the folder's trim."""
-    from ..batch.jobs import IMAGE_SUFFIXES, media_files
+    from ..batch.jobs import media_files
+    from ..media.probe import IMAGE_SUFFIXES
 
     out: list[Source] = []
     for s in sources:
