@@ -238,20 +238,24 @@ def _uses(value: Any) -> tuple[str, ...]:
     return (" ".join(str(w) for w in items),) if items else ()
 
 
+def check_option(f: Field, value: Any, choices: tuple | None = None) -> None:
+    """One ``opt`` field's value: finite if a float, among ``choices`` if given, then the field's own check;
+    raises LipsyncError with the flag's one-line message. None (unset) passes."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LipsyncError(f"--{f.name} must be a finite number, not {value}")
+    if choices is not None and value not in choices:
+        raise LipsyncError(f"--{f.name} must be one of {', '.join(str(c) for c in choices)}")
+    check = f.metadata.get("check")
+    if check is not None and not check(value):
+        raise LipsyncError(f.metadata["message"])
+
+
 def validate(cfg: RunConfig, catalog: Catalog = CATALOG, explicit: set[str] | None = None) -> RunConfig:
     """Check every option's value; raises LipsyncError naming the flag."""
     for f in option_fields():
-        value = getattr(cfg, f.name)
-        if value is None:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            raise LipsyncError(f"--{f.name} must be a finite number, not {value}")
-        choices = choices_of(f, catalog)
-        if choices is not None and value not in choices:
-            raise LipsyncError(f"--{f.name} must be one of {', '.join(str(c) for c in choices)}")
-        check = f.metadata.get("check")
-        if check is not None and not check(value):
-            raise LipsyncError(f.metadata["message"])
+        check_option(f, getattr(cfg, f.name), choices_of(f, catalog))
     if tuple(cfg.crop) != (0, -1, 0, -1):
         t, b, l, r = cfg.crop
         if not (t >= 0 and l >= 0 and (b == -1 or b > t) and (r == -1 or r > l)):

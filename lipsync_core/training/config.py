@@ -27,10 +27,9 @@ is a controlled result, so each choice below says what it rests on:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
-from ..config import opt
+from ..config import check_option, opt
 from ..errors import LipsyncError
 from ..plan import CATALOG, Role
 
@@ -150,11 +149,5 @@ class TrainConfig:
 def check_fields(obj: object) -> None:
     """Each ``opt`` field's check (and that floats are finite), raising the field's one-line message."""
     for f in fields(obj):  # type: ignore[arg-type]
-        value = getattr(obj, f.name)
-        if value is None or "help" not in f.metadata:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            raise LipsyncError(f"--{f.name} must be a finite number, not {value}")
-        check = f.metadata.get("check")
-        if check is not None and not check(value):
-            raise LipsyncError(f.metadata["message"])
+        if "help" in f.metadata:
+            check_option(f, getattr(obj, f.name))
