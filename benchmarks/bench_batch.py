@@ -72,8 +72,8 @@ def child_breakdown(spec: dict) -> None:
     t0 = time.perf_counter()
     import torch  # noqa: F401 - counted with the imports it comes with
 
-    from lipsync_core.config import make_config
-    from lipsync_core.pipeline import Pipeline
+    from lipsync_core.engine.options import make_config
+    from lipsync_core.engine.pipeline import Pipeline
     t_import = time.perf_counter() - t0
     cfg = make_config("original", **spec["options"])
     pipe = Pipeline(cfg)

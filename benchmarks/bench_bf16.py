@@ -43,8 +43,8 @@ PRECISION = "bf16"  # set by --precision
 
 def lowered(arch: str, module: torch.nn.Module) -> torch.nn.Module:
     """``module`` as ``--dtype int8`` runs it (quantized on its first call); unchanged for bf16 (autocast)."""
+    from lipsync_core.compute.quantize import Int8OnFirstCall
     from lipsync_core.models.registry import SPECS
-    from lipsync_core.quantize import Int8OnFirstCall
 
     if PRECISION != "int8":
         return module
@@ -88,8 +88,8 @@ def box_iou(a: tuple, b: tuple) -> float:
 def detector_iou(name: str, frames: list[np.ndarray], det_size: int) -> tuple[float, float]:
     """(mean, min) per-frame IoU of the lower-precision track against the fp32 one (frames where both have a
     face)."""
-    from lipsync_core.face.retinaface import RetinaFaceDetector
-    from lipsync_core.face.s3fd import S3FDDetector
+    from lipsync_core.face.detectors.retinaface import RetinaFaceDetector
+    from lipsync_core.face.detectors.s3fd import S3FDDetector
     from lipsync_core.face.track import DetectionSettings, detect_track
     from lipsync_core.media.face_video import detection_scale, detection_size
     from lipsync_core.testing.checkpoints import bias_retinaface_heads
@@ -169,8 +169,8 @@ def main() -> None:
     args = ap.parse_args()
     global PRECISION
     PRECISION = args.precision
-    from lipsync_core import audio as audio_mod
-    from lipsync_core.face.haar import HaarDetector
+    from lipsync_core.face.detectors.haar import HaarDetector
+    from lipsync_core.media import audio as audio_mod
     from lipsync_core.media.video import FrameReader
 
     speech = audio_mod.melspectrogram(audio_mod.load_audio(args.media / "speech_vrt1_44k1_stereo_5s.wav"))

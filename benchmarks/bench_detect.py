@@ -133,9 +133,9 @@ def cases_for(name: str, net: torch.nn.Module, frames: list[np.ndarray], dtypes:
               budgets_mb: list[int] | None = None) -> dict:
     import copy
 
-    from lipsync_core.face.retinaface import RetinaFaceDetector
-    from lipsync_core.face.s3fd import S3FDDetector
-    from lipsync_core.runtime import Runtime
+    from lipsync_core.compute.runtime import Runtime
+    from lipsync_core.face.detectors.retinaface import RetinaFaceDetector
+    from lipsync_core.face.detectors.s3fd import S3FDDetector
 
     cls = S3FDDetector if name == "s3fd" else RetinaFaceDetector
     arch = "s3fd" if name == "s3fd" else "retinaface_resnet50"
@@ -173,7 +173,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from lipsync_core.hardware import cpu_info
+    from lipsync_core.compute.hardware import cpu_info
     from lipsync_core.testing.checkpoints import bias_retinaface_heads
 
     print(f"{cpu_info().describe()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "

@@ -102,7 +102,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from lipsync_core.hardware import cpu_info
+    from lipsync_core.compute.hardware import cpu_info
     from lipsync_core.models.fuse import fold_batchnorm
 
     print(f"{cpu_info().describe()}, torch {torch.__version__}, {torch.get_num_threads()} threads; {load_note()} "

@@ -57,8 +57,8 @@ def child(spec: dict) -> None:
     """One run in this process; prints a JSON line with timings and peak RSS."""
     if "original" in spec:
         return original_child(spec)
-    from lipsync_core.config import make_config
-    from lipsync_core.pipeline import Pipeline
+    from lipsync_core.engine.options import make_config
+    from lipsync_core.engine.pipeline import Pipeline
 
     cfg = make_config(spec["variant"], **spec["options"])
     pipe = Pipeline(cfg)

@@ -80,14 +80,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from lipsync_core.hardware import cpu_info
+    from lipsync_core.compute.hardware import cpu_info
+    from lipsync_core.compute.runtime import Runtime
     from lipsync_core.models.bisenet import BiSeNet
     from lipsync_core.models.codeformer import CodeFormer
     from lipsync_core.models.fuse import fold_batchnorm
     from lipsync_core.models.parsenet import ParseNet
     from lipsync_core.models.rrdbnet import RRDBNet
     from lipsync_core.models.wav2lip import Wav2Lip
-    from lipsync_core.runtime import Runtime
     from lipsync_core.testing.media import draw_face
 
     print(f"{cpu_info().describe()}, torch {torch.__version__}, {torch.get_num_threads()} threads; {load_note()} "

@@ -42,7 +42,7 @@ def run(checkpoint: str, s3fd: str, face: str, audio: str, outfile: str, *, pads
     writing), ``mux``)."""
     import time
 
-    from lipsync_core import audio as audio_mod
+    from lipsync_core.media import audio as audio_mod
     from lipsync_core.media.ffmpeg import ffmpeg_exe
     from lipsync_core.models import load
 

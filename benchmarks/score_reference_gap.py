@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lipsync_core.audio import load_audio_int16
-from lipsync_core.face.haar import HaarDetector
+from lipsync_core.face.detectors.haar import HaarDetector
 from lipsync_core.face.track import DetectionSettings, build_track
+from lipsync_core.media.audio import load_audio_int16
 from lipsync_core.media.video import read_frames
 from lipsync_core.score.crop import crop_params, jpeg_round_trip, syncnet_crop
 from lipsync_core.score.embed import SyncNetEmbedder

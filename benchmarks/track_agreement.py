@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lipsync_core.face.haar import HaarDetector
+from lipsync_core.face.detectors.haar import HaarDetector
 from lipsync_core.face.track import (
     DetectionSettings,
     detect_track,

@@ -19,8 +19,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lipsync_core.face.anime import FACE_IN_CASCADE, MOUTH, AnimeFaceDetector  # noqa: E402
 from lipsync_core.face.boxtrack import Keyframe, track_box  # noqa: E402
+from lipsync_core.face.detectors.anime import FACE_IN_CASCADE, MOUTH, AnimeFaceDetector  # noqa: E402
 from lipsync_core.face.types import MouthInBox  # noqa: E402
 from lipsync_core.stages.masks import ellipse_weight, mouth_ellipse  # noqa: E402
 

@@ -1,6 +1,6 @@
 """lipsync_core: Wav2Lip lip sync that streams, any length, on CPU or CUDA.
 
-Public entry points: :func:`lipsync` (the whole job), :mod:`lipsync_core.audio`,
+Public entry points: :func:`lipsync` (the whole job), :mod:`lipsync_core.media.audio`,
 :func:`lipsync_core.models.load`, :func:`lipsync_core.weights.fetch`,
 :func:`lipsync_core.inputs.resolve_media`. Nothing heavy is imported until it is used.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import LipsyncError
+from .support.errors import LipsyncError
 
 __version__ = "0.1.0"
 
@@ -23,9 +23,9 @@ def lipsync(face: str | Path, audio: str | Path, outfile: str | Path, variant: s
             **options: Any) -> Path:
     """Lip-sync ``face`` (video or image) to ``audio`` and write an mp4 to ``outfile``.
 
-    ``options`` are the fields of :class:`lipsync_core.config.RunConfig` (same names as the CLI flags).
+    ``options`` are the fields of :class:`lipsync_core.engine.options.RunConfig` (same names as the CLI flags).
     Returns the output path.
     """
-    from .pipeline import lipsync as _run
+    from .engine.pipeline import lipsync as _run
 
     return _run(face, audio, outfile, variant=variant, **options)

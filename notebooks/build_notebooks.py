@@ -4,7 +4,7 @@
     python notebooks/build_notebooks.py --check  # exit 1 if a committed notebook differs
 
 Every default a form shows comes from the package: settings from the variant's preset
-(:func:`lipsync_core.config.make_config`), weights from ``weights_manifest.json``, the install and
+(:func:`lipsync_core.engine.options.make_config`), weights from ``weights_manifest.json``, the install and
 badge addresses from :data:`lipsync_core.REPO_URL`. So after changing any of those, run this script;
 ``tests/notebooks`` fails while a committed notebook differs from what it writes.
 """
@@ -20,12 +20,12 @@ from typing import Any
 import nbformat
 
 from lipsync_core import REPO_URL
-from lipsync_core.acquire.download import describe
-from lipsync_core.acquire.manifest import Manifest, load_manifest
-from lipsync_core.config import BLENDS, MASK_REGIONS, make_config
+from lipsync_core.engine.options import BLENDS, MASK_REGIONS, make_config
+from lipsync_core.engine.plan import CATALOG
 from lipsync_core.front.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
 from lipsync_core.models.registry import SPECS
-from lipsync_core.plan import CATALOG
+from lipsync_core.weights.download import describe
+from lipsync_core.weights.manifest import Manifest, load_manifest
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE.parent / "weights_manifest.json"

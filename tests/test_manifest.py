@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from lipsync_core.acquire.download import drive_id
-from lipsync_core.acquire.manifest import load_manifest, manifest_path, parse_manifest
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models.registry import FILE_SPECS, SPECS
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights.download import drive_id
+from lipsync_core.weights.manifest import load_manifest, manifest_path, parse_manifest
 from tests.conftest import REPO
 
 MANIFEST = REPO / "weights_manifest.json"

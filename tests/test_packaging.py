@@ -27,7 +27,7 @@ def test_a_built_wheel_carries_the_top_level_manifest_and_uses_it(tmp_path):
                    check=True)
     env = {**os.environ, "PYTHONPATH": str(target)}
     env.pop("LIPSYNC_MANIFEST", None)
-    code = ("from lipsync_core.acquire.manifest import load_manifest, manifest_path; m = load_manifest(); "
+    code = ("from lipsync_core.weights.manifest import load_manifest, manifest_path; m = load_manifest(); "
             "print(manifest_path()); print(sorted(m.weights))")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                          check=True).stdout.splitlines()

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from lipsync_core.acquire.manifest import load_manifest
-from lipsync_core.config import make_config
-from lipsync_core.errors import LipsyncError
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.plan import CATALOG, Plan
 from lipsync_core.models.registry import FILE_SPECS, SPECS
-from lipsync_core.plan import CATALOG, Plan
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights.manifest import load_manifest
 from tests.conftest import REPO
 
 

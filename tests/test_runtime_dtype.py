@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lipsync_core import hardware
+from lipsync_core.compute import hardware
+from lipsync_core.compute.runtime import Runtime
 from lipsync_core.models.registry import SPECS
-from lipsync_core.runtime import Runtime
 from lipsync_core.stages.base import Batch
 
 CPUINFO = """processor\t: 0
@@ -94,7 +94,7 @@ def test_int8_quantizes_exactly_the_int8_models_and_runs_the_others_as_auto(bf16
 
 
 def test_int8_models_are_loaded_wrapped_to_quantize_on_first_call(tmp_path):
-    from lipsync_core.quantize import Int8OnFirstCall
+    from lipsync_core.compute.quantize import Int8OnFirstCall
     from lipsync_core.testing.checkpoints import write_checkpoint
 
     rt = Runtime.resolve("cpu", "int8")
@@ -104,7 +104,7 @@ def test_int8_models_are_loaded_wrapped_to_quantize_on_first_call(tmp_path):
 
 
 def test_int8_on_a_gpu_is_refused_with_one_line():
-    from lipsync_core.errors import LipsyncError
+    from lipsync_core.support.errors import LipsyncError
 
     with pytest.raises(LipsyncError, match=r"^--dtype int8 runs on the CPU only; on a GPU use --dtype auto"):
         Runtime.resolve("cuda", "int8")

@@ -1,13 +1,13 @@
 """Job lists: CSV or JSON Lines rows, the short form (one face x a folder of audio, or the reverse), validation.
 
 A row has ``face``, ``audio``, ``outfile`` and any run option by its flag name (``variant``, ``pads``, ``box``,
-``checkpoint_path``, ``no_track_cache``...: :func:`~lipsync_core.config.option_names`). CSV cells are text:
+``checkpoint_path``, ``no_track_cache``...: :func:`~lipsync_core.engine.options.option_names`). CSV cells are text:
 several numbers separated by spaces (``pads`` = ``0 20 0 0``), booleans ``true``/``false``, an empty cell =
 unset. JSON Lines use native types (lists for several numbers). Relative paths in a job list are relative to
 the list's folder.
 
 One option of one job comes from, first to last: the row, a flag given on the command line (``defaults``),
-the row's variant's preset, :class:`~lipsync_core.config.RunConfig`'s default.
+the row's variant's preset, :class:`~lipsync_core.engine.options.RunConfig`'s default.
 """
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..acquire import download, youtube
-from ..acquire.inputs import AUDIO_SUFFIXES, MEDIA_SUFFIXES, SAME_AS_FACE, Trim
-from ..config import OPTIONS, RunConfig, make_config, option_names
-from ..errors import LipsyncError
+from ..engine.options import OPTIONS, RunConfig, make_config, option_names
+from ..inputs import youtube
+from ..inputs.resolve import AUDIO_SUFFIXES, MEDIA_SUFFIXES, SAME_AS_FACE, Trim
 from ..media.probe import IMAGE_SUFFIXES
-from ..safety import output_format
+from ..support.errors import LipsyncError
+from ..support.safety import output_format
+from ..weights import download
 
 #: Columns every row has; everything else is a run option.
 IO_COLUMNS = ("face", "audio", "outfile")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 from .worker import Outcome, PreparedJob, Worker
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import files
-from ..acquire.inputs import SAME_AS_FACE, resolve_media
-from ..config import RunConfig
-from ..errors import LipsyncError
-from ..paths import cache_dir
+from ..engine.options import RunConfig
+from ..inputs.resolve import SAME_AS_FACE, resolve_media
+from ..support import files
+from ..support.errors import LipsyncError
+from ..support.paths import cache_dir
 from .jobs import Job, as_job, resolve_jobs
 from .pools import Finished, InlinePool, ProcessPool, RayPool, Task
 from .state import DONE, FAILED, SKIPPED, Identities, Record, StateFile, job_key
@@ -211,8 +211,8 @@ class _Batch:
 
     def _fetch_weights(self) -> list[tuple[dict[str, Path], dict[str, str]] | str]:
         """Per job: (role -> path, role -> sha256), or the one-line error; each weight set fetched once."""
-        from ..pipeline import Pipeline
-        from ..plan import Plan
+        from ..engine.pipeline import Pipeline
+        from ..engine.plan import Plan
 
         by_spec: dict[tuple, tuple[dict[str, Path], dict[str, str]] | str] = {}
         out = []

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..acquire.inputs import SAME_AS_FACE
-from ..config import RunConfig
-from ..errors import LipsyncError
-from ..files import atomic_write_text, sha256_file
+from ..engine.options import RunConfig
+from ..inputs.resolve import SAME_AS_FACE
+from ..support.errors import LipsyncError
+from ..support.files import atomic_write_text, sha256_file
 
 STATE_VERSION = 1
 #: Statuses a job ends a run with. "skipped": done by an earlier run, its output kept.
@@ -57,7 +57,7 @@ class Record:
 
 
 class StateFile:
-    """Records by output path; :meth:`put` rewrites the whole file atomically (:mod:`lipsync_core.files`)."""
+    """Records by output path; :meth:`put` rewrites the whole file atomically (:mod:`lipsync_core.support.files`)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).expanduser().resolve()

@@ -3,7 +3,7 @@
 The same class runs in the driver's process (one worker), in a subprocess per worker, or as a Ray actor; it
 gets everything through its arguments and the jobs' configs (cache folder included), nothing from the
 environment. Outputs appear only when complete, and what a killed worker left is reclaimed by the next run on
-the same host (the pipeline's own guarantees, :mod:`lipsync_core.safety`).
+the same host (the pipeline's own guarantees, :mod:`lipsync_core.support.safety`).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import RunConfig
-from ..errors import LipsyncError
+from ..engine.options import RunConfig
+from ..support.errors import LipsyncError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def one_line(exc: BaseException) -> str:
 
 
 class Worker:
-    """Runs :class:`PreparedJob` s on one :class:`~lipsync_core.runtime.Runtime` per device and dtype, so models
+    """Runs :class:`PreparedJob` s on one :class:`~lipsync_core.compute.runtime.Runtime` per device and dtype, so models
     stay loaded from one job to the next. ``device`` replaces a job's ``auto`` device (one GPU per worker);
     ``threads`` caps torch's CPU threads; ``own_process``: this process runs nothing else (a subprocess or a Ray
     actor), so per-job messages and progress bars are left to the driver."""
@@ -93,8 +93,8 @@ class Worker:
 
     def _pipeline(self, job: PreparedJob, cfg: RunConfig):
         """A pipeline for this job on the worker's runtime for its device (models loaded there stay loaded)."""
-        from ..pipeline import Pipeline
-        from ..runtime import Runtime
+        from ..compute.runtime import Runtime
+        from ..engine.pipeline import Pipeline
 
         key = (cfg.device, cfg.dtype)
         if key not in self._runtimes:
@@ -132,7 +132,7 @@ class Worker:
         face (running on other workers) read it instead of detecting it again."""
         t0 = time.perf_counter()
         try:
-            from .. import audio as audio_mod
+            from ..media import audio as audio_mod
             from ..media.face_video import FaceVideo
 
             cfg = self._config(job)

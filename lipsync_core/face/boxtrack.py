@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 from .track import smooth_centred
 from .types import Box, FaceTrack
 

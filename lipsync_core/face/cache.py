@@ -21,8 +21,8 @@ import logging
 import os
 from pathlib import Path
 
-from .. import files
-from ..paths import cache_dir
+from ..support import files
+from ..support.paths import cache_dir
 from .track import DetectionSettings
 from .types import FaceTrack
 

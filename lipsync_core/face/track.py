@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 from .types import Box, Detection, Detector, FaceTrack
 
 #: A detection continues the track when its IoU with the target's last known box is at least this.

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import safety
-from ..config import option_fields, preset_config
-from ..plan import CATALOG
+from ..engine.options import option_fields, preset_config
+from ..engine.plan import CATALOG
+from ..support import safety
 from .cli import Parser, add_option
 
 

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import files, paths
-from ..acquire.download import file_lock_nowait
-from ..errors import LipsyncError
+from ..support import files, paths
+from ..support.errors import LipsyncError
+from ..weights.download import file_lock_nowait
 
 KINDS = ("weight", "source", "local", "moved", "partial", "track", "leftover")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)

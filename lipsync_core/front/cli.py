@@ -1,8 +1,9 @@
 """Command line: ``lipsync [run] --face F --audio A [flags]`` and the subcommands (``lipsync weights|batch ...``).
 
-The run flags are generated from :class:`~lipsync_core.config.RunConfig`'s field metadata and the catalog's
+The run flags are generated from :class:`~lipsync_core.engine.options.RunConfig`'s field metadata and the catalog's
 roles; ``--help`` shows the chosen variant's preset values (``lipsync --variant codeformer --help``). Only flags
-given on the command line reach :func:`~lipsync_core.config.make_config`, so the variant's preset fills the rest.
+given on the command line reach :func:`~lipsync_core.engine.options.make_config`, so the variant's preset fills the
+rest.
 
 Exit codes: 0 success; 1 an expected error (one line on stderr); 2 a usage error (unknown flag, bad value);
 3 a batch where some jobs failed; 130 Ctrl-C; 143 SIGTERM (``timeout``, ``docker stop``), handled like Ctrl-C:
@@ -20,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import Field
 from typing import Any, NoReturn
 
-from .. import __version__, safety
-from ..config import choices_of, option_fields, preset_config
-from ..errors import LipsyncError
-from ..plan import CATALOG, Catalog
+from .. import __version__
+from ..engine.options import choices_of, option_fields, preset_config
+from ..engine.plan import CATALOG, Catalog
+from ..support import safety
+from ..support.errors import LipsyncError
 
 #: ``lipsync <name> ...`` -> the module whose ``main(argv) -> int`` runs it.
 SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "score": "lipsync_core.front.score_cli",
@@ -93,7 +95,7 @@ def add_run_options(parser: argparse.ArgumentParser, options: Sequence[str], rol
                     catalog: Catalog = CATALOG) -> None:
     """A subcommand's share of the run flags: ``options`` (RunConfig fields, shown with the original variant's
     defaults) in a group called ``title``, and the ``--<role>_path`` flags of ``roles``."""
-    from ..config import OPTIONS
+    from ..engine.options import OPTIONS
 
     preset = preset_config("original", catalog)
     group = parser.add_argument_group(title)
@@ -143,7 +145,7 @@ def _variant_of(argv: Sequence[str]) -> str:
 
 def run(argv: Sequence[str]) -> int:
     args = vars(build_parser(_variant_of(argv)).parse_args(argv))
-    from ..pipeline import lipsync  # after parsing: --help and a mistyped flag answer without loading torch
+    from ..engine.pipeline import lipsync  # after parsing: --help and a mistyped flag answer without loading torch
 
     face, audio, outfile = args.pop("face"), args.pop("audio"), args.pop("outfile")
     out = lipsync(face, audio, outfile, **args)

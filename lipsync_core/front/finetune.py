@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 from .notebook import _mount_if_in_drive, friendly, gpu_report, in_colab, mount_drive, upload_file, video_html
 
 #: The Drive folder (under MyDrive) that holds a fine-tune's dataset, run and weight cache.
@@ -62,7 +62,7 @@ class FineTune:
     def prepare(self, clips: str = "", *, detector: str = "s3fd", sync_check: bool = True, cookies: str = "",
                 clip_seconds: float = 3.0, device: str = "auto") -> Any:
         """Prepare (or add to) the dataset from ``clips``: sources separated by ``;`` (empty: upload videos)."""
-        from ..config import make_config
+        from ..engine.options import make_config
         from ..training.prepare import PrepareConfig, prepare
         from .train_cli import parse_source
 
@@ -117,7 +117,7 @@ class FineTune:
         """``face`` lip-synced to ``audio`` by the starting generator and by the fine-tuned one, side by side
         with their sync scores (SyncNet LSE-D / LSE-C)."""
         from .. import lipsync
-        from ..acquire.inputs import resolve_inputs
+        from ..inputs.resolve import resolve_inputs
         from ..score.session import report_path
 
         if not self.best.is_file():

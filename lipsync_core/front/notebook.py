@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import REPO_URL
-from ..errors import LipsyncError
 from ..face.types import Box
+from ..support.errors import LipsyncError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -213,7 +213,7 @@ def weight_source(text: str, role: str) -> str | None:
 
     Accepts a Drive file ID, a Drive share link (reduced to its ID), an http(s) URL or an existing file.
     """
-    from ..acquire.download import remote_source
+    from ..weights.download import remote_source
 
     value = text.strip().strip("'\"")
     if not value:
@@ -272,7 +272,7 @@ class Job:
     @friendly
     def set_weights(self, *, cache_in_drive: bool = False, **fields: str) -> None:
         """The weights form: ``<role>_path`` fields (empty = manifest default); optionally cache in Drive."""
-        from ..plan import CATALOG
+        from ..engine.plan import CATALOG
 
         roles = {**CATALOG.variant_weights(self.variant), **CATALOG.other_detector_weights(self.variant)}
         unknown = sorted(set(fields) - {f"{r}_path" for r in roles})
@@ -298,7 +298,7 @@ class Job:
         audio "record" records in the browser (Colab) and "same" uses the face video's own sound. An audio
         folder, or several sources separated by ";", makes one video per audio (see :meth:`run`).
         """
-        from ..acquire.inputs import resolve_inputs, resolve_media
+        from ..inputs.resolve import resolve_inputs, resolve_media
 
         uploads = self.workdir / "uploads"
         face, audio, cookies = face.strip(), audio.strip(), cookies.strip()
@@ -334,7 +334,7 @@ class Job:
     @friendly
     def set_settings(self, **form: Any) -> None:
         """The settings form (see :func:`settings_options`); checked now so mistakes show in this cell."""
-        from ..config import make_config
+        from ..engine.options import make_config
 
         options = settings_options(**form)
         make_config(self.variant, **{**options, **self.overrides})
@@ -451,9 +451,9 @@ class Job:
         import numpy as np
         from IPython.display import Image, display
 
-        from ..config import make_config
+        from ..engine.options import make_config
+        from ..engine.pipeline import Pipeline
         from ..media.face_video import FaceVideo
-        from ..pipeline import Pipeline
 
         face, _ = self._require_inputs()
         cfg = make_config(self.variant, **self.run_options())
@@ -483,7 +483,7 @@ class Job:
     @friendly
     def box_helper(self, at: Any = 0) -> BoxHelper:
         """Show the frame at ``at`` (seconds or mm:ss) with the face box and sliders to fix it."""
-        from ..acquire.inputs import parse_time
+        from ..inputs.resolve import parse_time
 
         self._require_inputs()
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
@@ -682,9 +682,9 @@ class BoxHelper:
     """
 
     def __init__(self, job: Job, at_seconds: float) -> None:
-        from ..config import make_config
+        from ..engine.options import make_config
+        from ..engine.pipeline import Pipeline
         from ..media.face_video import FaceVideo
-        from ..pipeline import Pipeline
 
         self.job = job
         cfg = make_config(job.variant, **{**job.run_options(), "box": None, "track_box": None})

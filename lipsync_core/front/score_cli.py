@@ -14,8 +14,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import OPTIONS, make_config, preset_config
-from ..plan import CATALOG
+from ..engine.options import OPTIONS, make_config, preset_config
+from ..engine.plan import CATALOG
 from .cli import Parser, add_option, add_run_options
 
 #: The run options that matter to scoring (detection, device, caches, messages).
@@ -40,8 +40,8 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``lipsync score <argv>``; returns the exit status (errors propagate to ``lipsync``'s main)."""
-    from ..acquire.inputs import resolve_inputs
-    from ..pipeline import Pipeline
+    from ..engine.pipeline import Pipeline
+    from ..inputs.resolve import resolve_inputs
     from ..score.fix import fix_offset
     from ..score.session import score_file, scoring_pipeline
     from ..score.video import write_report
@@ -50,7 +50,7 @@ def main(argv: Sequence[str]) -> int:
     video, audio, json_out, fix_out = args.pop("video"), args.pop("audio"), args.pop("json"), args.pop("fix")
     cfg = make_config("original", score=True, fix_offset=bool(fix_out), **args)
     if fix_out and cfg.scorer != "syncnet":
-        from ..errors import LipsyncError
+        from ..support.errors import LipsyncError
 
         raise LipsyncError("--fix uses SyncNet's offset and confidence: drop --scorer expert")
     with tempfile.TemporaryDirectory(prefix="lipsync-score-") as work:

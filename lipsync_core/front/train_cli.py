@@ -5,7 +5,7 @@ and prints its summary to stderr and the dataset folder to stdout. ``run`` fine-
 (:mod:`lipsync_core.training.trainer`), prints the losses and validations to stderr and the best checkpoint's
 path to stdout; ``--resume`` continues an interrupted run. Flags are generated from the fields of
 :class:`~lipsync_core.training.prepare.PrepareConfig`, :class:`~lipsync_core.training.config.TrainConfig` and,
-for face detection, :class:`~lipsync_core.config.RunConfig`. Exit codes as ``lipsync``'s.
+for face detection, :class:`~lipsync_core.engine.options.RunConfig`. Exit codes as ``lipsync``'s.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..config import make_config
-from ..plan import CATALOG
+from ..engine.options import make_config
+from ..engine.plan import CATALOG
 from .cli import Parser, add_option, add_run_options
 
 _TRIM = "#t="

@@ -15,10 +15,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..acquire import weights
-from ..acquire.manifest import Manifest, load_manifest
-from ..errors import LipsyncError
-from ..plan import CATALOG, SCORERS
+from ..engine.plan import CATALOG, SCORERS
+from ..support.errors import LipsyncError
+from ..weights import store as weights
+from ..weights.manifest import Manifest, load_manifest
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """Media I/O over ffmpeg pipes: executable resolution, probing, frame reading and writing.
 
-Audio loading and the mel spectrogram live in :mod:`lipsync_core.audio` (the public import path).
+Audio loading and the mel spectrogram live in :mod:`lipsync_core.media.audio` (the public import path).
 Importing this package starts no process and resolves nothing; ffmpeg is found on first use.
 """
 from .ffmpeg import FfmpegProcess, ffmpeg_exe, run_ffmpeg

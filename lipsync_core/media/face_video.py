@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import LipsyncError
-from ..media.ffmpeg import run_ffmpeg
-from ..media.probe import MediaInfo, probe
-from ..media.video import FrameReader, count_frames
+from ..support.errors import LipsyncError
+from .ffmpeg import run_ffmpeg
+from .probe import MediaInfo, probe
+from .video import FrameReader, count_frames
 
 log = logging.getLogger(__name__)
 

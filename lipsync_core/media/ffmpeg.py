@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import IO
 
-from .. import environment
-from ..errors import LipsyncError
+from ..support import environment
+from ..support.errors import LipsyncError
 
 Arg = str | os.PathLike
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 from .ffmpeg import _command, last_error_line
 
 #: Suffixes that always mean a still image, whatever ffmpeg calls the demuxer.

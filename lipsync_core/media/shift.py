@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import files
-from ..errors import LipsyncError
+from ..support import files
+from ..support.errors import LipsyncError
 from .ffmpeg import run_ffmpeg
 from .probe import MediaInfo, probe
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LipsyncError
-from ..files import partial_path
-from ..safety import output_format
+from ..support.errors import LipsyncError
+from ..support.files import partial_path
+from ..support.safety import output_format
 from .ffmpeg import FfmpegProcess, run_ffmpeg
 from .probe import MediaInfo, fps_fraction, probe
 
@@ -181,7 +181,7 @@ class VideoWriter:
     (None: all of it); the video lasts exactly ``frames / fps``. ``crf`` 0 is lossless luma. Odd sizes are
     padded to even by repeating the last row/column (:attr:`encoded_size`). Frames go to ffmpeg from a
     background thread, so :meth:`write` returns at once unless ffmpeg is ``queue_size`` frames behind.
-    The container follows ``path``'s extension (:data:`~lipsync_core.safety.CONTAINERS`: .mp4, .m4v, .mov,
+    The container follows ``path``'s extension (:data:`~lipsync_core.support.safety.CONTAINERS`: .mp4, .m4v, .mov,
     .mkv; anything else is refused). The output is written to a partial file beside ``path`` that is unique to
     this run (``.<stem>.run-<host>-<pid>-<random>.partial<ext>``, so concurrent runs never share one), flushed
     to disk and renamed over ``path`` on a successful :meth:`close`: the path only ever holds a complete

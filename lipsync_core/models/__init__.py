@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import nn
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 from . import checkpoints
 from .fuse import fold_batchnorm
 from .registry import FILE_SPECS, SPECS, ModelSpec, StateDict

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 
 _XML_HEAD = b"<?xml"
 

@@ -18,8 +18,8 @@ from typing import Literal
 
 import torch
 
-from ..errors import LipsyncError
-from ..files import atomic_file
+from ..support.errors import LipsyncError
+from ..support.files import atomic_file
 
 #: How a checkpoint wraps its state dict: as is, or under a ``state_dict``/``params``/``params_ema`` key.
 CONVENTIONS = ("state_dict", "params", "params_ema", "raw")

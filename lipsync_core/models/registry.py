@@ -34,10 +34,10 @@ class ModelSpec:
     # ``num_batches_tracked`` counter is unused in eval mode and absent from files saved before torch 0.4.1.
     optional: tuple[str, ...] = ()
     # bfloat16 autocast is measured safe for this model on CPU (tests/models/test_cpu_bf16.py holds the bound);
-    # used only where the CPU has native bf16 units (lipsync_core.hardware), float32 everywhere else.
+    # used only where the CPU has native bf16 units (lipsync_core.compute.hardware), float32 everywhere else.
     cpu_bf16: bool = False
-    # Runs quantized to int8 under ``--dtype int8`` (CPU; lipsync_core.quantize); ``int8_float`` names the module
-    # classes of the builder's module that stay float32 there.
+    # Runs quantized to int8 under ``--dtype int8`` (CPU; lipsync_core.compute.quantize); ``int8_float`` names the
+    # module classes of the builder's module that stay float32 there.
     cpu_int8: bool = False
     int8_float: tuple[str, ...] = ()
 

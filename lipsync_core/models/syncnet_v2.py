@@ -52,7 +52,7 @@ class SyncNetV2(nn.Module):
     """``forward_aud(mfcc (N,1,13,20)) -> (N,1024)``, ``forward_lip(frames (N,3,5,224,224)) -> (N,1024)``.
 
     ``frames`` are 5 consecutive colour frames in BGR order, float 0..255, as (N, channel, time, H, W);
-    ``mfcc`` the raw ``python_speech_features`` values (:func:`lipsync_core.audio.mfcc`).
+    ``mfcc`` the raw ``python_speech_features`` values (:func:`lipsync_core.media.audio.mfcc`).
     """
 
     def __init__(self, embedding: int = 1024) -> None:

@@ -13,8 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LipsyncError
 from ..media.shift import shift_audio
+from ..support.errors import LipsyncError
 from .sync import FPS
 from .video import ScoreReport
 

@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import files
+from ..engine.plan import CATALOG, Catalog, Variant
 from ..media.face_video import FaceVideo
 from ..media.probe import probe
-from ..plan import CATALOG, Catalog, Variant
+from ..support import files
 from .fix import MIN_FIX_CONFIDENCE, FixResult, fix_offset
 from .sync import FPS
 from .video import ScoreReport, Tracker, scan_cuts, score_video
 
 if TYPE_CHECKING:
-    from ..config import RunConfig
+    from ..compute.runtime import Runtime
+    from ..engine.options import RunConfig
+    from ..engine.pipeline import Pipeline
     from ..face.types import FaceTrack
-    from ..pipeline import Pipeline
-    from ..runtime import Runtime
 
 #: The variant a scoring pipeline runs: no render stage, so no generator weights are fetched.
 SCORE_VARIANT = Variant("score", "scoring only (no render stages)", (), defaults={"detector": "s3fd"})

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import audio as audio_mod
+from ..media import audio as audio_mod
 
 FPS = 25.0  # SyncNet's clips are 25 fps (100 MFCC columns per second, 4 per frame)
 WINDOW = 5  # frames per video window

@@ -44,13 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import audio as audio_mod
-from ..errors import LipsyncError
+from ..engine.plan import SCORERS
 from ..face.track import DetectionSettings, build_track, thumbnail
 from ..face.types import Detector, FaceTrack
+from ..media import audio as audio_mod
 from ..media.face_video import FaceVideo
 from ..media.probe import probe
-from ..plan import SCORERS
+from ..support.errors import LipsyncError
 from . import crop as crop_mod
 from .sync import FPS, SAMPLES_PER_FRAME, VSHIFT, WINDOW, ExpertResult, SyncResult, expert_stream, syncnet_stream
 

@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..compute.runtime import Runtime
 from ..face.types import Box
-from ..runtime import Runtime
 
 __all__ = ["Batch", "Box", "Runtime", "Stage"]
 

@@ -8,8 +8,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ..errors import LipsyncError
 from ..face.types import MouthInBox
+from ..support.errors import LipsyncError
 from .base import Batch, Runtime
 from .masks import MAX_MOUTH_SCALE, Ellipse, ellipse_weight, mouth_ellipse
 

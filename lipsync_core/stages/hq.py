@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batching import AdaptiveChunker
-from ..errors import LipsyncError
+from ..compute.chunking import AdaptiveChunker
 from ..models.bisenet import MEAN_RGB, STD_RGB, STRIDE
+from ..support.errors import LipsyncError
 from . import masks
 from .base import Batch, Runtime
 

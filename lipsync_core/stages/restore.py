@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..batching import AdaptiveChunker
-from ..errors import LipsyncError
+from ..compute.chunking import AdaptiveChunker
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
+from ..support.errors import LipsyncError
 from .base import Batch, Runtime
 from .blend import MouthMask
 from .masks import Ellipse, ellipse_bounds, ellipse_weight

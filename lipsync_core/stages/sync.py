@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batching import AdaptiveChunker
+from ..compute.chunking import AdaptiveChunker
 from .base import Batch, Runtime
 
 IMG_SIZE = 96

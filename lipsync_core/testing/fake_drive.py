@@ -2,7 +2,7 @@
 
 Point ``LIPSYNC_TEST_GDRIVE`` at the URL :func:`fake_drive` yields and every request lipsync_core (and
 gdown inside it) makes to drive.google.com, docs.google.com or drive.usercontent.google.com lands here,
-in this process or in a subprocess (see :mod:`lipsync_core.acquire.download`).
+in this process or in a subprocess (see :mod:`lipsync_core.weights.download`).
 
 Per file ID the server plays one of these roles (:class:`DriveFile` ``mode``):
 

@@ -3,7 +3,7 @@
 Tests run as root (here and in CI), where ``chmod`` does not stop writes, so an unwritable place needs a
 real read-only mount or a full filesystem. :func:`readonly_bind` and :func:`small_tmpfs` make one (they need
 CAP_SYS_ADMIN; :class:`FaultUnavailable` says why when they cannot), and always unmount afterwards.
-:func:`failing_creation` injects the error at :func:`lipsync_core.files._open_new`, the one place cache and
+:func:`failing_creation` injects the error at :func:`lipsync_core.support.files._open_new`, the one place cache and
 output files are created, where no mount can be made (and for faults a mount cannot play).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import files
+from ..support import files
 
 
 class FaultUnavailable(RuntimeError):
@@ -113,7 +113,7 @@ class _FailingWriter:
 
 @contextmanager
 def failing_creation(under: str | os.PathLike, err: int = errno_mod.EROFS, *, at: str = "open") -> Iterator[None]:
-    """Make :func:`lipsync_core.files._open_new` fail with ``err`` for paths under ``under``: when the file is
+    """Make :func:`lipsync_core.support.files._open_new` fail with ``err`` for paths under ``under``: when the file is
     created (``at="open"``) or when it is written (``at="write"``)."""
     if at not in ("open", "write"):
         raise ValueError("at must be 'open' or 'write'")

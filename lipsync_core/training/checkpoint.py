@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import LipsyncError
 from ..models.checkpoints import read_checkpoint, save_atomic
+from ..support.errors import LipsyncError
 
 EXTRA_KEY = "lipsync_core"
 FORMAT_VERSION = 1

@@ -43,8 +43,8 @@ import cv2
 import numpy as np
 import torch
 
-from .. import audio as audio_mod
-from ..errors import LipsyncError
+from ..media import audio as audio_mod
+from ..support.errors import LipsyncError
 from .losses import MEL_STEP, T
 from .step import Batch
 

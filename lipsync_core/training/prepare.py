@@ -50,18 +50,18 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
-from ..config import RunConfig, make_config, opt
-from ..errors import LipsyncError
+from ..engine.options import RunConfig, make_config, opt
 from ..face.types import Box, FaceTrack
-from ..files import atomic_write_text
 from ..media.face_video import FaceVideo
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import probe
+from ..support.errors import LipsyncError
+from ..support.files import atomic_write_text
 from .config import check_fields
 from .data import CLIPS_DIR, FILELISTS_DIR, FPS, MIN_CLIP_FRAMES
 
 if TYPE_CHECKING:
-    from ..pipeline import Pipeline
+    from ..engine.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -303,11 +303,11 @@ def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunConfig 
     """Turn ``sources`` into the dataset at ``cfg.out`` (adding to what is there); returns its summary.
 
     ``run`` holds the run options of :data:`RUN_OPTIONS` (detector, box, device, weights by role, ...; default:
-    :func:`~lipsync_core.config.make_config`'s). Faces are tracked with that configuration's detector and the
+    :func:`~lipsync_core.engine.options.make_config`'s). Faces are tracked with that configuration's detector and the
     face-track cache; each run is sync-checked with SyncNet (role ``syncnet``) unless ``cfg.no_sync_check``, or
     with ``sync_check`` when one is given.
     """
-    from ..acquire.inputs import resolve_media
+    from ..inputs.resolve import resolve_media
 
     cfg.validate()
     run = run or make_config()
@@ -335,7 +335,7 @@ def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunConfig 
 def _tooling(run: RunConfig, cfg: PrepareConfig, sync_check: SyncCheck | None) -> tuple[Pipeline, SyncCheck | None]:
     """A tracking-only pipeline with ``run``'s detector (weights fetched; raw boxes, no pads or smoothing) and the
     sync check: ``sync_check``, else SyncNet unless ``cfg.no_sync_check``."""
-    from ..pipeline import Pipeline
+    from ..engine.pipeline import Pipeline
     from ..score.session import scoring_pipeline
 
     use_syncnet = sync_check is None and not cfg.no_sync_check

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from ..errors import LipsyncError
-from ..files import atomic_write_text
-from ..plan import CATALOG
-from ..runtime import Runtime
+from ..compute.runtime import Runtime
+from ..engine.plan import CATALOG
+from ..support.errors import LipsyncError
+from ..support.files import atomic_write_text
 from . import checkpoint as ckpt
 from .config import ROLES, SYNC_SWITCH_BELOW, TrainConfig
 from .data import BatchStream, Dataset, HostBatch, WindowSampler, load_batch, to_batch
@@ -286,8 +286,8 @@ def weight_path(cfg: TrainConfig, role: str, default: str | None = None) -> Path
     """A verified local file for ``role``: its ``--<role>_path`` (manifest id, path, URL or Drive ID), else
     ``default`` (a manifest id), else the role's default; a file of another kind is refused saying where it goes."""
     from .. import models
-    from ..acquire import weights
-    from ..acquire.manifest import load_manifest
+    from ..weights import store as weights
+    from ..weights.manifest import load_manifest
 
     manifest = load_manifest()
     spec = ROLES[role]
@@ -329,7 +329,7 @@ def train(cfg: TrainConfig, *, on_event: EventHook | None = None) -> TrainResult
 
     Every weight is fetched before the first step, so a missing one fails at once, not at the first validation.
     """
-    from ..config import make_config
+    from ..engine.options import make_config
     from .validation import RenderCheck, validation_video
 
     cfg.validate()

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import RunConfig
-from ..errors import LipsyncError
+from ..engine.options import RunConfig
 from ..media.video import VideoWriter
+from ..support.errors import LipsyncError
 from .data import FPS, Clip
 
 #: Seconds of the validation clip that are rendered (enough windows for a stable LSE-C, cheap on a GPU).
@@ -66,7 +66,7 @@ class RenderCheck:
         self.run = run
 
     def __call__(self, checkpoint: Path, step: int) -> dict[str, float]:
-        from ..pipeline import lipsync
+        from ..engine.pipeline import lipsync
         from ..score.session import report_path
 
         w, h = _size(self.video)

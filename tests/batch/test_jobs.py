@@ -10,7 +10,7 @@ import pytest
 
 from lipsync_core.batch import JobListError, jobs_from_folder, load_jobs, run_batch
 from lipsync_core.batch.jobs import Job, resolve_jobs
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from lipsync_core import models
-from lipsync_core.errors import LipsyncError
-from lipsync_core.face.anime import FACE_IN_CASCADE, AnimeFaceDetector, face_box
+from lipsync_core.face.detectors.anime import FACE_IN_CASCADE, AnimeFaceDetector, face_box
 from lipsync_core.face.track import DetectionSettings, build_track
 from lipsync_core.media.face_video import detection_scale, detection_size
 from lipsync_core.models.cascade import load_cascade
+from lipsync_core.support.errors import LipsyncError
 from tests.face.anime_media import EILEEN, FPS, SITA, anime_path, cascade, face_region, frames, on_face
 
 

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.face.boxtrack import Keyframe, load_keyframes, parse_track_box, track_box
+from lipsync_core.support.errors import LipsyncError
 from tests.face.anime_media import FPS, SITA, face_region, frames
 
 # ---------------------------------------------------------------------------------------------------- keyframes

@@ -9,7 +9,7 @@ import pytest
 from lipsync_core.face import cache
 from lipsync_core.face.track import DetectionSettings
 from lipsync_core.face.types import FaceTrack
-from lipsync_core.paths import cache_dir
+from lipsync_core.support.paths import cache_dir
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_cache_dir_follows_lipsync_cache_then_xdg_then_home(monkeypatch, tmp_pat
 
 
 def test_the_keys_of_one_video_hash_its_content_once(video, monkeypatch):
-    from lipsync_core import files
+    from lipsync_core.support import files
 
     hashed, real = [], files.sha256_file
     monkeypatch.setattr(files, "sha256_file", lambda p: hashed.append(p) or real(p))

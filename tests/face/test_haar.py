@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from lipsync_core.errors import LipsyncError
-from lipsync_core.face import haar
-from lipsync_core.face.haar import CHIN_EXTENSION, HaarDetector
+from lipsync_core.face.detectors import haar
+from lipsync_core.face.detectors.haar import CHIN_EXTENSION, HaarDetector
+from lipsync_core.support.errors import LipsyncError
 from tests.conftest import shared_media
 
 

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lipsync_core.face.anime import AnimeFaceDetector
-from lipsync_core.face.haar import HaarDetector
+from lipsync_core.face.detectors.anime import AnimeFaceDetector
+from lipsync_core.face.detectors.haar import HaarDetector
 from lipsync_core.face.plausibility import MotionSampler, check_track, hint
 from lipsync_core.face.track import DetectionSettings, detect_track
 from lipsync_core.face.types import FaceTrack

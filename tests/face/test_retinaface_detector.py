@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from lipsync_core.face.retinaface import (
+from lipsync_core.face.detectors.retinaface import (
     MIN_SIZES,
     STEPS,
     RetinaFaceDetector,
@@ -176,7 +176,7 @@ def test_s3fd_box_mapping_defaults_to_identity_and_expands_by_fractions():
 
 
 def test_out_of_memory_halves_the_batch_and_every_frame_is_still_detected():
-    from lipsync_core.face.retinaface import RetinaFaceDetector, prior_boxes
+    from lipsync_core.face.detectors.retinaface import RetinaFaceDetector, prior_boxes
 
     class Oom(torch.nn.Module):
         def __init__(self):

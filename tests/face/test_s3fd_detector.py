@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lipsync_core.errors import LipsyncError
-from lipsync_core.face.s3fd import STRIDES, S3FDDetector, nms, postprocess
+from lipsync_core.face.detectors.s3fd import STRIDES, S3FDDetector, nms, postprocess
+from lipsync_core.support.errors import LipsyncError
 
 BG, FACE = 0, 1
 
@@ -228,7 +228,7 @@ def test_real_network_output_matches_the_original_order(biased_s3fd):
 
 @pytest.mark.parametrize("dtype, batches", [(torch.float32, [2, 2, 1]), (torch.bfloat16, [4, 1])])
 def test_cpu_batches_hold_a_bounded_activation_budget_twice_the_frames_in_bfloat16(dtype, batches):
-    from lipsync_core.face.s3fd import ACTIVATION_BYTES_PER_PIXEL_FP32
+    from lipsync_core.face.detectors.s3fd import ACTIVATION_BYTES_PER_PIXEL_FP32
 
     spy = Spy()
     budget = 2 * 48 * 64 * ACTIVATION_BYTES_PER_PIXEL_FP32  # two float32 frames of 64x48

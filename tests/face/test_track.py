@@ -6,7 +6,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.face.track import (
     DetectionSettings,
     build_track,
@@ -17,6 +16,7 @@ from lipsync_core.face.track import (
 )
 from lipsync_core.face.types import Detection, FaceTrack
 from lipsync_core.media.face_video import detection_size
+from lipsync_core.support.errors import LipsyncError
 from tests.conftest import shared_media
 
 W, H = 160, 120
@@ -255,7 +255,7 @@ def test_no_face_anywhere_is_a_one_line_error_naming_the_video():
 
 
 def test_real_cutaway_clip_has_no_face_exactly_on_the_cutaway():
-    from lipsync_core.face.haar import HaarDetector
+    from lipsync_core.face.detectors.haar import HaarDetector
     from lipsync_core.media.face_video import detection_scale
     from lipsync_core.media.video import FrameReader
 

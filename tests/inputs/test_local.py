@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.acquire.inputs import resolve_inputs, resolve_media
-from lipsync_core.errors import LipsyncError
+from lipsync_core.inputs.resolve import resolve_inputs, resolve_media
 from lipsync_core.media.probe import probe
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.media import still_image
 from tests.inputs.clips import beep_onsets, flash_frames, gray_frames
 from tests.inputs.conftest import FPS, MARK, SECONDS

@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from lipsync_core.acquire.inputs import Trim, parse_time
-from lipsync_core.acquire.youtube import canonical_youtube_url, explain_ytdlp_error, youtube_video_id
-from lipsync_core.errors import LipsyncError
+from lipsync_core.inputs.resolve import Trim, parse_time
+from lipsync_core.inputs.youtube import canonical_youtube_url, explain_ytdlp_error, youtube_video_id
+from lipsync_core.support.errors import LipsyncError
 
 
 @pytest.mark.parametrize("value, seconds", [

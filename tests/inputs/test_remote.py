@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.acquire.download import TEST_GDRIVE_ENV
-from lipsync_core.acquire.inputs import resolve_inputs, resolve_media
-from lipsync_core.errors import LipsyncError
+from lipsync_core.inputs.resolve import resolve_inputs, resolve_media
 from lipsync_core.media.probe import probe
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.fake_drive import DriveFile, fake_drive
 from lipsync_core.testing.servers import static_server
+from lipsync_core.weights.download import TEST_GDRIVE_ENV
 from tests.inputs.clips import beep_onsets, flash_frames
 from tests.inputs.conftest import FPS, MARK
 
@@ -73,7 +73,7 @@ def test_a_page_with_several_videos_gives_its_first(site, workdir):
 
 def test_a_page_section_is_frame_accurate_with_or_without_byte_ranges(server, workdir, caplog):
     base, log, ranges = server
-    caplog.set_level(logging.INFO, logger="lipsync_core.acquire.inputs")
+    caplog.set_level(logging.INFO, logger="lipsync_core.inputs.resolve")
     out = resolve_media(f"{base}/flash_page", start=MARK - 0.4, end=MARK + 1, workdir=workdir)
     assert flash_frames(out) == [10]
     assert beep_onsets(out) == pytest.approx([0.4], abs=0.005)
@@ -119,7 +119,7 @@ def test_a_stated_duration_refuses_max_seconds_before_downloading(site, workdir)
 
 
 def test_a_stated_duration_clamps_the_section_before_downloading(site, workdir, caplog):
-    caplog.set_level(logging.INFO, logger="lipsync_core.acquire.inputs")
+    caplog.set_level(logging.INFO, logger="lipsync_core.inputs.resolve")
     with static_server(site) as (base, _):
         out = resolve_media(described_page(site, base), start=MARK, end=60, workdir=workdir)
     assert caplog.text.count("beyond its duration") == 1 and WHOLE_FILE_FALLBACK not in caplog.text

@@ -1,12 +1,12 @@
-"""lipsync_core.audio: decoding any container, the original's mel spectrogram, per-frame mel windows."""
+"""lipsync_core.media.audio: decoding any container, the original's mel spectrogram, per-frame mel windows."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lipsync_core import audio
-from lipsync_core.errors import LipsyncError
+from lipsync_core.media import audio
 from lipsync_core.media.ffmpeg import run_ffmpeg
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing import media as gen
 from tests.conftest import shared_media
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.media.ffmpeg import FfmpegProcess, ffmpeg_exe, last_error_line, run_ffmpeg
+from lipsync_core.support.errors import LipsyncError
 
 BUNDLED = imageio_ffmpeg.get_ffmpeg_exe()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipsync_core.audio import load_audio
+from lipsync_core.media.audio import load_audio
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
 from lipsync_core.testing import media as gen

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import python_speech_features as psf
 
-from lipsync_core import audio
+from lipsync_core.media import audio
 from lipsync_core.testing import media as gen
 from tests.conftest import shared_path
 from tests.models.parity import assert_matches

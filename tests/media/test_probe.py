@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.media.probe import fps_fraction, parse_ffmpeg_info, probe
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing import media as gen
 from tests.conftest import shared_media, shared_path
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipsync_core.audio import load_audio
-from lipsync_core.errors import LipsyncError
+from lipsync_core.media.audio import load_audio
 from lipsync_core.media.probe import probe
 from lipsync_core.media.shift import shift_audio, shift_samples
 from lipsync_core.media.video import count_frames
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing import media as gen
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipsync_core import audio
+from lipsync_core.media import audio
 from tests.conftest import shared_path
 
 FPS = 25.0

@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from lipsync_core.audio import load_audio
-from lipsync_core.errors import LipsyncError
+from lipsync_core.media.audio import load_audio
 from lipsync_core.media.probe import fps_fraction, probe
 from lipsync_core.media.video import FrameReader, VideoWriter, count_frames, read_frames
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing import media as gen
 
 

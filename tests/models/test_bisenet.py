@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.bisenet import BiSeNet, build_from_state
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import write_checkpoint
 from tests.models.parity import arrays, assert_listing, assert_matches, built_strictly, forward, keys
 

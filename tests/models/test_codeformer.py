@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.codeformer import CodeFormer, CodeFormerConfig, build_from_state, config_from_state
 from lipsync_core.models.parsenet import ParseNet, ParseNetConfig
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
 from lipsync_core.testing.procedural import procedural_state_dict
 from tests.models.parity import (

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from lipsync_core.compute.quantize import Int8OnFirstCall
 from lipsync_core.models.registry import SPECS
-from lipsync_core.quantize import Int8OnFirstCall
 from tests.models.parity import arrays
 from tests.models.test_cpu_bf16 import CASES, bf16_model
 

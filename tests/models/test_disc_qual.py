@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models import identify, load
 from lipsync_core.models.disc_qual import DiscQual, build_from_state
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
 from lipsync_core.testing.procedural import load_rows, procedural_state_dict
 from tests.conftest import shared_path

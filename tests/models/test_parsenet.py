@@ -6,9 +6,9 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.parsenet import ParseNet, ParseNetConfig, build_from_state, config_from_state
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
 from tests.models.parity import arrays, assert_listing, assert_matches, built_strictly, forward, keys
 

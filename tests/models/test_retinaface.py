@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.retinaface import RetinaFace, RetinaFaceConfig, build_from_state, config_from_state
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
 from tests.models.parity import arrays, assert_listing, assert_matches, forward, keys
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.rrdbnet import RRDBNet, build_from_state
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
 from lipsync_core.testing.procedural import procedural_for_module
 from tests.models.parity import arrays, assert_listing, assert_matches, built_strictly, forward, keys

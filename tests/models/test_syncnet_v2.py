@@ -72,7 +72,7 @@ def test_a_file_without_num_batches_tracked_is_accepted(state, io, tmp_path):
 
 
 def test_a_file_missing_a_weight_is_refused(state, tmp_path):
-    from lipsync_core.errors import LipsyncError
+    from lipsync_core.support.errors import LipsyncError
 
     path = tmp_path / "syncnet_v2.model"
     torch.save({k: v for k, v in state.items() if k != "netcnnlip.19.running_var"}, path)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.acquire.download import TEST_GDRIVE_ENV
-from lipsync_core.acquire.manifest import load_manifest
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.testing.checkpoints import write_checkpoint
 from lipsync_core.testing.fake_drive import DriveFile, fake_drive
+from lipsync_core.weights.download import TEST_GDRIVE_ENV
+from lipsync_core.weights.manifest import load_manifest
 from tests.conftest import REPO, shared_path
 from tests.notebooks.nbrun import install_kernel
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lipsync_core.audio import load_audio
+from lipsync_core.media.audio import load_audio
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
 from tests.notebooks import nbrun

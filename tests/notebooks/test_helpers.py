@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from lipsync_core.acquire.download import TEST_GDRIVE_ENV
-from lipsync_core.errors import LipsyncError
 from lipsync_core.front import notebook as ln
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights.download import TEST_GDRIVE_ENV
 
 DRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456"
 

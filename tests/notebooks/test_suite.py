@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from lipsync_core import REPO_URL
-from lipsync_core.acquire.manifest import load_manifest
-from lipsync_core.config import make_config
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.plan import CATALOG
 from lipsync_core.front.notebook import GENERATORS, colab_url, settings_options
-from lipsync_core.plan import CATALOG
+from lipsync_core.weights.manifest import load_manifest
 from tests.conftest import REPO
 from tests.notebooks import nbrun
 

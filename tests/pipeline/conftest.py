@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipsync_core.face.haar import HaarDetector
+from lipsync_core.face.detectors.haar import HaarDetector
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.media.video import read_frames
 from lipsync_core.testing.checkpoints import write_checkpoint

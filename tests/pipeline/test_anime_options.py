@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from lipsync_core.config import make_config
-from lipsync_core.errors import LipsyncError
-from lipsync_core.face.anime import MOUTH
+from lipsync_core.compute.runtime import Runtime
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.plan import BuildContext, Plan
+from lipsync_core.face.detectors.anime import MOUTH
 from lipsync_core.front.cli import build_parser
-from lipsync_core.plan import BuildContext, Plan
-from lipsync_core.runtime import Runtime
+from lipsync_core.support.errors import LipsyncError
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.config import make_config
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.plan import Plan
 from lipsync_core.front.cli import build_parser, main
 from lipsync_core.media.probe import probe
-from lipsync_core.plan import Plan
 from tests.conftest import REPO
 
 ORIGINAL_FLAGS = ["--checkpoint_path", "ck.pth", "--face", "f.mp4", "--audio", "a.wav", "--outfile", "o.mp4",
@@ -113,15 +113,15 @@ def test_cli_run_writes_the_output(tmp_path, face_clip, speech, w2l_checkpoint):
     ({"sharpen": 0.5}, "--sharpen needs --variant codeformer"),
 ])
 def test_options_out_of_range_are_refused_before_any_work(options, message):
-    from lipsync_core.errors import LipsyncError
+    from lipsync_core.support.errors import LipsyncError
 
     with pytest.raises(LipsyncError, match=message):
         make_config("hq", **options)
 
 
 def test_a_crop_outside_the_frame_is_a_clear_error(tmp_path, face_clip):
-    from lipsync_core.errors import LipsyncError
     from lipsync_core.media.face_video import FaceVideo
+    from lipsync_core.support.errors import LipsyncError
 
     face, _ = face_clip
     w, h = probe(face).frame_size

@@ -8,11 +8,11 @@ from dataclasses import fields
 import pytest
 
 from lipsync_core import __version__
-from lipsync_core.config import RunConfig, field_default, make_config, option_fields, preset_config
-from lipsync_core.errors import LipsyncError
+from lipsync_core.engine.options import RunConfig, field_default, make_config, option_fields, preset_config
+from lipsync_core.engine.plan import CATALOG
 from lipsync_core.front import notebook as ln
 from lipsync_core.front.cli import build_parser
-from lipsync_core.plan import CATALOG
+from lipsync_core.support.errors import LipsyncError
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from lipsync_core.config import make_config
-from lipsync_core.errors import LipsyncError
-from lipsync_core.pipeline import Pipeline
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.pipeline import Pipeline
+from lipsync_core.support.errors import LipsyncError
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:

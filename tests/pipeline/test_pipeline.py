@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from lipsync_core import lipsync
-from lipsync_core.errors import LipsyncError
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
+from lipsync_core.support.errors import LipsyncError
 from tests.conftest import shared_media
 from tests.pipeline.conftest import _trim, mean_abs
 

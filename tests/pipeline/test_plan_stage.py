@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lipsync_core.config import make_config
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.pipeline import Pipeline
+from lipsync_core.engine.plan import CATALOG, Plan, StageSpec, Variant
 from lipsync_core.media.video import read_frames
-from lipsync_core.pipeline import Pipeline
-from lipsync_core.plan import CATALOG, Plan, StageSpec, Variant
 
 
 class Tint:

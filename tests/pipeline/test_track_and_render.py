@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipsync_core import audio as audio_mod
-from lipsync_core.config import make_config
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.pipeline import Pipeline
 from lipsync_core.face.types import FaceTrack
+from lipsync_core.media import audio as audio_mod
 from lipsync_core.media.face_video import FaceVideo
 from lipsync_core.media.ffmpeg import run_ffmpeg
-from lipsync_core.pipeline import Pipeline
 from lipsync_core.stages.blend import BlendStage
 from tests.conftest import shared_media
 
@@ -89,8 +89,8 @@ def test_a_failure_during_rendering_leaves_no_output(tmp_path, monkeypatch, face
 
 
 def test_a_role_option_may_name_a_manifest_weight(monkeypatch, tmp_path):
-    from lipsync_core.acquire import weights
-    from lipsync_core.errors import LipsyncError
+    from lipsync_core.support.errors import LipsyncError
+    from lipsync_core.weights import store as weights
 
     fetched = []
     monkeypatch.setattr(weights, "fetch", lambda wid, source=None, **kw: fetched.append((wid, source)))
@@ -101,7 +101,7 @@ def test_a_role_option_may_name_a_manifest_weight(monkeypatch, tmp_path):
 
 
 def test_render_batches_shrink_for_large_frames_so_memory_stays_bounded():
-    from lipsync_core.pipeline import RENDER_BATCH_BYTES, render_batch_frames
+    from lipsync_core.engine.pipeline import RENDER_BATCH_BYTES, render_batch_frames
 
     assert render_batch_frames(128, 640 * 360 * 3) == 48
     assert render_batch_frames(128, 1920 * 1080 * 3) == 5

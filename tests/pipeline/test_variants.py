@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipsync_core.config import make_config
+from lipsync_core.engine.options import make_config
+from lipsync_core.engine.plan import Plan
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
-from lipsync_core.plan import Plan
 from lipsync_core.testing.checkpoints import write_checkpoint
 from tests.conftest import shared_media
 from tests.pipeline.conftest import _trim, mean_abs
@@ -111,8 +111,8 @@ def test_hq_in_int8_detects_and_upscales_quantized_and_stays_close_to_float32(tm
                                                                              w2l_checkpoint, reduced, capfd):
     import torch
 
-    from lipsync_core.pipeline import Pipeline
-    from lipsync_core.quantize import Int8OnFirstCall
+    from lipsync_core.compute.quantize import Int8OnFirstCall
+    from lipsync_core.engine.pipeline import Pipeline
     from lipsync_core.testing.checkpoints import bias_retinaface_heads, procedural_module
 
     face, _ = face_clip

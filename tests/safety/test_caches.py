@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 
-from lipsync_core import files
 from lipsync_core.face import cache
 from lipsync_core.face.track import DetectionSettings
 from lipsync_core.face.types import FaceTrack
+from lipsync_core.support import files
 from lipsync_core.testing.faults import failing_creation, fill, readonly_bind, small_tmpfs
 from tests.conftest import REPO
 from tests.faults import made
@@ -43,7 +43,7 @@ def test_concurrent_atomic_writes_are_never_seen_torn(tmp_path):
     target = tmp_path / "record.json"
     writer = """
         import json
-        from lipsync_core.files import atomic_write_text
+        from lipsync_core.support.files import atomic_write_text
         for i in range(150):
             atomic_write_text({path!r}, json.dumps({{"writer": {n}, "i": i, "pad": "x" * 200_000}}))
     """

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.media import video as video_mod
 from lipsync_core.media.face_video import FaceVideo
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.media.probe import probe
+from lipsync_core.support.errors import LipsyncError
 
 
 @pytest.fixture(scope="module")

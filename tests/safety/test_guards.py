@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core import files, safety
-from lipsync_core.errors import LipsyncError
-from lipsync_core.safety import OutputPlace, check_not_an_input
+from lipsync_core.support import files, safety
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.support.safety import OutputPlace, check_not_an_input
 from lipsync_core.testing.faults import fill, readonly_bind, small_tmpfs
 from tests.conftest import REPO
 from tests.faults import made
@@ -181,13 +181,13 @@ def test_exit_status_of_interruptions():
     ({"fidelity": float("nan")}, "--fidelity must be a finite number"),
 ])
 def test_absurd_option_values_are_one_line_errors(options, message):
-    from lipsync_core.config import make_config
+    from lipsync_core.engine.options import make_config
 
     with pytest.raises(LipsyncError, match=message):
         make_config("original", **options)
 
 
 def test_a_gpu_number_is_a_valid_device():
-    from lipsync_core.config import make_config
+    from lipsync_core.engine.options import make_config
 
     assert make_config("original", device="cuda:1").device == "cuda:1"

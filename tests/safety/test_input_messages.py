@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from lipsync_core.acquire.download import TEST_GDRIVE_ENV
-from lipsync_core.acquire.inputs import resolve_media
-from lipsync_core.errors import LipsyncError
+from lipsync_core.inputs.resolve import resolve_media
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.fake_drive import DriveFile, fake_drive
 from lipsync_core.testing.media import talking_head_video
 from lipsync_core.testing.servers import static_server
+from lipsync_core.weights.download import TEST_GDRIVE_ENV
 
 
 @pytest.fixture

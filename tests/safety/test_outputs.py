@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipsync_core import files, safety
-from lipsync_core.errors import LipsyncError
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import VideoWriter, count_frames, read_frames
+from lipsync_core.support import files, safety
+from lipsync_core.support.errors import LipsyncError
 from tests.conftest import REPO
 
 WRITER = """

@@ -38,7 +38,7 @@ def test_score_prints_each_track_and_writes_the_report_and_the_fixed_copy(tiny_r
 
 def test_score_follows_a_keyframed_box_like_a_run(tiny_real_clip, weights, tmp_path):
     """``--track_box``: the face set once and followed (no detector), as in a run."""
-    from lipsync_core.face.haar import HaarDetector
+    from lipsync_core.face.detectors.haar import HaarDetector
     from lipsync_core.media.video import read_frames
 
     (det, *_), = HaarDetector().detect([read_frames(tiny_real_clip, max_frames=1)[0]])

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from lipsync_core.errors import LipsyncError
-from lipsync_core.face.haar import HaarDetector
+from lipsync_core.face.detectors.haar import HaarDetector
 from lipsync_core.face.track import DetectionSettings
 from lipsync_core.score.embed import SyncNetEmbedder
 from lipsync_core.score.video import SCHEMA, score_video, write_report
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing import media as gen
 from lipsync_core.testing.checkpoints import procedural_module
 from tests.conftest import shared_path

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models import load
 from lipsync_core.models.bisenet import MEAN_RGB, STD_RGB, BiSeNet
 from lipsync_core.models.rrdbnet import RRDBNet
 from lipsync_core.stages.base import Batch, Runtime
 from lipsync_core.stages.hq import SegmentationMask, SuperResolution
 from lipsync_core.stages.masks import SKIN
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import write_checkpoint
 from lipsync_core.testing.procedural import procedural_for_module
 from tests.conftest import shared_media

@@ -5,12 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from lipsync_core.errors import LipsyncError
-from lipsync_core.face.anime import MOUTH
+from lipsync_core.face.detectors.anime import MOUTH
 from lipsync_core.stages.base import Batch
 from lipsync_core.stages.blend import BlendStage, MouthMask
 from lipsync_core.stages.masks import Ellipse, ellipse_weight, mouth_ellipse
 from lipsync_core.stages.restore import Sharpen
+from lipsync_core.support.errors import LipsyncError
 from tests.conftest import shared_media
 from tests.stages.test_restore import codeformer, scene_batch, stage  # noqa: F401 (fixture)
 

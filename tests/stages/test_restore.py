@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.face.align import estimate_affine, face_region, face_template, inverse_affine
 from lipsync_core.stages.base import Batch, Runtime
 from lipsync_core.stages.restore import PARSE_EXCLUDED, CodeFormerRestore, Sharpen, paste_mask
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
 from tests.face.test_align import apply, real_scene
 from tests.models.test_codeformer import SMALL

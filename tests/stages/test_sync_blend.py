@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lipsync_core.batching import AdaptiveChunker
+from lipsync_core.compute.chunking import AdaptiveChunker
 from lipsync_core.stages.base import Batch, Runtime
 from lipsync_core.stages.blend import BlendStage, lower_face_mask
 from lipsync_core.stages.sync import SyncStage, face_inputs
@@ -66,7 +66,7 @@ def test_out_of_memory_halves_the_batch_and_continues():
 
 
 def test_out_of_memory_on_a_single_item_is_a_clear_error():
-    from lipsync_core.errors import LipsyncError
+    from lipsync_core.support.errors import LipsyncError
 
     chunker = AdaptiveChunker(1, what="Wav2Lip")
     with pytest.raises(LipsyncError, match="out of device memory"):

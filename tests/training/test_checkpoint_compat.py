@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lipsync_core.engine.pipeline import lipsync
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
 from lipsync_core.models import load
 from lipsync_core.models.wav2lip import Wav2Lip
-from lipsync_core.pipeline import lipsync
 from lipsync_core.testing.checkpoints import procedural_module
 from lipsync_core.testing.media import talking_head_video
 from lipsync_core.training import checkpoint as ckpt

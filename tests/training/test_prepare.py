@@ -7,7 +7,7 @@ import wave
 import numpy as np
 import pytest
 
-from lipsync_core.config import RunConfig, make_config
+from lipsync_core.engine.options import RunConfig, make_config
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.score.sync import score_syncnet
 from lipsync_core.testing.media import talking_head_video

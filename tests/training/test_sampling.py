@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.training import synthetic_dataset, write_wav16
 from lipsync_core.training.data import (
     BatchStream,

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from lipsync_core.errors import LipsyncError
 from lipsync_core.models.checkpoints import read_checkpoint
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.training import TinyDisc, TinyExpert, TinyGenerator, synthetic_dataset
 from lipsync_core.training import checkpoint as ckpt
 from lipsync_core.training import trainer as trainer_mod

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipsync_core.acquire import weights
-from lipsync_core.acquire.manifest import Manifest, load_manifest
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.fake_drive import DriveFile, fake_drive
 from lipsync_core.testing.servers import static_server
+from lipsync_core.weights import store as weights
+from lipsync_core.weights.manifest import Manifest, load_manifest
 from tests.conftest import REPO
 
 GDOWN_OLD = "5.2.0"
@@ -172,8 +172,8 @@ class Outcome:
 _FETCH_SCRIPT = """
 import json, sys
 import gdown
-from lipsync_core.errors import LipsyncError
-from lipsync_core.acquire.weights import fetch
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights.store import fetch
 try:
     out = {"path": str(fetch(sys.argv[1], source=sys.argv[2] or None, progress=False))}
 except LipsyncError as exc:

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from lipsync_core import models
-from lipsync_core.acquire.manifest import load_manifest
-from lipsync_core.acquire.weights import fetch, weights_dir
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights.manifest import load_manifest
+from lipsync_core.weights.store import fetch, weights_dir
 from tests.conftest import REPO
 from tests.face.anime_media import cascade
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.acquire import download
-from lipsync_core.acquire.weights import fetch, weights_dir
 from lipsync_core.face import cache as track_cache
 from lipsync_core.face.track import DetectionSettings
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.front import cache_cli
-from lipsync_core.paths import cache_dir
+from lipsync_core.support.paths import cache_dir
+from lipsync_core.weights import download
+from lipsync_core.weights.store import fetch, weights_dir
 from tests.conftest import REPO
 from tests.weights.conftest import checkpoint_bytes, url
 
@@ -103,7 +103,7 @@ def test_a_fetch_in_progress_is_not_touched(cached, capsys):
 
 
 def test_a_weight_a_running_process_uses_is_not_touched_until_it_exits(cached, capsys):
-    script = ("import sys, time\nfrom lipsync_core.acquire.weights import fetch\nfetch('small', progress=False)\n"
+    script = ("import sys, time\nfrom lipsync_core.weights.store import fetch\nfetch('small', progress=False)\n"
               "print('using', flush=True)\nsys.stdin.readline()")
     p = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

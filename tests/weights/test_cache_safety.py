@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipsync_core.acquire import weights
-from lipsync_core.acquire.weights import fetch, weights_dir
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights import store as weights
+from lipsync_core.weights.store import fetch, weights_dir
 from tests.weights.conftest import checkpoint_bytes, gdrive, url
 
 DATA = checkpoint_bytes(20_000)

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from lipsync_core.acquire.weights import fetch, weights_dir
+from lipsync_core.engine.plan import CATALOG
 from lipsync_core.front import weights_cli
-from lipsync_core.plan import CATALOG
+from lipsync_core.weights.store import fetch, weights_dir
 from tests.weights.conftest import checkpoint_bytes, url
 
 A = checkpoint_bytes(1000)

@@ -1,14 +1,14 @@
-"""lipsync_core.acquire.download: Drive ID/link parsing and plain HTTP downloads (resumable, checked, atomic)."""
+"""lipsync_core.weights.download: Drive ID/link parsing and plain HTTP downloads (resumable, checked, atomic)."""
 from __future__ import annotations
 
 import socket
 
 import pytest
 
-from lipsync_core.acquire import download
-from lipsync_core.acquire.download import DownloadError, drive_id, fetch_url, remote_source
-from lipsync_core.acquire.manifest import Source
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights import download
+from lipsync_core.weights.download import DownloadError, drive_id, fetch_url, remote_source
+from lipsync_core.weights.manifest import Source
 from tests.weights.conftest import checkpoint_bytes
 
 ID = "1cxHbSRYq3sh78NAer_sQiyrWz_FbCF82"
@@ -146,7 +146,7 @@ def test_file_lock_is_exclusive_across_open_files(tmp_path):
 
 
 def test_a_drive_link_whose_id_is_not_an_id_is_not_a_drive_source():
-    from lipsync_core.acquire.download import drive_id
+    from lipsync_core.weights.download import drive_id
 
     assert drive_id("https://drive.google.com/uc?id=/../../../etc") is None
     assert drive_id("https://drive.google.com/uc?id=1AbCdEfGhIjKlMnOpQrStUvWxYz012345") == \
@@ -154,8 +154,8 @@ def test_a_drive_link_whose_id_is_not_an_id_is_not_a_drive_source():
 
 
 def test_the_source_that_left_a_partial_download_is_tried_first(drive, mirror, tmp_path):
-    from lipsync_core.acquire.download import resumable_first
-    from lipsync_core.acquire.manifest import Source
+    from lipsync_core.weights.download import resumable_first
+    from lipsync_core.weights.manifest import Source
 
     fid = drive.add(DATA, cut=100)
     dest = tmp_path / "w.pth"

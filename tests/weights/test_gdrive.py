@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lipsync_core.acquire.weights import weights_dir
+from lipsync_core.weights.store import weights_dir
 from tests.conftest import REPO
 from tests.weights.conftest import checkpoint_bytes, gdrive, url
 
@@ -118,7 +118,7 @@ def test_reroute_reaches_a_subprocess_and_writes_no_cookies(drive, write_manifes
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, "-c", "from lipsync_core.acquire.weights import fetch; print(fetch('tiny'))"],
+    r = subprocess.run([sys.executable, "-c", "from lipsync_core.weights.store import fetch; print(fetch('tiny'))"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert cached_original().read_bytes() == DATA

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.acquire import download
-from lipsync_core.acquire.download import DownloadError, fetch_url
-from lipsync_core.acquire.weights import fetch, weights_dir
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.servers import static_server
+from lipsync_core.weights import download
+from lipsync_core.weights.download import DownloadError, fetch_url
+from lipsync_core.weights.store import fetch, weights_dir
 from tests.weights.conftest import checkpoint_bytes, sha256, url
 
 OLD = checkpoint_bytes(300_000)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipsync_core.acquire.weights import fetch
 from lipsync_core.testing.faults import failing_creation, fill, readonly_bind, small_tmpfs
+from lipsync_core.weights.store import fetch
 from tests.faults import made
 from tests.weights.conftest import checkpoint_bytes, url
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipsync_core.acquire import download, weights
-from lipsync_core.acquire.weights import fetch, weights_dir
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
+from lipsync_core.weights import download
+from lipsync_core.weights import store as weights
+from lipsync_core.weights.store import fetch, weights_dir
 from tests.conftest import REPO
 from tests.weights.conftest import checkpoint_bytes, sha256, url
 
@@ -274,7 +275,7 @@ def test_cache_dir_resolution(tmp_path, monkeypatch):
 
 def test_two_processes_fetching_at_once_download_once(tiny):
     script = ("import logging; logging.basicConfig(level=logging.INFO)\n"
-              "from lipsync_core.acquire.weights import fetch\nprint(fetch('tiny', progress=False))")
+              "from lipsync_core.weights.store import fetch\nprint(fetch('tiny', progress=False))")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with download.file_lock(weights_dir() / "tiny.pth.lock"):  # as if a third process were downloading
         procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import LipsyncError
+from ..support.errors import LipsyncError
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Runtime:
     # named by its architecture (the sync scorer, training), in ``dtype``. Set by ``--dtype auto`` on a CPU with
     # native bf16 units.
     cpu_bf16: bool = False
-    # ``--dtype int8``: the models with ``ModelSpec.cpu_int8`` run quantized (lipsync_core.quantize), the others
+    # ``--dtype int8``: the models with ``ModelSpec.cpu_int8`` run quantized (lipsync_core.compute.quantize), the others
     # as under ``auto``.
     cpu_int8: bool = False
     _models: dict[tuple[str, str], nn.Module] = field(default_factory=dict, repr=False)
@@ -62,7 +62,7 @@ class Runtime:
         return cls(device=dev, dtype=getattr(torch, dtype), cpu_bf16=bf16, cpu_int8=int8)
 
     def _spec(self, arch: str | None):
-        from .models.registry import SPECS
+        from ..models.registry import SPECS
 
         return None if arch is None else SPECS.get(arch)  # None: not a torch model (the anime cascade)
 
@@ -106,7 +106,7 @@ class Runtime:
         """The registry architecture ``arch`` loaded from ``path`` and placed here; loaded once per file."""
         key = (arch, str(Path(path).resolve()))
         if key not in self._models:
-            from .models import load
+            from ..models import load
 
             self._models[key] = self.ready(arch, load(arch, path, device=self.device))
         return self._models[key]
@@ -115,7 +115,7 @@ class Runtime:
         """``module``, of registry architecture ``arch``, placed, and wrapped to run in int8 if it does here."""
         module = self.place(module)
         if self.int8_for(arch):
-            from .models.registry import SPECS
+            from ..models.registry import SPECS
             from .quantize import Int8OnFirstCall
 
             module = Int8OnFirstCall(module, keep_float=SPECS[arch].float_classes())

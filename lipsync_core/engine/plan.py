@@ -1,6 +1,6 @@
 """What a run consists of, declared once: weight roles, detectors, render stages and variants as data.
 
-:class:`Plan` is derived from a :class:`~lipsync_core.config.RunConfig` and a :class:`Catalog`; it is the only
+:class:`Plan` is derived from a :class:`~lipsync_core.engine.options.RunConfig` and a :class:`Catalog`; it is the only
 place that knows which detector and stages a run has, which weights they need, the output scale and whether
 stages need landmarks. Nothing else branches on a variant's or a stage's name.
 
@@ -16,19 +16,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import LipsyncError
-from .face.anime import MOUTH as ANIME_MOUTH
-from .face.types import MouthInBox
+from ..face.detectors.anime import MOUTH as ANIME_MOUTH
+from ..face.types import MouthInBox
+from ..support.errors import LipsyncError
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from .acquire.manifest import Manifest
-    from .config import RunConfig
-    from .face.types import Detector
-    from .runtime import Runtime
-    from .stages.base import Stage
-    from .stages.blend import MouthMask
+    from ..compute.runtime import Runtime
+    from ..face.types import Detector
+    from ..stages.base import Stage
+    from ..stages.blend import MouthMask
+    from ..weights.manifest import Manifest
+    from .options import RunConfig
 
 
 # -- weight roles ----------------------------------------------------------------------------------------------------
@@ -236,14 +236,14 @@ class Plan:
 
 # -- what this package ships -----------------------------------------------------------------------------------------
 def _s3fd(ctx: BuildContext) -> Detector:
-    from .face.s3fd import S3FDDetector
+    from ..face.detectors.s3fd import S3FDDetector
 
     return S3FDDetector(ctx.model("s3fd"), device=ctx.runtime.device, dtype=ctx.runtime.dtype_for("s3fd"),
                         batch_size=ctx.cfg.face_det_batch_size)
 
 
 def _retinaface(ctx: BuildContext) -> Detector:
-    from .face.retinaface import RetinaFaceDetector
+    from ..face.detectors.retinaface import RetinaFaceDetector
 
     return RetinaFaceDetector(ctx.model("retinaface"), device=ctx.runtime.device,
                               dtype=ctx.runtime.dtype_for("retinaface_resnet50"),
@@ -251,32 +251,32 @@ def _retinaface(ctx: BuildContext) -> Detector:
 
 
 def _haar(ctx: BuildContext) -> Detector:
-    from .face.haar import HaarDetector
+    from ..face.detectors.haar import HaarDetector
 
     return HaarDetector()
 
 
 def _anime(ctx: BuildContext) -> Detector:
-    from .face.anime import AnimeFaceDetector
+    from ..face.detectors.anime import AnimeFaceDetector
 
     assert ctx.path is not None
     return AnimeFaceDetector(ctx.path("anime"))
 
 
 def _sync(ctx: BuildContext) -> Stage:
-    from .stages.sync import SyncStage
+    from ..stages.sync import SyncStage
 
     return SyncStage(ctx.model("checkpoint"), batch_size=ctx.cfg.wav2lip_batch_size, compile=ctx.cfg.compile)
 
 
 def _sr(ctx: BuildContext) -> Stage:
-    from .stages.hq import SuperResolution
+    from ..stages.hq import SuperResolution
 
     return SuperResolution(ctx.model("sr"))
 
 
 def _segmentation(ctx: BuildContext) -> Stage:
-    from .stages.hq import SegmentationMask
+    from ..stages.hq import SegmentationMask
 
     return SegmentationMask(ctx.model("segmentation"), feather_px=ctx.cfg.mask_feather,
                             lower_face=ctx.cfg.mask_lower_face)
@@ -285,7 +285,7 @@ def _segmentation(ctx: BuildContext) -> Stage:
 def _mouth(ctx: BuildContext) -> MouthMask:
     """The mouth region of this run (also restoration's and sharpening's): the detector's placement and
     landmarks; a box the user set gets the default placement (its landmarks, if any, are made up from it)."""
-    from .stages.blend import MouthMask
+    from ..stages.blend import MouthMask
 
     det = ctx.detector
     return MouthMask(placement=det.mouth if det is not None else MouthInBox(), scale=ctx.cfg.mouth_scale,
@@ -293,26 +293,26 @@ def _mouth(ctx: BuildContext) -> MouthMask:
 
 
 def _blend(ctx: BuildContext) -> Stage:
-    from .stages.blend import BlendStage
+    from ..stages.blend import BlendStage
 
     return BlendStage(ctx.cfg.blend, hard_masked=ctx.cfg.mask_region == "mouth")
 
 
 def _upscale(ctx: BuildContext) -> Stage:
-    from .stages.upscale import UpscaleStage
+    from ..stages.upscale import UpscaleStage
 
     return UpscaleStage(ctx.model("upscaler"))
 
 
 def _codeformer(ctx: BuildContext) -> Stage:
-    from .stages.restore import CodeFormerRestore
+    from ..stages.restore import CodeFormerRestore
 
     mouth = _mouth(ctx) if ctx.cfg.mask_region == "mouth" else None
     return CodeFormerRestore(ctx.model("codeformer"), ctx.model("parsenet"), fidelity=ctx.cfg.fidelity, mouth=mouth)
 
 
 def _sharpen(ctx: BuildContext) -> Stage:
-    from .stages.restore import Sharpen
+    from ..stages.restore import Sharpen
 
     mouth = _mouth(ctx)
     return Sharpen(ctx.cfg.sharpen, mouth=mouth if ctx.cfg.mask_region == "mouth" else replace(mouth, scale=1.0))

@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..types import Detection, MouthInBox
 from .haar import drop_nested
-from .types import Detection, MouthInBox
 
 #: Rows (top, bottom) and columns (left, right) of the cascade box, as fractions, that make the face box.
 FACE_IN_CASCADE = (0.25, 0.83, 0.10, 0.90)
@@ -48,7 +48,7 @@ class AnimeFaceDetector:
         self.min_size = min_size
         # Imported here: the models package imports torch, which reading this module's MOUTH (the run plan, at
         # every CLI start) must not.
-        from ..models.cascade import load_cascade
+        from ...models.cascade import load_cascade
 
         self._cascade = load_cascade(path)
 

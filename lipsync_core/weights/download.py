@@ -41,9 +41,9 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from .. import environment
-from ..errors import LipsyncError
-from ..files import UNWRITABLE, atomic_write_text, sha256_file
+from ..support import environment
+from ..support.errors import LipsyncError
+from ..support.files import UNWRITABLE, atomic_write_text, sha256_file
 from .manifest import Source
 
 try:

@@ -19,8 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .media.ffmpeg import ffmpeg_exe, run_ffmpeg
-from .media.probe import probe
+from .ffmpeg import ffmpeg_exe, run_ffmpeg
+from .probe import probe
 
 SAMPLE_RATE = 16000
 N_FFT = 800

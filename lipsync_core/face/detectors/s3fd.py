@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batching import AdaptiveChunker
-from .types import Detection
+from ...compute.chunking import AdaptiveChunker
+from ..types import Detection
 
 #: Channel means subtracted from the RGB-ordered input (the original's ``[104, 117, 123]``).
 MEAN_RGB_ORDER = (104.0, 117.0, 123.0)

@@ -10,7 +10,7 @@
   permission, full disk) is reported once per cache root by :func:`cache_unwritable`, and the caller
   carries on without caching.
 
-Only the standard library and :mod:`lipsync_core.errors` are imported, so every layer may use this.
+Only the standard library and :mod:`lipsync_core.support.errors` are imported, so every layer may use this.
 """
 from __future__ import annotations
 

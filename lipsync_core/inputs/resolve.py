@@ -20,11 +20,12 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from .. import files
-from ..errors import LipsyncError
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import IMAGE_SUFFIXES, MediaInfo, probe
-from . import download, youtube
+from ..support import files
+from ..support.errors import LipsyncError
+from ..weights import download
+from . import youtube
 
 log = logging.getLogger(__name__)
 

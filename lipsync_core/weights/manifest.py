@@ -11,7 +11,7 @@ Schema (``schema_version`` 1)::
 
 ``arch`` may also name a ``models.registry.FILE_SPECS`` entry: a weight that is no torch checkpoint (the
 anime-face cascade, ``opencv_cascade``), checked by its own validator.
-Which weight fills which role of a run is the run plan's business (:mod:`lipsync_core.plan`), not the manifest's.
+Which weight fills which role of a run is the run plan's business (:mod:`lipsync_core.engine.plan`), not the manifest's.
 ``known_files`` names other files that are often found where a weight was expected (another model, a
 TorchScript export, a saved web page), so a mismatch can say what the file is.
 The top-level ``weights_manifest.json`` is the single source; installs carry a copy inside the package.
@@ -25,10 +25,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .. import environment
-from ..errors import LipsyncError
 from ..models.checkpoints import CONVENTIONS
 from ..models.registry import FILE_SPECS, SPECS
+from ..support import environment
+from ..support.errors import LipsyncError
 
 SCHEMA_VERSION = 1
 SOURCE_KINDS = ("url", "gdrive")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .errors import LipsyncError
+from ..support.errors import LipsyncError
 
 log = logging.getLogger(__name__)
 

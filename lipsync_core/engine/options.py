@@ -1,7 +1,7 @@
 """Run configuration: one dataclass whose fields are the CLI flags, with the metadata front ends are built from.
 
 Every option is "unset" until resolved (:func:`make_config`): a value given explicitly wins, then the variant's
-preset (:class:`~lipsync_core.plan.Variant`), then the field's default here. Weights are one mapping
+preset (:class:`~lipsync_core.engine.plan.Variant`), then the field's default here. Weights are one mapping
 role -> source; the API and the CLI take them as ``<role>_path`` (``checkpoint_path``, ``s3fd_path``, ...).
 Validation happens here, once, for every front end.
 """
@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
-from .errors import LipsyncError
-from .face.boxtrack import parse_track_box
-from .face.track import DetectionSettings
+from ..face.boxtrack import parse_track_box
+from ..face.track import DetectionSettings
+from ..stages.masks import MAX_MOUTH_SCALE
+from ..support.errors import LipsyncError
 from .plan import CATALOG, SCORERS, Catalog
-from .stages.masks import MAX_MOUTH_SCALE
 
 # What Runtime.resolve accepts (kept here, beside the options, so reading the options never imports torch).
 DEVICES = ("auto", "cpu", "cuda")

@@ -49,9 +49,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .. import environment, files, paths
-from ..errors import LipsyncError
-from ..files import sha256_file
+from ..support import environment, files, paths
+from ..support.errors import LipsyncError
+from ..support.files import sha256_file
 from . import download
 from .download import DownloadError
 from .manifest import Manifest, Source, WeightEntry, load_manifest

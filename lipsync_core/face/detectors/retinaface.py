@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..batching import AdaptiveChunker
+from ...compute.chunking import AdaptiveChunker
+from ..types import Detection
 from .s3fd import CPU_BATCH_BYTES, cpu_frames_per_batch, nms
-from .types import Detection
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 STEPS = (8, 16, 32)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The one pipeline: resolve inputs and weights, pass 1 (face track), pass 2 (streaming render).
 
-What runs is read from the run's :class:`~lipsync_core.plan.Plan` (detector, stages, roles, output scale,
-landmarks); models come from the :class:`~lipsync_core.runtime.Runtime`. Nothing here names a variant or a stage.
+What runs is read from the run's :class:`~lipsync_core.engine.plan.Plan` (detector, stages, roles, output scale,
+landmarks); models come from the :class:`~lipsync_core.compute.runtime.Runtime`. Nothing here names a variant or a
+stage.
 """
 from __future__ import annotations
 
@@ -21,15 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import audio as audio_mod
-from . import files, safety
-from .config import RunConfig, make_config
-from .errors import LipsyncError
-from .face.types import FaceTrack
-from .media.face_video import FaceVideo
+from ..compute.runtime import Runtime
+from ..face.types import FaceTrack
+from ..media import audio as audio_mod
+from ..media.face_video import FaceVideo
+from ..stages.base import Batch, Stage
+from ..support import files, safety
+from ..support.errors import LipsyncError
+from .options import RunConfig, make_config
 from .plan import BuildContext, Catalog, Plan
-from .runtime import Runtime
-from .stages.base import Batch, Stage
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,9 @@ class Pipeline:
 
         Every role is tried; when some cannot be had, one LipsyncError lists all of them with the flag to use.
         """
-        from . import models
-        from .acquire import weights
-        from .acquire.manifest import load_manifest
+        from .. import models
+        from ..weights import store as weights
+        from ..weights.manifest import load_manifest
 
         manifest = load_manifest()
         problems: list[str] = []
@@ -112,7 +113,7 @@ class Pipeline:
 
     def _arch(self, role: str) -> str:
         """The registry architecture of ``role``'s weights."""
-        from .acquire.manifest import load_manifest
+        from ..weights.manifest import load_manifest
 
         manifest = load_manifest()
         return manifest.entry(self.plan.resolve_weight_id(role, manifest)).arch
@@ -123,7 +124,7 @@ class Pipeline:
 
     # -- pass 1 ----------------------------------------------------------------------------------
     def detection_settings(self):
-        from .face.track import DetectionSettings
+        from ..face.track import DetectionSettings
 
         c = self.cfg
         det = self.plan.detector
@@ -139,9 +140,9 @@ class Pipeline:
         The detected track is cached per (video content, detection settings, detector); pads and smoothing are
         applied after the cache, so changing them never re-runs detection.
         """
-        from .face import cache
-        from .face.plausibility import MotionSampler
-        from .face.track import build_track, detect_track, finalize_track
+        from ..face import cache
+        from ..face.plausibility import MotionSampler
+        from ..face.track import build_track, detect_track, finalize_track
 
         t0 = time.perf_counter()
         settings = self.detection_settings()
@@ -191,7 +192,7 @@ class Pipeline:
 
     def keyframes(self) -> list:
         """The user's keyframes (``--track_box`` / ``--box_keyframes``)."""
-        from .face.boxtrack import load_keyframes, parse_track_box
+        from ..face.boxtrack import load_keyframes, parse_track_box
 
         if self.cfg.box_keyframes is not None:
             return load_keyframes(self.cfg.box_keyframes)
@@ -200,7 +201,7 @@ class Pipeline:
     def follow_box(self, frames: Iterator[np.ndarray], video: FaceVideo, det_size: int | None):
         """The keyframed box followed through ``frames`` (decoded at ``det_size``): a ``face.boxtrack.BoxTrack``
         with the unsure ranges."""
-        from .face.boxtrack import track_box
+        from ..face.boxtrack import track_box
 
         t0 = time.perf_counter()
         before = self.timings.seconds["decode"]
@@ -212,7 +213,7 @@ class Pipeline:
 
     def _check_plausible(self, track: FaceTrack, sampler) -> None:
         """Warn about a track that is likely not a face (see :mod:`face.plausibility`)."""
-        from .face.plausibility import check_track, hint
+        from ..face.plausibility import check_track, hint
 
         for suspicion in check_track(track, sampler):
             log.warning(suspicion.message(hint(None if self.plan.detector is None else self.plan.detector.name)))
@@ -284,7 +285,7 @@ class Pipeline:
     def render(self, video: FaceVideo, track: FaceTrack, mel: np.ndarray, n_out: int, audio_path: Path,
                duration: float, outfile: Path, quiet: np.ndarray | None = None) -> None:
         """Pass 2: decode, sync, enhance, blend and encode, overlapping decode with compute."""
-        from .media.video import VideoWriter
+        from ..media.video import VideoWriter
 
         stages = self.build_stages()
         scale = self.plan.scale
@@ -352,8 +353,8 @@ class Pipeline:
         writable (missing folders are created, and removed again if the run fails), and what killed runs left
         there and in the temp dir is reclaimed. The output appears only when complete (see VideoWriter).
         """
-        from .acquire.inputs import resolve_inputs
-        from .face.align import landmarks_from_box
+        from ..face.align import landmarks_from_box
+        from ..inputs.resolve import resolve_inputs
 
         cfg = self.cfg
         outfile = Path(outfile)
@@ -369,7 +370,7 @@ class Pipeline:
                 workdir=work, cookies=cfg.cookies, max_seconds=cfg.max_seconds, progress=cfg.progress)
             self.fetch_weights()
             if cfg.fix_offset and audio_path == face_path:  # --audio same: align the source's own A/V first
-                from .score.session import fix_source_offset
+                from ..score.session import fix_source_offset
 
                 audio_path = fix_source_offset(self, face_path, Path(work))
             video = FaceVideo.open(face_path, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
@@ -399,7 +400,7 @@ class Pipeline:
             self.info(f"{self.frames_written} frames in {seconds:.1f} s "
                       f"({self.frames_written / max(seconds, 1e-9):.1f} frames/s): {outfile}")
             if cfg.score or cfg.fix_offset:
-                from .score.session import after_run
+                from ..score.session import after_run
 
                 after_run(self, face_path, outfile)
         return outfile

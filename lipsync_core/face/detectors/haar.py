@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import LipsyncError
-from .types import Detection
+from ...support.errors import LipsyncError
+from ..types import Detection
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 CHIN_EXTENSION = 0.10

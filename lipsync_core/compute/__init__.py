@@ -1,0 +1,1 @@
+"""Where models compute: the runtime (device and precision policy), quantization, adaptive chunking."""

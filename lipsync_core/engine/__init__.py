@@ -1,0 +1,1 @@
+"""What a run consists of and how it runs: options, catalog, plan, session and the two passes."""

@@ -1,0 +1,1 @@
+"""Weight files: the manifest, the verified cache and downloads (HTTP, Google Drive)."""
