@@ -72,11 +72,10 @@ def child_breakdown(spec: dict) -> None:
     t0 = time.perf_counter()
     import torch  # noqa: F401 - counted with the imports it comes with
 
-    from lipsync_core.engine.options import make_config
-    from lipsync_core.engine.pipeline import Pipeline
+    from lipsync_core.engine.plan import make_config
+    from lipsync_core.job import run, session_for
     t_import = time.perf_counter() - t0
-    cfg = make_config("original", **spec["options"])
-    pipe = Pipeline(cfg)
+    pipe = session_for(make_config("original", **spec["options"]))
     t1 = time.perf_counter()
     pipe.fetch_weights()
     t_weights = time.perf_counter() - t1
@@ -84,7 +83,7 @@ def child_breakdown(spec: dict) -> None:
     pipe.model("checkpoint")
     t_load = time.perf_counter() - t2
     t3 = time.perf_counter()
-    pipe.run(spec["face"], spec["audio"], spec["outfile"])
+    run(pipe, spec["face"], spec["audio"], spec["outfile"])
     t_run = time.perf_counter() - t3
     render = sum(pipe.timings.seconds.get(k, 0.0) for k in RENDER)
     print(json.dumps({"imports": t_import, "weights_check": t_weights, "model_load": t_load,

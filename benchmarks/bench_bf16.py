@@ -90,7 +90,7 @@ def detector_iou(name: str, frames: list[np.ndarray], det_size: int) -> tuple[fl
     face)."""
     from lipsync_core.face.detectors.retinaface import RetinaFaceDetector
     from lipsync_core.face.detectors.s3fd import S3FDDetector
-    from lipsync_core.face.track import DetectionSettings, detect_track
+    from lipsync_core.face.track import DetectionOptions, detect_track
     from lipsync_core.media.face_video import detection_scale, detection_size
     from lipsync_core.testing.checkpoints import bias_retinaface_heads
 
@@ -104,7 +104,7 @@ def detector_iou(name: str, frames: list[np.ndarray], det_size: int) -> tuple[fl
         detector_net = calibrate_s3fd(copy.deepcopy(net(arch)), x.flip(1) - mean)
     else:
         detector_net = bias_retinaface_heads(copy.deepcopy(net(arch)), x - mean)
-    settings = DetectionSettings(detector=name, det_size=det_size, det_stride=1)
+    settings = DetectionOptions(detector=name, det_size=det_size or 0, det_stride=1)
     tracks = []
     for low in (False, True):
         cls = S3FDDetector if name == "s3fd" else RetinaFaceDetector

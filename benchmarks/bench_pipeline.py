@@ -57,17 +57,16 @@ def child(spec: dict) -> None:
     """One run in this process; prints a JSON line with timings and peak RSS."""
     if "original" in spec:
         return original_child(spec)
-    from lipsync_core.engine.options import make_config
-    from lipsync_core.engine.pipeline import Pipeline
+    from lipsync_core.engine.plan import make_config
+    from lipsync_core.job import run, session_for
 
-    cfg = make_config(spec["variant"], **spec["options"])
-    pipe = Pipeline(cfg)
+    session = session_for(make_config(spec["variant"], **spec["options"]))
     t0 = time.perf_counter()
-    pipe.run(spec["face"], spec["audio"], spec["outfile"])
+    frames = run(session, spec["face"], spec["audio"], spec["outfile"])
     wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "stages": dict(pipe.timings.seconds), "peak_rss_mb": rss_mb,
-                      "frames": pipe.frames_written}))
+    print(json.dumps({"wall": wall, "stages": dict(session.timings.seconds), "peak_rss_mb": rss_mb,
+                      "frames": frames}))
 
 
 def original_child(spec: dict) -> None:

@@ -24,7 +24,7 @@ CASES = {"syncnet": ("syncnet", True), "syncnet-nojpeg": ("syncnet", False), "ex
 def _child(args: argparse.Namespace) -> None:
     import torch
 
-    from lipsync_core.face.track import DetectionSettings
+    from lipsync_core.face.track import DetectionOptions
     from lipsync_core.models import load
     from lipsync_core.score.embed import ExpertEmbedder, SyncNetEmbedder
     from lipsync_core.score.video import score_video
@@ -40,7 +40,7 @@ def _child(args: argparse.Namespace) -> None:
     w, h = args.width, args.height
     box = (h // 6, h * 5 // 6, w // 2 - h // 3, w // 2 + h // 3)  # the generated face's region
     start = time.perf_counter()
-    report = score_video(args.clip, embedder=embedder, scorer=scorer, settings=DetectionSettings(box=box),
+    report = score_video(args.clip, embedder=embedder, scorer=scorer, settings=DetectionOptions(box=box),
                          jpeg=jpeg, batch_size=args.batch_size)
     seconds = time.perf_counter() - start
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

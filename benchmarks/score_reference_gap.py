@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from lipsync_core.face.detectors.haar import HaarDetector
-from lipsync_core.face.track import DetectionSettings, build_track
+from lipsync_core.face.track import DetectionOptions, build_track
 from lipsync_core.media.audio import load_audio_int16
 from lipsync_core.media.video import read_frames
 from lipsync_core.score.crop import crop_params, jpeg_round_trip, syncnet_crop
@@ -54,7 +54,7 @@ def main() -> None:
     source = np.stack(read_frames(SOURCE, fps=25, max_frames=N))
     clip = np.stack(read_frames(REF / "evaluate_clip_man_vrt2_224.avi"))
     fixed = np.stack([syncnet_crop(f, 175.0, 430.0, 425.0) for f in source])
-    settings = DetectionSettings(detector="haar", pads=(0, 0, 0, 0), nosmooth=True)
+    settings = DetectionOptions(detector="haar", pads=(0, 0, 0, 0), nosmooth=True)
     det = [cv2.resize(f, (360, 360), interpolation=cv2.INTER_AREA) for f in source]
     track = build_track(det, HaarDetector(), settings, scale=360 / 844, frame_size=(844, 844), fps=25)
     params = crop_params(track.boxes)

@@ -19,7 +19,7 @@ import numpy as np
 
 from lipsync_core.face.detectors.haar import HaarDetector
 from lipsync_core.face.track import (
-    DetectionSettings,
+    DetectionOptions,
     detect_track,
     detection_scale,
     detection_size,
@@ -56,7 +56,7 @@ class CountingHaar(HaarDetector):
         return super().detect(frames)
 
 
-def timed_track(frames: list[np.ndarray], settings: DetectionSettings, scale: float,
+def timed_track(frames: list[np.ndarray], settings: DetectionOptions, scale: float,
                 frame_size: tuple[int, int]) -> tuple[FaceTrack, float, int]:
     """The raw track, the seconds it took and the number of frames detected."""
     detector = CountingHaar()
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("--det_size", nargs="+", type=int, default=[320, 480, 640], help="0 = full resolution")
     ap.add_argument("--stride", nargs="+", type=int, default=[1, 3, 5, 8])
-    ap.add_argument("--cut_threshold", type=float, default=DetectionSettings.cut_threshold)
+    ap.add_argument("--cut_threshold", type=float, default=DetectionOptions.cut_threshold)
     args = ap.parse_args()
 
     header = (f"{'video':32} {'det_size':>8} {'stride':>6} {'frames':>6} {'mean IoU':>8} {'p5 IoU':>7} "
@@ -79,12 +79,12 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     all_ious: dict[tuple[int, int], list[np.ndarray]] = {}
-    final = DetectionSettings()  # default pads and smoothing
+    final = DetectionOptions()  # default pads and smoothing
     for video in args.videos:
         with FrameReader(video) as reader:
             full = list(reader)
         frame_size = (full[0].shape[1], full[0].shape[0])
-        ref, ref_time, _ = timed_track(full, DetectionSettings(det_size=None, det_stride=1), 1.0, frame_size)
+        ref, ref_time, _ = timed_track(full, DetectionOptions(det_size=0, det_stride=1), 1.0, frame_size)
         ref_final = finalize_track(ref, final)
         print(f"{video.name[:32]:32} {'full':>8} {1:>6} {len(full):>6} {'(reference)':>44} {'':>13} "
               f"{len(full):>8} {1.0:8.1f} {ref_time:7.2f} {1.0:7.1f}")
@@ -96,7 +96,7 @@ def main() -> None:
                 with FrameReader(video, size=size) as reader:
                     small = list(reader)
             for stride in args.stride:
-                settings = DetectionSettings(det_size=det_size or None, det_stride=stride,
+                settings = DetectionOptions(det_size=det_size or 0, det_stride=stride,
                                              cut_threshold=args.cut_threshold)
                 track, t, n_det = timed_track(small, settings, detection_scale(frame_size, det_size or None),
                                               frame_size)

@@ -1,31 +1,27 @@
 """lipsync_core: Wav2Lip lip sync that streams, any length, on CPU or CUDA.
 
-Public entry points: :func:`lipsync` (the whole job), :mod:`lipsync_core.media.audio`,
-:func:`lipsync_core.models.load`, :func:`lipsync_core.weights.fetch`,
-:func:`lipsync_core.inputs.resolve_media`. Nothing heavy is imported until it is used.
+Public entry points, importable from here (each loaded when first used, so ``import lipsync_core`` stays
+light): :func:`lipsync` (the whole job), :func:`run_batch` (many jobs), :class:`RunOptions`, :func:`make_config`,
+:class:`LipsyncError`; deeper: :mod:`lipsync_core.media.audio`, :func:`lipsync_core.models.load`,
+:func:`lipsync_core.weights.store.fetch`, :func:`lipsync_core.inputs.resolve.resolve_media`. The folders are the
+layers (docs/architecture.md).
 """
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 from typing import Any
 
 from .support.errors import LipsyncError
+from .support.version import REPO_URL, __version__
 
-__version__ = "0.1.0"
+#: Public name -> the module that defines it.
+_LAZY = {"lipsync": "lipsync_core.job", "run_batch": "lipsync_core.batch", "RunOptions": "lipsync_core.engine.options",
+         "make_config": "lipsync_core.engine.plan"}
 
-#: The one place the repository URL lives (notebooks install from it; README links to it).
-REPO_URL = "https://github.com/lipsync-core/lipsync_core"
-
-__all__ = ["LipsyncError", "REPO_URL", "__version__", "lipsync"]
+__all__ = ["LipsyncError", "REPO_URL", "RunOptions", "__version__", "lipsync", "make_config", "run_batch"]
 
 
-def lipsync(face: str | Path, audio: str | Path, outfile: str | Path, variant: str = "original",
-            **options: Any) -> Path:
-    """Lip-sync ``face`` (video or image) to ``audio`` and write an mp4 to ``outfile``.
-
-    ``options`` are the fields of :class:`lipsync_core.engine.options.RunConfig` (same names as the CLI flags).
-    Returns the output path.
-    """
-    from .engine.pipeline import lipsync as _run
-
-    return _run(face, audio, outfile, variant=variant, **options)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lipsync_core' has no attribute {name!r}")

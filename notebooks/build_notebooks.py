@@ -20,8 +20,10 @@ from typing import Any
 import nbformat
 
 from lipsync_core import REPO_URL
-from lipsync_core.engine.options import BLENDS, MASK_REGIONS, make_config
-from lipsync_core.engine.plan import CATALOG
+from lipsync_core.engine.catalog import CATALOG
+from lipsync_core.engine.options import BLENDS, MASK_REGIONS
+from lipsync_core.engine.plan import make_config
+from lipsync_core.face.track import DEFAULT_DETECTOR
 from lipsync_core.front.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
 from lipsync_core.models.registry import SPECS
 from lipsync_core.weights.download import describe
@@ -214,7 +216,7 @@ def _gan_default(variant: str) -> bool:
     return CATALOG.weight_id(variant, "checkpoint") == GENERATORS[True]
 
 
-#: Form fields of the stages that have options, by stage name (presentation only: the values are RunConfig's).
+#: Form fields of the stages that have options, by stage name (presentation only: the values are RunOptions's).
 STAGE_FORMS = {
     "mouth": lambda cfg: [
         "#@markdown **What is pasted**: `lower` (the lower face, as the original) or `mouth` (only an elliptical",
@@ -360,7 +362,7 @@ def clips_cell() -> str:
              param("clips", ""),
              "#@markdown The face detector, the length of the short clips long takes are cut into (seconds), and",
              "#@markdown whether SyncNet checks each stretch (off-sync ones are shifted or dropped):",
-             param("detector", "s3fd", choices(tuple(CATALOG.detectors))),
+             param("detector", DEFAULT_DETECTOR, choices(tuple(CATALOG.detectors))),
              param("clip_seconds", cfg.clip_seconds), param("sync_check", not cfg.no_sync_check),
              "#@markdown **cookies**: only if YouTube asks you to sign in (a `cookies.txt` path).",
              param("cookies", "")]
@@ -390,7 +392,7 @@ def compare_cell() -> str:
              param("face", ""), param("start", ""), param("end", ""),
              param("audio", "same"), param("audio_start", ""), param("audio_end", ""),
              param("variant", "original", choices(("original", "hq"))),
-             param("compare_detector", "s3fd", choices(tuple(CATALOG.detectors)))]
+             param("compare_detector", DEFAULT_DETECTOR, choices(tuple(CATALOG.detectors)))]
     code = ("comparison = job.compare(face, audio, start=start, end=end, audio_start=audio_start, "
             "audio_end=audio_end,\n                         variant=variant, gan=gan, detector=compare_detector)")
     return form("5. Before and after", lines, code)

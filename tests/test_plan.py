@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from lipsync_core.engine.options import make_config
-from lipsync_core.engine.plan import CATALOG, Plan
+from lipsync_core.engine.catalog import CATALOG
+from lipsync_core.engine.plan import Plan, make_config
 from lipsync_core.models.registry import FILE_SPECS, SPECS
 from lipsync_core.support.errors import LipsyncError
 from lipsync_core.weights.manifest import load_manifest
@@ -60,14 +60,14 @@ def test_each_role_loads_one_architecture(manifest):
      ["checkpoint", "expert", "syncnet"]),
 ])
 def test_plan_roles_are_only_what_the_run_loads(variant, options, roles):
-    assert Plan.from_config(make_config(variant, **options)).roles == roles
+    assert Plan.from_options(make_config(variant, **options)).roles == roles
 
 
 def test_plan_stage_order_scale_and_landmarks():
-    plan = Plan.from_config(make_config("codeformer", upscale=2, sharpen=1.0))
+    plan = Plan.from_options(make_config("codeformer", upscale=2, sharpen=1.0))
     assert [s.name for s in plan.stages] == ["sync", "blend", "upscale", "codeformer", "sharpen"]
     assert plan.scale == 2 and plan.needs_landmarks
-    plain = Plan.from_config(make_config("original"))
+    plain = Plan.from_options(make_config("original"))
     assert [s.name for s in plain.stages] == ["sync", "blend"] and plain.scale == 1 and not plain.needs_landmarks
 
 
@@ -79,6 +79,6 @@ def test_a_stage_option_outside_its_variant_is_refused():
 
 
 def test_slow_stages_bound_cpu_render_batches_so_progress_moves():
-    assert Plan.from_config(make_config("codeformer")).cpu_frames == 1
-    assert Plan.from_config(make_config("hq")).cpu_frames == 4
-    assert Plan.from_config(make_config("original")).cpu_frames is None
+    assert Plan.from_options(make_config("codeformer")).cpu_frames == 1
+    assert Plan.from_options(make_config("hq")).cpu_frames == 4
+    assert Plan.from_options(make_config("original")).cpu_frames is None

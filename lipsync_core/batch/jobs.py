@@ -7,7 +7,7 @@ unset. JSON Lines use native types (lists for several numbers). Relative paths i
 the list's folder.
 
 One option of one job comes from, first to last: the row, a flag given on the command line (``defaults``),
-the row's variant's preset, :class:`~lipsync_core.engine.options.RunConfig`'s default.
+the row's variant's preset, :class:`~lipsync_core.engine.options.RunOptions`'s default.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.options import OPTIONS, RunConfig, make_config, option_names
+from ..engine.options import OPTIONS, RunOptions, option_hints
+from ..engine.plan import make_config, option_names
 from ..inputs import youtube
 from ..inputs.resolve import AUDIO_SUFFIXES, MEDIA_SUFFIXES, SAME_AS_FACE, Trim
 from ..media.probe import IMAGE_SUFFIXES
@@ -30,7 +31,7 @@ from ..weights import download
 
 #: Columns every row has; everything else is a run option.
 IO_COLUMNS = ("face", "audio", "outfile")
-_HINTS = typing.get_type_hints(RunConfig)
+_HINTS = option_hints()
 #: Times (trims) are text like ``1:02.5``; a number of seconds is accepted too.
 _TIMES = ("start", "end", "audio_start", "audio_end")
 
@@ -317,15 +318,15 @@ def _source_problem(name: str, text: str) -> str | None:
     return f"{name} file not found: {text}"
 
 
-def resolve_jobs(jobs: list[Job], defaults: dict[str, Any] | None = None) -> list[RunConfig]:
-    """The validated RunConfig of every job (precedence: row > ``defaults`` > the variant's preset >
-    RunConfig's default), or :class:`JobListError` with every problem, one line each, before anything runs.
+def resolve_jobs(jobs: list[Job], defaults: dict[str, Any] | None = None) -> list[RunOptions]:
+    """The validated RunOptions of every job (precedence: row > ``defaults`` > the variant's preset >
+    RunOptions's default), or :class:`JobListError` with every problem, one line each, before anything runs.
 
     ``defaults`` are the options given explicitly on the command line (flag names, native values).
     """
     base = {k: check_native(k, v) for k, v in (defaults or {}).items() if v is not None}
     problems: list[str] = []
-    configs: list[RunConfig] = []
+    configs: list[RunOptions] = []
     outfiles: dict[Path, Job] = {}
     for job in jobs:
         if job.problems:

@@ -12,11 +12,11 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.options import RunConfig
+from ..engine.options import RunOptions
 from ..inputs.resolve import SAME_AS_FACE, resolve_media
 from ..support import files
 from ..support.errors import LipsyncError
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 #: A job that was neither finished nor failed because the batch was stopped (never written to the state file).
 INTERRUPTED = "interrupted"
-#: Config fields that shape a face track (with the face file and the detector's weights): jobs equal in these
-#: share one track, detected once.
-_TRACK_FIELDS = ("detector", "det_size", "det_stride", "face_det_batch_size", "face_point", "static", "fps",
-                 "resize_factor", "rotate", "crop")
 
 
 @dataclass
@@ -112,7 +108,7 @@ def run_batch(jobs: Iterable[Job | dict[str, Any]], *, workers: int | None = Non
 
 
 class _Batch:
-    def __init__(self, jobs: list[Job], configs: list[RunConfig], *, state: StateFile | None, retry_failed: bool,
+    def __init__(self, jobs: list[Job], configs: list[RunOptions], *, state: StateFile | None, retry_failed: bool,
                  inputs_dir: str | os.PathLike | None, on_event: Callable[[BatchEvent], None] | None) -> None:
         self.jobs, self.configs, self.state = jobs, configs, state
         self.retry_failed = retry_failed
@@ -172,7 +168,7 @@ class _Batch:
     def _prepare(self) -> list[PreparedJob]:
         # Workers (other processes, other machines) get the cache folder in the job's config, never from their
         # environment: the driver's, unless the job names its own.
-        self.configs = [replace(c, cache_dir=str(cache_dir(c.cache_dir))) for c in self.configs]
+        self.configs = [c.replace(cache_dir=str(cache_dir(c.cache_dir))) for c in self.configs]
         weights = self._fetch_weights()
         todo: list[PreparedJob] = []
         for i, (job, cfg) in enumerate(zip(self.jobs, self.configs)):
@@ -211,25 +207,24 @@ class _Batch:
 
     def _fetch_weights(self) -> list[tuple[dict[str, Path], dict[str, str]] | str]:
         """Per job: (role -> path, role -> sha256), or the one-line error; each weight set fetched once."""
-        from ..engine.pipeline import Pipeline
         from ..engine.plan import Plan
+        from ..engine.session import fetch_weights
 
         by_spec: dict[tuple, tuple[dict[str, Path], dict[str, str]] | str] = {}
         out = []
         for cfg in self.configs:
-            plan = Plan.from_config(cfg)
+            plan = Plan.from_options(cfg)
             spec = (cfg.variant, cfg.cache_dir, tuple((r, plan.source(r)) for r in plan.roles))
             if spec not in by_spec:
                 try:
-                    # The driver may have no GPU while the workers do: only the weights matter here.
-                    paths = Pipeline(replace(cfg, device="cpu", dtype="float32")).fetch_weights()
+                    paths = fetch_weights(plan)  # no runtime: the driver may have no GPU while the workers do
                     by_spec[spec] = (paths, {r: self.ids.file(p) for r, p in paths.items()})
                 except LipsyncError as exc:
                     by_spec[spec] = one_line(exc)
             out.append(by_spec[spec])
         return out
 
-    def _inputs(self, cfg: RunConfig, face: str, audio: str) -> tuple[Path, Path]:
+    def _inputs(self, cfg: RunOptions, face: str, audio: str) -> tuple[Path, Path]:
         """Local, trimmed face and audio files (each distinct source and trim resolved once)."""
         opts = {"max_seconds": cfg.max_seconds, "cookies": cfg.cookies}
         face_path = self._resolve(face, cfg.start, cfg.end, "face", opts)
@@ -291,11 +286,13 @@ class _Batch:
 
     @staticmethod
     def _track_group(pj: PreparedJob) -> tuple | None:
-        cfg = pj.cfg
-        if cfg.box is not None or cfg.no_track_cache:
-            return None
-        return (pj.face, cfg.cache_dir, tuple(sorted(pj.weights.items())),
-                *(str(getattr(cfg, f)) for f in _TRACK_FIELDS))
+        """Jobs on the same face whose face-track cache keys agree share one track, detected once."""
+        from ..engine.plan import Plan
+        from ..engine.track import track_group
+
+        det = Plan.from_options(pj.cfg).detector
+        group = track_group(pj.cfg, pj.weights.get(det.role) if det is not None and det.role else None)
+        return None if group is None else (pj.face, *group)
 
     # -- dispatch -------------------------------------------------------------------------------------------
     def _dispatch(self, pool, todo: list[PreparedJob]) -> None:

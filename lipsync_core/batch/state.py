@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..engine.options import RunConfig
+from ..engine.options import RunOptions
 from ..inputs.resolve import SAME_AS_FACE
 from ..support.errors import LipsyncError
 from ..support.files import atomic_write_text, sha256_file
@@ -126,10 +126,10 @@ class Identities:
         return f"sha256:{self.file(p)}" if p.is_file() else f"source:{text.strip()}"
 
 
-def job_key(cfg: RunConfig, face_id: str, audio_id: str, weights: dict[str, str]) -> str:
+def job_key(cfg: RunOptions, face_id: str, audio_id: str, weights: dict[str, str]) -> str:
     """The identity of one job: resolved config (weight sources replaced by ``weights``, role -> sha256),
     the inputs' identities."""
-    config = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    config = {k: v for k, v in {**cfg.flat(), "weights": dict(cfg.weights)}.items() if k not in _NOT_IDENTITY}
     spec: dict[str, Any] = {"v": STATE_VERSION, "config": config, "face": face_id, "audio": audio_id,
                             "weights": dict(sorted(weights.items()))}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]

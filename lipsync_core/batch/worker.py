@@ -11,11 +11,16 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..engine.options import RunConfig
+from ..engine.options import RunOptions
 from ..support.errors import LipsyncError
+
+if TYPE_CHECKING:
+    from ..compute.runtime import Runtime
+    from ..engine.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +31,7 @@ class PreparedJob:
 
     index: int  # position in the batch
     row: int | None
-    cfg: RunConfig  # the job's resolved config (its identity); the worker runs it without input trims
+    cfg: RunOptions  # the job's resolved config (its identity); the worker runs it without input trims
     face: str  # local, already trimmed face video or image
     audio: str  # local, already trimmed audio
     outfile: str
@@ -73,7 +78,7 @@ class Worker:
                 import torch
 
                 torch.set_num_threads(threads)
-        self._runtimes: dict[tuple[str, str], object] = {}
+        self._runtimes: dict[tuple[str, str], Runtime] = {}
         self._ids = Identities()
 
     def info(self) -> str:
@@ -81,33 +86,38 @@ class Worker:
         return self.name
 
     # -- models ----------------------------------------------------------------------------------------------
-    def _config(self, job: PreparedJob) -> RunConfig:
+    def _config(self, job: PreparedJob) -> RunOptions:
         # Inputs arrive resolved and trimmed: the job's trims and download options do not apply again.
-        cfg = replace(job.cfg, start=None, end=None, audio_start=None, audio_end=None, cookies=None,
-                      max_seconds=None)
+        cfg = job.cfg.replace(start=None, end=None, audio_start=None, audio_end=None, cookies=None, max_seconds=None)
         if cfg.device == "auto" and self.device:
-            cfg = replace(cfg, device=self.device)
+            cfg = cfg.replace(device=self.device)
         if self.own_process:
-            cfg = replace(cfg, quiet=True)
+            cfg = cfg.replace(quiet=True)
         return cfg
 
-    def _pipeline(self, job: PreparedJob, cfg: RunConfig):
-        """A pipeline for this job on the worker's runtime for its device (models loaded there stay loaded)."""
+    def _runtime(self, cfg: RunOptions) -> Runtime:
+        """The worker's runtime for the job's device and dtype (models loaded there stay loaded)."""
         from ..compute.runtime import Runtime
-        from ..engine.pipeline import Pipeline
 
         key = (cfg.device, cfg.dtype)
         if key not in self._runtimes:
             self._runtimes[key] = Runtime.resolve(cfg.device, cfg.dtype)
-        pipe = Pipeline(cfg, runtime=self._runtimes[key])
-        # The driver fetched every weight already: here that is a look-up in the cache (on another machine
-        # without the driver's cache, a download through the manifest), checked to be the driver's file.
-        for role, path in pipe.fetch_weights().items():
+        return self._runtimes[key]
+
+    def _session(self, job: PreparedJob) -> Session:
+        """A session for ``job`` on the worker's runtime, its weights fetched. The driver fetched every weight
+        already: here that is a look-up in the cache (on another machine without the driver's cache, a download
+        through the manifest), checked to be the driver's file."""
+        from ..job import session_for
+
+        cfg = self._config(job)
+        session = session_for(cfg, runtime=self._runtime(cfg))
+        for role, path in session.fetch_weights().items():
             want = job.weight_sha.get(role)
             if want and str(path) != job.weights.get(role) and self._ids.file(path) != want:
                 raise LipsyncError(f"the {role} weights on {socket.gethostname()} ({path}) differ from the driver's; "
                                    "give every machine the same files (a shared folder or --cache_dir)")
-        return pipe
+        return session
 
     # -- work ------------------------------------------------------------------------------------------------
     def run(self, job: PreparedJob) -> Outcome:
@@ -115,8 +125,10 @@ class Worker:
         t0 = time.perf_counter()
         out = Path(job.outfile)
         try:
-            pipe = self._pipeline(job, self._config(job))
-            pipe.run(job.face, job.audio, out)
+            from ..job import run
+
+            session = self._session(job)
+            run(session, job.face, job.audio, out)
         except Exception as exc:  # noqa: BLE001 - one job's failure is reported; the batch goes on
             if not isinstance(exc, LipsyncError):
                 log.error("job %s failed unexpectedly", job.row, exc_info=True)
@@ -125,21 +137,20 @@ class Worker:
 
         st = out.stat()
         return Outcome(ok=True, worker=self.name, size=st.st_size, mtime=st.st_mtime, duration=probe(out).duration,
-                       seconds=time.perf_counter() - t0, timings=dict(pipe.timings.seconds))
+                       seconds=time.perf_counter() - t0, timings=dict(session.timings.seconds))
 
     def prime(self, job: PreparedJob) -> Outcome:
         """Pass 1 only: detect the face track of ``job``'s face into the track cache, so the jobs sharing that
         face (running on other workers) read it instead of detecting it again."""
         t0 = time.perf_counter()
         try:
+            from ..engine.track import track_faces
             from ..media import audio as audio_mod
-            from ..media.face_video import FaceVideo
 
-            cfg = self._config(job)
-            pipe = self._pipeline(job, cfg)
-            video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
-                                   rotate=cfg.rotate, crop=tuple(cfg.crop))
-            pipe.track(video, audio_mod.frames_for_audio(audio_mod.load_audio(job.audio).size, video.fps))
+            session = self._session(job)
+            video = session.open_video(job.face)
+            track_faces(session, video, session.plan.options.detection,
+                        audio_mod.frames_for_audio(audio_mod.load_audio(job.audio).size, video.fps))
         except Exception as exc:  # noqa: BLE001 - the jobs themselves will report it
             if not isinstance(exc, LipsyncError):
                 log.error("face track of %s failed unexpectedly", job.face, exc_info=True)

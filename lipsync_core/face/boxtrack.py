@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from ..support.errors import LipsyncError
-from .track import smooth_centred
+from .smoothing import smooth_centred
 from .types import Box, FaceTrack
 
 KEYFRAME_FORMAT = "TOP BOTTOM LEFT RIGHT [@SECONDS]"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..support import files
 from ..support.paths import cache_dir
-from .track import DetectionSettings
+from .track import DetectionOptions
 from .types import FaceTrack
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,12 @@ log = logging.getLogger(__name__)
 TRACK_VERSION = 1
 
 
-def track_key(video: str | os.PathLike, settings: DetectionSettings, detector_id: str, extra: str = "") -> str:
+def track_key(video: str | os.PathLike, settings: DetectionOptions, detector_id: str, extra: str = "") -> str:
     """The cache key of ``video``'s track under ``settings`` with the detector ``detector_id``."""
     return track_keys(video, settings, detector_id, {"": extra})[""]
 
 
-def track_keys(video: str | os.PathLike, settings: DetectionSettings, detector_id: str,
+def track_keys(video: str | os.PathLike, settings: DetectionOptions, detector_id: str,
                extras: dict[str, str]) -> dict[str, str]:
     """:func:`track_key` for each ``{name: extra}``, the video hashed once."""
     digest = files.sha256_file(video)

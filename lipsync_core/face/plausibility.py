@@ -36,7 +36,7 @@ MOVING = 0.005
 LOW_FACE = 4.0
 #: Fraction of the frames on which the face may vanish without a cut before the track is called unstable.
 DROPOUT = 0.05
-#: Consecutive-frame thumbnail difference (as ``DetectionSettings.cut_threshold``) that is a shot cut.
+#: Consecutive-frame thumbnail difference (as ``DetectionOptions.cut_threshold``) that is a shot cut.
 CUT = 0.06
 #: Shortest run, in seconds, the static checks judge.
 MIN_RUN_S = 1.0

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from ..support.errors import LipsyncError
+from ..support.options import opt
+from .boxtrack import parse_track_box
+from .smoothing import smooth_boxes, smooth_centred
 from .types import Box, Detection, Detector, FaceTrack
 
 #: A detection continues the track when its IoU with the target's last known box is at least this.
@@ -39,41 +43,93 @@ THUMB_SIZE = 32
 #: Two detections of the face this dissimilar (IoU below) are too far apart to interpolate: detect between them.
 MOTION_IOU = 0.6
 
+#: The detector a run uses unless its variant or the user picks another (the original's).
+DEFAULT_DETECTOR = "s3fd"
+_ORIGINAL = "the original inference.py options"
+_HARD = "2D animation and hard faces"
 
-@dataclass
-class DetectionSettings:
-    """How pass 1 finds the face (the CLI's detection flags)."""
 
-    detector: str = "s3fd"
-    dtype: str = "float32"  # the detector network's compute dtype: bfloat16 moves boxes slightly, so it is cached apart
-    det_size: int | None = 360  # longest side, in pixels, of the frames the detector sees; None: full resolution
-    det_stride: int = 8  # detect every k-th frame and interpolate in between
+_DETECTION = "this package's options"
+_BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
+
+
+def _track_boxes_parse(uses: tuple[str, ...]) -> bool:
+    return all(parse_track_box(k.split()) for k in uses)
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """How pass 1 finds the face: the detection flags, read by the tracker and nothing else.
+
+    The face-track cache key is made of the ``keyed`` options (see :meth:`cache_fields`); pads and smoothing
+    are applied after the cache, so changing them never re-runs detection. ``cut_threshold`` and
+    ``smooth_window`` are fixed settings, not flags.
+    """
+
+    detector: str = opt(DEFAULT_DETECTOR, "face detector", _DETECTION, choices=lambda cat: tuple(cat.detectors))
+    det_size: int = opt(360, "longest side of frames given to the detector; 0 = full resolution", _DETECTION,
+                        check=lambda v: v >= 0, message="--det_size must be >= 0 (0: full resolution)")
+    det_stride: int = opt(8, "detect every k-th frame and interpolate; re-detects at cuts", _DETECTION,
+                          check=lambda v: v > 0, message="--det_stride must be >= 1")
+    face_det_batch_size: int = opt(16, "frames per face-detector call", _ORIGINAL, check=lambda v: v > 0,
+                                   message="--face_det_batch_size must be at least 1", keyed=False)
+    pads: tuple[int, int, int, int] = opt((0, 10, 0, 0), "padding added to the detected face box", _ORIGINAL,
+                                          metavar=_BOX4, check=lambda v: all(p >= 0 for p in v),
+                                          message="--pads must be non-negative", keyed=False)
+    nosmooth: bool = opt(False, "do not smooth face boxes over time", _ORIGINAL, keyed=False)
+    box: tuple[int, int, int, int] | None = opt(None, "fixed face box on every frame; skips detection", _ORIGINAL,
+                                                metavar=_BOX4, keyed=False)
+    face_point: tuple[int, int] | None = opt(None, "with several faces, follow the one nearest this point "
+                                             "(default: the largest)", _DETECTION, metavar=("X", "Y"))
+    track_box: tuple[str, ...] | None = opt(None, "set the face box on a frame and follow it through the clip "
+                                            "(repeat for more keyframes; no @: the first frame; coordinates as "
+                                            "--box)", _HARD, metavar=("TOP BOTTOM LEFT RIGHT", "@SECONDS"),
+                                            repeat=True, check=_track_boxes_parse, keyed=False)
+    box_keyframes: str | None = opt(None, 'JSON file of keyframes: [{"t": seconds, "box": [top, bottom, left, '
+                                    'right]}, ...] (as --track_box)', _HARD, keyed=False)
+    no_track_cache: bool = opt(False, "always re-detect faces instead of reusing the cached track", _DETECTION,
+                               keyed=False)
     # Mean absolute difference (0..1) of consecutive 32x32 grey thumbnails above which every frame around is
-    # detected. On the real test clips, talking heads change by at most 0.035 per frame, hard cuts by about 0.42.
+    # detected: talking heads change by at most about 0.035 per frame, hard cuts by about 0.4.
     cut_threshold: float = 0.06
-    batch_size: int = 16  # stride frames handed to the detector per call
-    pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # top, bottom, left, right, added to each box
-    nosmooth: bool = False
-    smooth_window: int = 5
-    face_point: tuple[float, float] | None = None  # (x, y) in frame pixels: follow the face nearest this point
-    box: Box | None = None  # (top, bottom, left, right): a fixed box on every frame, no detection
+    smooth_window: int = field(default=5, metadata={"keyed": False})
 
-    def __post_init__(self) -> None:
-        if self.det_stride < 1 or self.batch_size < 1 or self.smooth_window < 1:
-            raise ValueError("det_stride, batch_size and smooth_window must be >= 1")
+    @property
+    def detect_size(self) -> int | None:
+        """The longest side the detector sees, None for full resolution."""
+        return self.det_size or None
+
+    @property
+    def keyframed(self) -> bool:
+        """The face box is set by the user on keyframes and tracked (no detector runs)."""
+        return bool(self.track_box) or self.box_keyframes is not None
+
+    @property
+    def detects(self) -> bool:
+        """A detector runs (no fixed ``box``, no keyframes)."""
+        return self.box is None and not self.keyframed
+
+    #: The options :func:`finalize_track` applies to the detected track, and their values that leave it raw.
+    FINISHING: ClassVar[dict[str, object]] = {"pads": (0, 0, 0, 0), "nosmooth": True}
+
+    def raw(self) -> DetectionOptions:
+        """These options with boxes as detected: no pads, no smoothing (scoring and dataset crops)."""
+        return replace(self, **self.FINISHING)  # type: ignore[arg-type]
 
     def cache_fields(self) -> dict[str, object]:
-        """Every setting the raw detected track (:func:`detect_track`) depends on, JSON-able: not ``batch_size``,
-        and not pads or smoothing, which :func:`finalize_track` applies after the cache."""
-        return {"detector": self.detector, "dtype": self.dtype, "det_size": self.det_size or None,
-                "det_stride": self.det_stride,
-                "cut_threshold": self.cut_threshold,
-                "face_point": None if self.face_point is None else [float(v) for v in self.face_point]}
+        """Every option the raw detected track (:func:`detect_track`) depends on, JSON-able: the ``keyed``
+        options and the fixed settings."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if not f.metadata.get("keyed", True):
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = [float(x) for x in v] if isinstance(v, tuple) else v
+        out["det_size"] = self.detect_size
+        return out
 
 
-
-
-def build_track(frames: Iterable[np.ndarray], detector: Detector | None, settings: DetectionSettings, *,
+def build_track(frames: Iterable[np.ndarray], detector: Detector | None, settings: DetectionOptions, *,
                 scale: float = 1.0, frame_size: tuple[int, int], fps: float) -> FaceTrack:
     """The final face track: :func:`detect_track` then :func:`finalize_track`, or a constant ``settings.box``.
 
@@ -111,7 +167,7 @@ def require_face(track: FaceTrack, video: str) -> FaceTrack:
 # ---------------------------------------------------------------------------------------------------- detection
 
 
-def detect_track(frames: Iterable[np.ndarray], detector: Detector, settings: DetectionSettings, *,
+def detect_track(frames: Iterable[np.ndarray], detector: Detector, settings: DetectionOptions, *,
                  scale: float = 1.0, frame_size: tuple[int, int], fps: float,
                  on_frames: Callable[[int], object] | None = None) -> FaceTrack:
     """The raw track: the followed face per frame (int boxes as the original truncates them), no pads/smoothing.
@@ -189,7 +245,7 @@ class _Anchor:
 class _Tracker:
     """Streams frames through stride detection, forced re-detection, following and interpolation."""
 
-    def __init__(self, detector: Detector, settings: DetectionSettings, upscale: float) -> None:
+    def __init__(self, detector: Detector, settings: DetectionOptions, upscale: float) -> None:
         self.detector = detector
         self.settings = settings
         self.upscale = upscale  # detector pixels -> frame pixels
@@ -208,7 +264,7 @@ class _Tracker:
             prev_thumb = thumb
             chunk.append(frame)
             if per_chunk is None:  # batch_size stride frames per chunk, fewer when frames are large
-                per_chunk = k * max(1, min(self.settings.batch_size, CHUNK_BYTES // (frame.nbytes * k)))
+                per_chunk = k * max(1, min(self.settings.face_det_batch_size, CHUNK_BYTES // (frame.nbytes * k)))
             if index % k == 0 and len(chunk) >= per_chunk:  # chunks end on a stride frame
                 faces, anchor = self._resolve(index + 1 - len(chunk), chunk, diffs, anchor, last=False)
                 yield from faces
@@ -297,7 +353,7 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- pads and smoothing
 
 
-def finalize_track(raw: FaceTrack, settings: DetectionSettings) -> FaceTrack:
+def finalize_track(raw: FaceTrack, settings: DetectionOptions) -> FaceTrack:
     """Pads (clamped to the frame), then the original's smoothing unless ``nosmooth``; never across a gap."""
     w, h = raw.frame_size
     pt, pb, pl, pr = settings.pads
@@ -317,40 +373,6 @@ def finalize_track(raw: FaceTrack, settings: DetectionSettings) -> FaceTrack:
         if landmarks is not None:
             landmarks = _per_run(landmarks, lambda run: list(smooth_centred(np.stack(run), settings.smooth_window)))
     return FaceTrack(boxes=boxes, fps=raw.fps, frame_size=raw.frame_size, landmarks=landmarks)
-
-
-def smooth_boxes(boxes: np.ndarray, window: int = 5) -> np.ndarray:
-    """The original's ``get_smoothened_boxes`` on an (n, 4) int array of one contiguous run.
-
-    Row i becomes the mean of rows i..i+window-1, written into an int array (so truncated). The last
-    window-1 rows take the mean of the final ``window`` rows as they stand at that point, i.e. partly smoothed
-    already, exactly as the original updates its array in place. A run shorter than the window is averaged
-    over itself (where the original would index from the end with a negative start).
-    """
-    out = np.asarray(boxes, dtype=np.int64).copy()
-    n = len(out)
-    full = n - window + 1  # rows with a complete forward window of unsmoothed rows
-    if full > 0:
-        c = np.concatenate([np.zeros((1, out.shape[1]), dtype=np.int64), np.cumsum(out, axis=0)])
-        out[:full] = (c[window:] - c[:-window]) / window  # float -> int assignment truncates, as the original
-    for i in range(max(full, 0), n):
-        out[i] = np.mean(out[max(0, n - window):], axis=0)
-    return out
-
-
-def smooth_centred(values: np.ndarray, window: int = 5) -> np.ndarray:
-    """Centred moving mean over axis 0 (shrinking at the ends), in float32.
-
-    Used for landmarks: they drive the alignment of face restoration on the *output* frame, so a centred
-    window avoids the forward window's lead of ``window // 2`` frames while still removing detector jitter.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    n, half = len(v), window // 2
-    c = np.concatenate([np.zeros((1,) + v.shape[1:]), np.cumsum(v, axis=0)])
-    lo = np.clip(np.arange(n) - half, 0, n)
-    hi = np.clip(np.arange(n) + half + 1, 0, n)
-    shape = (n,) + (1,) * (v.ndim - 1)
-    return ((c[hi] - c[lo]) / (hi - lo).reshape(shape)).astype(np.float32)
 
 
 def _per_run(items: list, fn) -> list:

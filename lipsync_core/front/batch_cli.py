@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.options import option_fields, preset_config
-from ..engine.plan import CATALOG
+from ..engine.catalog import CATALOG
+from ..engine.options import option_fields
+from ..engine.plan import preset_config
 from ..support import safety
 from .cli import Parser, add_option
 

@@ -1,6 +1,6 @@
 """Command line: ``lipsync [run] --face F --audio A [flags]`` and the subcommands (``lipsync weights|batch ...``).
 
-The run flags are generated from :class:`~lipsync_core.engine.options.RunConfig`'s field metadata and the catalog's
+The run flags are generated from :class:`~lipsync_core.engine.options.RunOptions`'s field metadata and the catalog's
 roles; ``--help`` shows the chosen variant's preset values (``lipsync --variant codeformer --help``). Only flags
 given on the command line reach :func:`~lipsync_core.engine.options.make_config`, so the variant's preset fills the
 rest.
@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from dataclasses import Field
 from typing import Any, NoReturn
 
-from .. import __version__
-from ..engine.options import choices_of, option_fields, preset_config
-from ..engine.plan import CATALOG, Catalog
+from ..engine.catalog import CATALOG, Catalog
+from ..engine.options import option_fields
+from ..engine.plan import preset_config
 from ..support import safety
 from ..support.errors import LipsyncError
+from ..support.options import choices_of
+from ..support.version import __version__
 
 #: ``lipsync <name> ...`` -> the module whose ``main(argv) -> int`` runs it.
 SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "score": "lipsync_core.front.score_cli",
@@ -67,7 +69,7 @@ def _shown(value: Any) -> str:
 
 
 def add_option(group: argparse._ArgumentGroup, f: Field, shown: Any, catalog: Catalog) -> None:
-    """One ``--flag`` for RunConfig field ``f``; its help shows ``shown`` as the default."""
+    """One ``--flag`` for RunOptions field ``f``; its help shows ``shown`` as the default."""
     meta = f.metadata
     kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
     help_text = meta["help"]
@@ -93,7 +95,7 @@ def add_option(group: argparse._ArgumentGroup, f: Field, shown: Any, catalog: Ca
 
 def add_run_options(parser: argparse.ArgumentParser, options: Sequence[str], roles: Sequence[str], title: str,
                     catalog: Catalog = CATALOG) -> None:
-    """A subcommand's share of the run flags: ``options`` (RunConfig fields, shown with the original variant's
+    """A subcommand's share of the run flags: ``options`` (RunOptions fields, shown with the original variant's
     defaults) in a group called ``title``, and the ``--<role>_path`` flags of ``roles``."""
     from ..engine.options import OPTIONS
 
@@ -145,7 +147,7 @@ def _variant_of(argv: Sequence[str]) -> str:
 
 def run(argv: Sequence[str]) -> int:
     args = vars(build_parser(_variant_of(argv)).parse_args(argv))
-    from ..engine.pipeline import lipsync  # after parsing: --help and a mistyped flag answer without loading torch
+    from ..job import lipsync  # after parsing: --help and a mistyped flag answer without loading torch
 
     face, audio, outfile = args.pop("face"), args.pop("audio"), args.pop("outfile")
     out = lipsync(face, audio, outfile, **args)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..face.track import DEFAULT_DETECTOR
 from ..support.errors import LipsyncError
 from .notebook import _mount_if_in_drive, friendly, gpu_report, in_colab, mount_drive, upload_file, video_html
 
@@ -26,7 +27,7 @@ CLIP_SEPARATOR = ";"
 
 def setup(workdir: str = DRIVE_FOLDER) -> FineTune:
     """The setup cell: report the GPU and start a :class:`FineTune` in ``workdir`` (until the workspace cell)."""
-    from .. import __version__
+    from ..support.version import __version__
 
     print(f"lipsync_core {__version__}, fine-tuning. {gpu_report()}")
     return FineTune(Path(workdir))
@@ -59,10 +60,10 @@ class FineTune:
         print(f"Workspace: {self.root}" + (" (a run is there: training resumes it)" if done else ""))
 
     @friendly
-    def prepare(self, clips: str = "", *, detector: str = "s3fd", sync_check: bool = True, cookies: str = "",
+    def prepare(self, clips: str = "", *, detector: str = DEFAULT_DETECTOR, sync_check: bool = True, cookies: str = "",
                 clip_seconds: float = 3.0, device: str = "auto") -> Any:
         """Prepare (or add to) the dataset from ``clips``: sources separated by ``;`` (empty: upload videos)."""
-        from ..engine.options import make_config
+        from ..engine.plan import make_config
         from ..training.prepare import PrepareConfig, prepare
         from .train_cli import parse_source
 
@@ -112,12 +113,12 @@ class FineTune:
 
     @friendly
     def compare(self, face: str, audio: str = "same", *, start: Any = "", end: Any = "", audio_start: Any = "",
-                audio_end: Any = "", variant: str = "original", gan: bool = False, detector: str = "s3fd",
+                audio_end: Any = "", variant: str = "original", gan: bool = False, detector: str = DEFAULT_DETECTOR,
                 device: str = "auto") -> tuple[Path, Path]:
         """``face`` lip-synced to ``audio`` by the starting generator and by the fine-tuned one, side by side
         with their sync scores (SyncNet LSE-D / LSE-C)."""
-        from .. import lipsync
         from ..inputs.resolve import resolve_inputs
+        from ..job import lipsync
         from ..score.session import report_path
 
         if not self.best.is_file():

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import REPO_URL
 from ..face.types import Box
 from ..support.errors import LipsyncError
+from ..support.version import REPO_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +36,7 @@ DRIVE_RESULTS_FOLDER = "lipsync_results"
 PREVIEW_MAX_BYTES = 20 * 2**20
 #: The two Wav2Lip generators a notebook may choose between ("use the GAN model").
 GENERATORS = {False: "wav2lip", True: "wav2lip_gan"}
-#: Form fields that are not RunConfig fields under the same name.
+#: Form fields that are not RunOptions fields under the same name.
 _FORM_ONLY = ("pad_top", "pad_bottom", "pad_left", "pad_right", "super_resolution", "segmentation_mask",
               "use_gan_model")
 
@@ -101,7 +101,7 @@ def gpu_report() -> str:
 
 def setup(variant: str, workdir: str | os.PathLike = "lipsync") -> Job:
     """The setup cell: report the GPU and start a :class:`Job` for ``variant`` (files go under ``workdir``)."""
-    from .. import __version__
+    from ..support.version import __version__
 
     print(f"lipsync_core {__version__}, variant {variant}. {gpu_report()}")
     return Job(variant, Path(workdir))
@@ -230,7 +230,7 @@ def weight_source(text: str, role: str) -> str | None:
 
 
 def settings_options(**form: Any) -> dict[str, Any]:
-    """The settings form -> RunConfig options (pads, positive HQ switches and "0 = off" fields converted)."""
+    """The settings form -> RunOptions options (pads, positive HQ switches and "0 = off" fields converted)."""
     opts = {k: v for k, v in form.items() if k not in _FORM_ONLY}
     pads = [form.get(f"pad_{side}") for side in ("top", "bottom", "left", "right")]
     if any(p is not None for p in pads):
@@ -254,7 +254,7 @@ class Job:
     variant: str
     workdir: Path = Path("lipsync")
     weights: dict[str, str | None] = field(default_factory=dict)  # {"<role>_path": source or None}
-    options: dict[str, Any] = field(default_factory=dict)  # RunConfig fields from the settings form
+    options: dict[str, Any] = field(default_factory=dict)  # RunOptions fields from the settings form
     use_gan_model: bool | None = None  # None: the variant's default generator
     overrides: dict[str, Any] = field(default_factory=dict)  # options no form shows; set them in a new cell
     cache_dir: str | None = None  # the weights and face-track cache (a Drive folder when asked)
@@ -272,7 +272,7 @@ class Job:
     @friendly
     def set_weights(self, *, cache_in_drive: bool = False, **fields: str) -> None:
         """The weights form: ``<role>_path`` fields (empty = manifest default); optionally cache in Drive."""
-        from ..engine.plan import CATALOG
+        from ..engine.catalog import CATALOG
 
         roles = {**CATALOG.variant_weights(self.variant), **CATALOG.other_detector_weights(self.variant)}
         unknown = sorted(set(fields) - {f"{r}_path" for r in roles})
@@ -334,7 +334,7 @@ class Job:
     @friendly
     def set_settings(self, **form: Any) -> None:
         """The settings form (see :func:`settings_options`); checked now so mistakes show in this cell."""
-        from ..engine.options import make_config
+        from ..engine.plan import make_config
 
         options = settings_options(**form)
         make_config(self.variant, **{**options, **self.overrides})
@@ -368,7 +368,7 @@ class Job:
         ``score``, measure its lip sync and show the scores and their per-second plot under the preview.
 
         With several audio sources: one video each, through the batch runner (:meth:`run_batch`)."""
-        from .. import lipsync
+        from ..job import lipsync
 
         face, audio = self._require_inputs()
         if self.audios:
@@ -451,18 +451,17 @@ class Job:
         import numpy as np
         from IPython.display import Image, display
 
-        from ..engine.options import make_config
-        from ..engine.pipeline import Pipeline
-        from ..media.face_video import FaceVideo
+        from ..engine.plan import Plan, make_config
+        from ..engine.session import Session
+        from ..engine.track import follow_box
 
         face, _ = self._require_inputs()
         cfg = make_config(self.variant, **self.run_options())
         if not cfg.keyframed:
             raise LipsyncError("no keyframe yet: open the face box helper, place the box and tick 'follow'")
-        video = FaceVideo.open(face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
-                               rotate=cfg.rotate, crop=tuple(cfg.crop))
-        det_size = cfg.det_size or None
-        result = Pipeline(cfg).follow_box(video.frames(det_size=det_size), video, det_size)
+        session = Session(Plan.from_options(cfg))
+        video = session.open_video(face)
+        result = follow_box(session, video.frames(det_size=cfg.detection.detect_size), video, cfg.detection)
         n = result.track.n_frames
         chosen = sorted({round(k * (n - 1) / max(1, frames - 1)) for k in range(frames)})
         unsure = result.confidence < 0.5
@@ -682,23 +681,22 @@ class BoxHelper:
     """
 
     def __init__(self, job: Job, at_seconds: float) -> None:
-        from ..engine.options import make_config
-        from ..engine.pipeline import Pipeline
-        from ..media.face_video import FaceVideo
+        from ..engine.plan import Plan, make_config
+        from ..engine.session import Session
+        from ..engine.track import track_faces
 
         self.job = job
         cfg = make_config(job.variant, **{**job.run_options(), "box": None, "track_box": None})
-        pipeline = Pipeline(cfg)
-        pipeline.fetch_weights()  # all of the run's weights: the run needs them next anyway
-        video = FaceVideo.open(job.face, still_fps=cfg.fps, static=cfg.static, resize_factor=cfg.resize_factor,
-                               rotate=cfg.rotate, crop=tuple(cfg.crop))
+        session = Session(Plan.from_options(cfg))
+        session.fetch_weights()  # all of the run's weights: the run needs them next anyway
+        video = session.open_video(job.face)
         wanted = 0 if video.static else round(at_seconds * video.fps)
         self.index, self.frame = -1, None
         for self.index, self.frame in enumerate(video.frames(max_frames=wanted + 1)):
             pass  # keep the last frame decoded (the clip may end before the time asked for)
         if self.frame is None:
             raise LipsyncError(f"could not decode a frame of {job.face}")
-        track = pipeline.track(video, self.index + 1)
+        track = track_faces(session, video, cfg.detection, self.index + 1)
         self.detected: Box | None = track.boxes[self.index]
         self.size = video.frame_size
         self.at = round(self.index / video.fps, 3)  # the keyframe time of this frame

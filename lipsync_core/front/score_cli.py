@@ -14,14 +14,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.options import OPTIONS, make_config, preset_config
-from ..engine.plan import CATALOG
+from ..engine.catalog import CATALOG
+from ..engine.options import OPTIONS, SCORERS, tracking_options
+from ..engine.plan import make_config, preset_config
 from .cli import Parser, add_option, add_run_options
 
-#: The run options that matter to scoring (detection, device, caches, messages).
-RUN_OPTIONS = ("detector", "det_size", "det_stride", "face_det_batch_size", "face_point", "box", "track_box",
-               "box_keyframes", "device", "no_track_cache", "cache_dir", "cookies", "no_progress", "quiet")
-ROLES = ("syncnet", "expert", "s3fd", "retinaface", "anime")
+ROLES = (*SCORERS, *CATALOG.detector_roles)
 
 
 def build_parser() -> Parser:
@@ -34,16 +32,15 @@ def build_parser() -> Parser:
     p.add_argument("--json", metavar="REPORT", help="write the full report (per track, per second) as JSON")
     p.add_argument("--fix", metavar="OUT", help="write the video with its audio shifted by the measured offset "
                    "(when it is at least one frame and LSE-C >= 3; otherwise an unchanged copy)")
-    add_run_options(p, RUN_OPTIONS, ROLES, "face detection and device (as for a run)")
+    add_run_options(p, tracking_options(), ROLES, "face detection and device (as for a run)")
     return p
 
 
 def main(argv: Sequence[str]) -> int:
     """Run ``lipsync score <argv>``; returns the exit status (errors propagate to ``lipsync``'s main)."""
-    from ..engine.pipeline import Pipeline
     from ..inputs.resolve import resolve_inputs
     from ..score.fix import fix_offset
-    from ..score.session import score_file, scoring_pipeline
+    from ..score.session import score_file, scoring_session
     from ..score.video import write_report
 
     args = vars(build_parser().parse_args(list(argv)))
@@ -56,16 +53,16 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="lipsync-score-") as work:
         # Inputs first (a missing file or a URL to download), then the weights: no download for a typo.
         video_path, audio_path = resolve_inputs(video, audio, workdir=Path(work), cookies=cfg.cookies)
-        pipe = scoring_pipeline(Pipeline, cfg)
-        report = score_file(pipe, video_path, audio=None if audio_path == video_path else audio_path)
+        session = scoring_session(cfg)
+        report = score_file(session, video_path, audio=None if audio_path == video_path else audio_path)
         report.video, report.audio = str(video), str(audio or video)
         for line in _lines(report):
             print(line)
         if json_out:
             write_report(report, json_out)
-            pipe.info(f"report: {json_out}")
+            session.info(f"report: {json_out}")
         if fix_out:
-            pipe.info(fix_offset(video_path, report, fix_out).summary())
+            session.info(fix_offset(video_path, report, fix_out).summary())
     return 0
 
 

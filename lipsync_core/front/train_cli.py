@@ -5,7 +5,7 @@ and prints its summary to stderr and the dataset folder to stdout. ``run`` fine-
 (:mod:`lipsync_core.training.trainer`), prints the losses and validations to stderr and the best checkpoint's
 path to stdout; ``--resume`` continues an interrupted run. Flags are generated from the fields of
 :class:`~lipsync_core.training.prepare.PrepareConfig`, :class:`~lipsync_core.training.config.TrainConfig` and,
-for face detection, :class:`~lipsync_core.engine.options.RunConfig`. Exit codes as ``lipsync``'s.
+for face detection, :class:`~lipsync_core.engine.options.RunOptions`. Exit codes as ``lipsync``'s.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..engine.options import make_config
-from ..engine.plan import CATALOG
+from ..engine.catalog import CATALOG
+from ..engine.options import tracking_options
+from ..engine.plan import make_config
 from .cli import Parser, add_option, add_run_options
 
 _TRIM = "#t="
@@ -46,7 +47,7 @@ def build_parser() -> Parser:
 
 
 def prepare_parser() -> Parser:
-    from ..training.prepare import RUN_OPTIONS, RUN_ROLES, PrepareConfig
+    from ..training.prepare import RUN_ROLES, PrepareConfig
 
     p = Parser(prog="lipsync train prepare", description="Turn plain videos of one person into the training "
                "dataset. Faceless stretches, cuts, tiny faces and off-sync runs are dropped; long takes become short "
@@ -56,7 +57,7 @@ def prepare_parser() -> Parser:
                         "a part of it (seconds or hh:mm:ss, e.g. talk.mp4#t=1:00,12:30)")
     p.add_argument("--out", required=True, metavar="DATASET", help="the dataset folder to write (or add to)")
     _add_fields(p.add_argument_group("dataset"), PrepareConfig, skip=("out",))
-    add_run_options(p, RUN_OPTIONS, RUN_ROLES, "face detection, device and inputs (as for a run)")
+    add_run_options(p, tracking_options(), RUN_ROLES, "face detection, device and inputs (as for a run)")
     return p
 
 
@@ -105,10 +106,10 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _prepare(args: dict[str, Any]) -> int:
-    from ..training.prepare import RUN_OPTIONS, RUN_ROLES, PrepareConfig, prepare
+    from ..training.prepare import RUN_ROLES, PrepareConfig, prepare
 
     sources = [parse_source(c) for c in args.pop("clips")]
-    run_names = {*RUN_OPTIONS, *(CATALOG.roles[r].option for r in RUN_ROLES)}
+    run_names = {*tracking_options(), *(CATALOG.roles[r].option for r in RUN_ROLES)}
     run = make_config("original", **{k: args.pop(k) for k in list(args) if k in run_names})
     summary = prepare(sources, PrepareConfig(**args), run)
     print(summary.text(), file=sys.stderr)

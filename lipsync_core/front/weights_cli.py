@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..engine.plan import CATALOG, SCORERS
+from ..engine.catalog import CATALOG
+from ..engine.options import SCORERS
 from ..support.errors import LipsyncError
 from ..weights import store as weights
 from ..weights.manifest import Manifest, load_manifest

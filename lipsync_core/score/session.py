@@ -1,9 +1,9 @@
 """Scoring with a run's own machinery: its detector and options, the face-track cache, weights and runtime.
 
-:func:`scoring_pipeline` turns a run configuration into a pipeline that only tracks faces (raw boxes: no pads,
-no smoothing) and loads the scorer's weights (roles ``syncnet`` / ``expert``); :func:`score_file` scores a
-video with it. :func:`after_run` is what ``--score`` and ``--fix_offset`` do once a run has written its
-output, :func:`fix_source_offset` what ``--fix_offset`` does first with ``--audio same``.
+:func:`scoring_session` turns run options into a session that only tracks faces (raw boxes: no pads, no
+smoothing) and loads the scorer's weights (roles ``syncnet`` / ``expert``); :func:`score_file` scores a video with
+it. :func:`after_run` is what ``--score`` and ``--fix_offset`` do once a run has written its output,
+:func:`fix_source_offset` what ``--fix_offset`` does first with ``--audio same``.
 
 ``--score`` writes ``<output>.score.json``: the :mod:`.video` report of the output, plus ``reference`` (the
 same report for the face video scored with its own audio, or null when it has none) and ``fix`` (null, or
@@ -17,11 +17,17 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..engine.plan import CATALOG, Catalog, Variant
+from ..compute.runtime import Runtime
+from ..engine.catalog import Catalog, Variant
+from ..engine.options import RunOptions
+from ..engine.plan import CATALOG, Plan
+from ..engine.session import Session
+from ..engine.track import track_faces
+from ..face.types import FaceTrack
 from ..media.face_video import FaceVideo
 from ..media.probe import probe
 from ..support import files
@@ -29,26 +35,19 @@ from .fix import MIN_FIX_CONFIDENCE, FixResult, fix_offset
 from .sync import FPS
 from .video import ScoreReport, Tracker, scan_cuts, score_video
 
-if TYPE_CHECKING:
-    from ..compute.runtime import Runtime
-    from ..engine.options import RunConfig
-    from ..engine.pipeline import Pipeline
-    from ..face.types import FaceTrack
-
-#: The variant a scoring pipeline runs: no render stage, so no generator weights are fetched.
-SCORE_VARIANT = Variant("score", "scoring only (no render stages)", (), defaults={"detector": "s3fd"})
+#: The variant a scoring session runs: no render stage, so no generator weights are fetched.
+SCORE_VARIANT = Variant("score", "scoring only (no render stages)", ())
 
 
-def scoring_pipeline(pipeline: type[Pipeline], cfg: RunConfig, *, runtime: Runtime | None = None,
-                     catalog: Catalog | None = None) -> Pipeline:
-    """A ``pipeline`` (the class: this layer sits below it) with ``cfg``'s detection options and weights that
-    tracks raw boxes and loads the scorer(s) ``cfg`` asks for (``score`` -> ``cfg.scorer``, ``fix_offset`` ->
-    syncnet); its weights are fetched."""
+def scoring_session(options: RunOptions, *, runtime: Runtime | None = None,
+                    catalog: Catalog | None = None) -> Session:
+    """A session with ``options``' detection options and weights that tracks raw boxes and loads the scorer(s)
+    ``options`` ask for (``score`` -> ``scorer``, ``fix_offset`` -> syncnet); its weights are fetched."""
     cat = (catalog or CATALOG).extend(variants=[SCORE_VARIANT])
-    pipe = pipeline(replace(cfg, variant=SCORE_VARIANT.name, pads=(0, 0, 0, 0), nosmooth=True), catalog=cat,
-                    runtime=runtime)
-    pipe.fetch_weights()
-    return pipe
+    raw = replace(options, variant=SCORE_VARIANT.name, detection=options.detection.raw())
+    session = Session(Plan.from_options(raw, cat), runtime=runtime)
+    session.fetch_weights()
+    return session
 
 
 @dataclass
@@ -63,18 +62,19 @@ class _CutScanning(FaceVideo):
         return scan_cuts(super().frames(max_frames=max_frames, det_size=det_size), self.threshold, self.cuts)
 
 
-def tracker(pipe: Pipeline) -> Tracker:
-    """Pass 1 of scoring through ``pipe.track`` (its detector, options and track cache) plus the cut test."""
+def tracker(session: Session) -> Tracker:
+    """Pass 1 of scoring through :func:`track_faces` (the session's detector, options and track cache) plus the
+    cut test."""
+    settings = session.plan.options.detection
 
     def track(video: FaceVideo) -> tuple[FaceTrack, list[bool]]:
-        settings = pipe.detection_settings()
         scanning = _CutScanning(video.path, video.info, video.fps, video.static, threshold=settings.cut_threshold)
         bound = math.ceil(video.info.duration * video.fps) + round(video.fps)  # more than it has: all of it
-        face_track = pipe.track(scanning, bound)
+        face_track = track_faces(session, scanning, settings, bound)
         cuts = scanning.cuts
         if len(cuts) != face_track.n_frames:  # the track came from the cache: scan for cuts alone
             cuts = []
-            for _ in scan_cuts(video.frames(max_frames=face_track.n_frames, det_size=settings.det_size),
+            for _ in scan_cuts(video.frames(max_frames=face_track.n_frames, det_size=settings.detect_size),
                                settings.cut_threshold, cuts):
                 pass
         return face_track, cuts
@@ -82,14 +82,15 @@ def tracker(pipe: Pipeline) -> Tracker:
     return track
 
 
-def score_file(pipe: Pipeline, video: str | os.PathLike, *, audio: str | os.PathLike | None = None,
+def score_file(session: Session, video: str | os.PathLike, *, audio: str | os.PathLike | None = None,
                scorer: str | None = None) -> ScoreReport:
-    """Score ``video`` (with ``audio``, default its own) with a :func:`scoring_pipeline`'s detector and weights."""
+    """Score ``video`` (with ``audio``, default its own) with a :func:`scoring_session`'s detector and weights."""
     from .embed import ExpertEmbedder, SyncNetEmbedder
 
-    scorer = scorer or pipe.cfg.scorer
-    embedder = (SyncNetEmbedder if scorer == "syncnet" else ExpertEmbedder)(pipe.model(scorer), pipe.runtime.device)
-    return score_video(video, embedder=embedder, scorer=scorer, audio=audio, tracker=tracker(pipe))
+    scorer = scorer or session.plan.options.scoring.scorer
+    embedder = (SyncNetEmbedder if scorer == "syncnet" else ExpertEmbedder)(session.model(scorer),
+                                                                           session.runtime.device)
+    return score_video(video, embedder=embedder, scorer=scorer, audio=audio, tracker=tracker(session))
 
 
 def report_path(outfile: str | os.PathLike) -> Path:
@@ -98,24 +99,24 @@ def report_path(outfile: str | os.PathLike) -> Path:
     return p.with_name(f"{p.stem}.score.json")
 
 
-def after_run(run: Pipeline, face: Path, outfile: Path) -> dict[str, Any] | None:
+def after_run(run: Session, face: Path, outfile: Path) -> dict[str, Any] | None:
     """``--fix_offset`` and ``--score`` on a finished output; returns what was written to the JSON (or None)."""
-    cfg = run.cfg
-    pipe = scoring_pipeline(type(run), cfg, runtime=run.runtime, catalog=run.plan.catalog)
+    cfg = run.plan.options.scoring
+    scoring = scoring_session(run.plan.options, runtime=run.runtime, catalog=run.plan.catalog)
     fixed: FixResult | None = None
     report: ScoreReport | None = None
     if cfg.fix_offset:
-        report = score_file(pipe, outfile, scorer="syncnet")
+        report = score_file(scoring, outfile, scorer="syncnet")
         fixed = fix_offset(outfile, report)
         run.info(fixed.summary())
     if not cfg.score:
         return None
     if report is None or cfg.scorer != "syncnet":
-        report = score_file(pipe, outfile)
+        report = score_file(scoring, outfile)
     reference = None
     info = probe(face)
     if info.has_audio and not info.is_image:
-        reference = score_file(pipe, face)
+        reference = score_file(scoring, face)
     data = {**report.to_dict(), "reference": reference.to_dict() if reference else None,
             "fix": None if fixed is None else {"applied": fixed.applied, "offset_frames": fixed.offset_frames,
                                                "delay_ms": fixed.delay_ms, "reason": fixed.reason}}
@@ -127,7 +128,7 @@ def after_run(run: Pipeline, face: Path, outfile: Path) -> dict[str, Any] | None
     return data
 
 
-def fix_source_offset(run: Pipeline, face: Path, workdir: Path) -> Path:
+def fix_source_offset(run: Session, face: Path, workdir: Path) -> Path:
     """With ``--audio same``: the face video's own audio, shifted into ``workdir`` when its A/V offset is at least
     a frame and confident (as :func:`fix_offset`); else the face video itself (its audio is used as it is)."""
     from ..media.shift import write_shifted_audio
@@ -135,7 +136,7 @@ def fix_source_offset(run: Pipeline, face: Path, workdir: Path) -> Path:
     info = probe(face)
     if info.is_image or not info.has_audio:
         return face
-    report = score_file(scoring_pipeline(type(run), run.cfg, runtime=run.runtime, catalog=run.plan.catalog), face,
+    report = score_file(scoring_session(run.plan.options, runtime=run.runtime, catalog=run.plan.catalog), face,
                         scorer="syncnet")
     o = report.overall
     if o is None or o["offset_frames"] == 0 or o["lse_c"] < MIN_FIX_CONFIDENCE:

@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.plan import SCORERS
-from ..face.track import DetectionSettings, build_track, thumbnail
+from ..engine.options import SCORERS
+from ..face.track import DetectionOptions, build_track, thumbnail
 from ..face.types import Detector, FaceTrack
 from ..media import audio as audio_mod
 from ..media.face_video import FaceVideo
@@ -184,7 +184,7 @@ Tracker = Callable[[FaceVideo], tuple[FaceTrack, list[bool]]]
 
 def score_video(video: str | os.PathLike, *, embedder: Any, scorer: str = "syncnet",
                 audio: str | os.PathLike | None = None, detector: Detector | None = None,
-                settings: DetectionSettings | None = None, tracker: Tracker | None = None, jpeg: bool = True,
+                settings: DetectionOptions | None = None, tracker: Tracker | None = None, jpeg: bool = True,
                 batch_size: int = 20, segment_seconds: float = 1.0, vshift: int = VSHIFT) -> ScoreReport:
     """Score ``video`` (with its own audio, or ``audio``) end to end; see the module docstring.
 
@@ -203,10 +203,10 @@ def score_video(video: str | os.PathLike, *, embedder: Any, scorer: str = "syncn
     samples = audio_mod.load_audio_int16(audio_path)
     face_video = FaceVideo(Path(video), info, FPS, static=False)
     if tracker is None:
-        settings = replace(settings or DetectionSettings(), pads=(0, 0, 0, 0), nosmooth=True)
+        settings = replace(settings or DetectionOptions(), pads=(0, 0, 0, 0), nosmooth=True)
         cuts: list[bool] = []
-        frames = scan_cuts(face_video.frames(det_size=settings.det_size), settings.cut_threshold, cuts)
-        track = build_track(frames, detector, settings, scale=face_video.detection_scale(settings.det_size),
+        frames = scan_cuts(face_video.frames(det_size=settings.detect_size), settings.cut_threshold, cuts)
+        track = build_track(frames, detector, settings, scale=face_video.detection_scale(settings.detect_size),
                             frame_size=face_video.frame_size, fps=FPS)
     else:
         track, cuts = tracker(face_video)

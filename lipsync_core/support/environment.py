@@ -9,7 +9,7 @@
 | ``LIPSYNC_TEST_GDRIVE`` | tests only: send Google Drive requests to a loopback fake at this URL |
 
 Each is read when a call needs it, never at import, so a process (a notebook, a test) may change them
-between runs. Everything else is configured through :class:`~lipsync_core.engine.options.RunConfig` and arguments.
+between runs. Everything else is configured through :class:`~lipsync_core.engine.options.RunOptions` and arguments.
 """
 from __future__ import annotations
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..engine.options import check_option, opt
-from ..engine.plan import CATALOG, Role
+from ..engine.catalog import CATALOG, Role
 from ..support.errors import LipsyncError
+from ..support.options import check_option, opt
 
 #: The original's loss weights: syncnet_wt once switched on (wav2lip_train.py / hq_wav2lip_train.py), disc_wt.
 SYNC_WT = 0.01

@@ -43,25 +43,28 @@ import tempfile
 import wave
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
-from ..engine.options import RunConfig, make_config, opt
+from ..engine.catalog import CATALOG
+from ..engine.options import RunOptions
+from ..engine.plan import make_config
 from ..face.types import Box, FaceTrack
 from ..media.face_video import FaceVideo
 from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import probe
 from ..support.errors import LipsyncError
 from ..support.files import atomic_write_text
+from ..support.options import opt
 from .config import check_fields
 from .data import CLIPS_DIR, FILELISTS_DIR, FPS, MIN_CLIP_FRAMES
 
 if TYPE_CHECKING:
-    from ..engine.pipeline import Pipeline
+    from ..engine.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +93,16 @@ class Source:
         return json.dumps([str(self.source), self.start, self.end])
 
 
-#: The run options ``lipsync train prepare`` takes (how faces are found, where things run), and its weight roles.
-RUN_OPTIONS = ("detector", "box", "face_point", "det_size", "det_stride", "face_det_batch_size", "device", "cache_dir",
-               "cookies", "no_progress", "quiet")
-RUN_ROLES = ("s3fd", "retinaface", "syncnet")
+#: The weight roles ``lipsync train prepare`` takes (its run options are
+#: :func:`~lipsync_core.engine.options.tracking_options`: how faces are found, where things run).
+RUN_ROLES = (*CATALOG.detector_roles, "syncnet")
 
 _P = "dataset"
 
 
 @dataclass
 class PrepareConfig:
-    """Settings of ``lipsync train prepare`` besides the run options in :data:`RUN_OPTIONS`."""
+    """Settings of ``lipsync train prepare`` besides its run options (tracking, device, caches, messages)."""
 
     out: str = ""  # the dataset folder (created, or added to)
     clip_seconds: float = opt(3.0, "length of the clips long takes are cut into", _P,
@@ -298,11 +300,11 @@ def expand_sources(sources: Sequence[Source | str]) -> list[Source]:
     return out
 
 
-def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunConfig | None = None, *,
+def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunOptions | None = None, *,
             sync_check: SyncCheck | None = None) -> PrepareSummary:
     """Turn ``sources`` into the dataset at ``cfg.out`` (adding to what is there); returns its summary.
 
-    ``run`` holds the run options of :data:`RUN_OPTIONS` (detector, box, device, weights by role, ...; default:
+    ``run`` holds the tracking run options (detector, box, device, weights by role, ...; default:
     :func:`~lipsync_core.engine.options.make_config`'s). Faces are tracked with that configuration's detector and the
     face-track cache; each run is sync-checked with SyncNet (role ``syncnet``) unless ``cfg.no_sync_check``, or
     with ``sync_check`` when one is given.
@@ -332,14 +334,13 @@ def prepare(sources: Sequence[Source | str], cfg: PrepareConfig, run: RunConfig 
     return write_split(root, state, cfg.val_fraction)
 
 
-def _tooling(run: RunConfig, cfg: PrepareConfig, sync_check: SyncCheck | None) -> tuple[Pipeline, SyncCheck | None]:
+def _tooling(run: RunOptions, cfg: PrepareConfig, sync_check: SyncCheck | None) -> tuple[Session, SyncCheck | None]:
     """A tracking-only pipeline with ``run``'s detector (weights fetched; raw boxes, no pads or smoothing) and the
     sync check: ``sync_check``, else SyncNet unless ``cfg.no_sync_check``."""
-    from ..engine.pipeline import Pipeline
-    from ..score.session import scoring_pipeline
+    from ..score.session import scoring_session
 
     use_syncnet = sync_check is None and not cfg.no_sync_check
-    pipe = scoring_pipeline(Pipeline, replace(run, score=use_syncnet, scorer="syncnet", fix_offset=False))
+    pipe = scoring_session(run.replace(score=use_syncnet, scorer="syncnet", fix_offset=False))
     if use_syncnet:
         from ..score.embed import SyncNetEmbedder
 
@@ -347,7 +348,7 @@ def _tooling(run: RunConfig, cfg: PrepareConfig, sync_check: SyncCheck | None) -
     return pipe, None if cfg.no_sync_check else sync_check
 
 
-def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, pipe: Pipeline,
+def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, pipe: Session,
                   sync_check: SyncCheck | None, workdir: Path) -> dict:
     """Prepare one local video into ``root/clips/<name>/``; returns its record for ``prepare.json``."""
     from ..score.session import tracker
@@ -368,7 +369,7 @@ def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, pipe
     dropped = Counter({k: v / FPS for k, v in plan.dropped.items()})
     partial = root / CLIPS_DIR / f"{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    kept = _pass2(video, track, plan, wav, n_samples, partial, cfg, sync_check, dropped, pipe.cfg.progress)
+    kept = _pass2(video, track, plan, wav, n_samples, partial, cfg, sync_check, dropped, pipe.plan.options.progress)
     final = root / CLIPS_DIR / name
     shutil.rmtree(final, ignore_errors=True)
     if kept:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..compute.runtime import Runtime
-from ..engine.plan import CATALOG
+from ..engine.catalog import CATALOG
 from ..support.errors import LipsyncError
 from ..support.files import atomic_write_text
 from . import checkpoint as ckpt
@@ -329,7 +329,7 @@ def train(cfg: TrainConfig, *, on_event: EventHook | None = None) -> TrainResult
 
     Every weight is fetched before the first step, so a missing one fails at once, not at the first validation.
     """
-    from ..engine.options import make_config
+    from ..engine.plan import make_config
     from .validation import RenderCheck, validation_video
 
     cfg.validate()

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..engine.options import RunConfig
+from ..engine.options import RunOptions
 from ..media.video import VideoWriter
 from ..support.errors import LipsyncError
 from .data import FPS, Clip
@@ -60,13 +60,13 @@ class RenderCheck:
     """``check(checkpoint, step)`` -> LSE-D, LSE-C and offset of ``video`` rendered with ``checkpoint``, and the
     clip's own LSE-C (``ref_lse_c``). ``run`` gives the device, caches and the SyncNet weights (role ``syncnet``)."""
 
-    def __init__(self, video: Path, out_dir: Path, run: RunConfig) -> None:
+    def __init__(self, video: Path, out_dir: Path, run: RunOptions) -> None:
         self.video = video
         self.out_dir = out_dir
         self.run = run
 
     def __call__(self, checkpoint: Path, step: int) -> dict[str, float]:
-        from ..engine.pipeline import lipsync
+        from ..job import lipsync
         from ..score.session import report_path
 
         w, h = _size(self.video)

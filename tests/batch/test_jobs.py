@@ -81,7 +81,7 @@ def test_a_rows_value_beats_the_command_line_which_beats_the_variant_preset(medi
     assert (own.detector, from_cli.detector, own.crf) == ("s3fd", "haar", 30)
     preset, plain = resolve_jobs([Job(face, audio, "3.mp4", {"variant": "codeformer"}), Job(face, audio, "4.mp4")])
     assert (preset.detector, plain.detector) == ("retinaface", "s3fd")  # the variants' presets
-    assert plain.pads == (0, 10, 0, 0) and plain.crf == 18  # RunConfig's defaults
+    assert plain.pads == (0, 10, 0, 0) and plain.crf == 18  # RunOptions's defaults
 
 
 def test_weight_roles_are_options_by_their_flag_name(media):

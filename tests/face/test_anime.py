@@ -7,7 +7,7 @@ import pytest
 
 from lipsync_core import models
 from lipsync_core.face.detectors.anime import FACE_IN_CASCADE, AnimeFaceDetector, face_box
-from lipsync_core.face.track import DetectionSettings, build_track
+from lipsync_core.face.track import DetectionOptions, build_track
 from lipsync_core.media.face_video import detection_scale, detection_size
 from lipsync_core.models.cascade import load_cascade
 from lipsync_core.support.errors import LipsyncError
@@ -20,7 +20,7 @@ def detect_clip(name: str, det_size: int | None = 360):
     s = detection_scale((w, h), det_size)
     small = [cv2.resize(f, detection_size((w, h), det_size), interpolation=cv2.INTER_AREA) if s < 1 else f
              for f in clip]
-    return build_track(small, AnimeFaceDetector(cascade()), DetectionSettings(detector="anime", det_size=det_size),
+    return build_track(small, AnimeFaceDetector(cascade()), DetectionOptions(detector="anime", det_size=det_size or 0),
                        scale=s, frame_size=(w, h), fps=FPS)
 
 

@@ -10,7 +10,7 @@ import pytest
 from lipsync_core.face.detectors.anime import AnimeFaceDetector
 from lipsync_core.face.detectors.haar import HaarDetector
 from lipsync_core.face.plausibility import MotionSampler, check_track, hint
-from lipsync_core.face.track import DetectionSettings, detect_track
+from lipsync_core.face.track import DetectionOptions, detect_track
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.media.face_video import detection_scale, detection_size
 from tests.conftest import shared_media
@@ -28,7 +28,7 @@ def pass1(clip: list[np.ndarray], detector, fps: float = 25.0, det_size: int = 3
     small = (cv2.resize(f, detection_size((w, h), det_size), interpolation=cv2.INTER_AREA) if s < 1 else f
              for f in clip)
     sampler = MotionSampler()
-    raw = detect_track(sampler.watch(small), detector, DetectionSettings(det_size=det_size), scale=s,
+    raw = detect_track(sampler.watch(small), detector, DetectionOptions(det_size=det_size), scale=s,
                        frame_size=(w, h), fps=fps)
     return raw, sampler
 

@@ -6,13 +6,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from lipsync_core.face.smoothing import smooth_boxes
 from lipsync_core.face.track import (
-    DetectionSettings,
+    DetectionOptions,
     build_track,
     detect_track,
     finalize_track,
     require_face,
-    smooth_boxes,
 )
 from lipsync_core.face.types import Detection, FaceTrack
 from lipsync_core.media.face_video import detection_size
@@ -55,7 +55,7 @@ class ScriptedDetector:
 def raw_track(scene: Scene, n: int, background: Callable[[int], int] = lambda i: 90,
               **settings) -> tuple[FaceTrack, ScriptedDetector]:
     detector = ScriptedDetector(scene)
-    track = detect_track(render(scene, n, background), detector, DetectionSettings(**settings),
+    track = detect_track(render(scene, n, background), detector, DetectionOptions(**settings),
                          frame_size=(W, H), fps=25.0)
     return track, detector
 
@@ -126,13 +126,13 @@ def moving(i: int) -> list[XYXY]:
 
 
 def test_stride_detects_every_kth_frame_and_the_last():
-    _, detector = raw_track(moving, 23, det_stride=5, batch_size=2)
+    _, detector = raw_track(moving, 23, det_stride=5, face_det_batch_size=2)
     assert sorted(detector.seen) == [0, 5, 10, 15, 20, 22]
 
 
 def test_stride_with_interpolation_matches_detection_on_every_frame_for_smooth_motion():
     every, _ = raw_track(moving, 60, det_stride=1)
-    strided, _ = raw_track(moving, 60, det_stride=5, batch_size=3)
+    strided, _ = raw_track(moving, 60, det_stride=5, face_det_batch_size=3)
     diff = np.abs(np.array(every.boxes) - np.array(strided.boxes))
     assert diff.max() <= 2
 
@@ -167,7 +167,7 @@ def test_a_face_that_moves_far_between_two_detections_is_detected_in_between():
 
 def test_boxes_are_mapped_back_to_full_resolution():
     detector = ScriptedDetector(lambda i: [(10, 5, 30, 25)])
-    track = detect_track(render(lambda i: [], 2), detector, DetectionSettings(det_stride=1), scale=0.25,
+    track = detect_track(render(lambda i: [], 2), detector, DetectionOptions(det_stride=1), scale=0.25,
                          frame_size=(4 * W, 4 * H), fps=25.0)
     assert track.boxes == [(20, 100, 40, 120)] * 2 and track.frame_size == (4 * W, 4 * H)
 
@@ -185,7 +185,7 @@ def test_landmarks_are_interpolated_between_detections():
             return [[Detection(d.box, d.score, np.tile(d.box[:2], (5, 1))) for d in ds] for ds in found]
 
     detector = WithLandmarks(lambda i: [(10 + 2 * i, 10, 50 + 2 * i, 50)])
-    track = detect_track(render(detector.scene, 6), detector, DetectionSettings(det_stride=5), frame_size=(W, H),
+    track = detect_track(render(detector.scene, 6), detector, DetectionOptions(det_stride=5), frame_size=(W, H),
                          fps=25.0)
     np.testing.assert_allclose(track.landmarks[2], np.tile([14, 10], (5, 1)), atol=1e-4)
 
@@ -195,13 +195,13 @@ def test_landmarks_are_interpolated_between_detections():
 
 def test_pads_are_added_and_clamped_to_the_frame():
     raw = FaceTrack(boxes=[(5, 100, 2, 150)], fps=25.0, frame_size=(W, H))
-    out = finalize_track(raw, DetectionSettings(pads=(10, 30, 5, 20), nosmooth=True))
+    out = finalize_track(raw, DetectionOptions(pads=(10, 30, 5, 20), nosmooth=True))
     assert out.boxes == [(0, H, 0, W)]
 
 
 def test_a_box_outside_the_frame_becomes_no_face_rather_than_an_empty_crop():
     raw = FaceTrack(boxes=[(130, 180, 10, 50), (10, 50, 10, 50)], fps=25.0, frame_size=(W, H))
-    out = finalize_track(raw, DetectionSettings(pads=(0, 0, 0, 0), nosmooth=True))
+    out = finalize_track(raw, DetectionOptions(pads=(0, 0, 0, 0), nosmooth=True))
     assert out.boxes == [None, (10, 50, 10, 50)]
 
 
@@ -216,33 +216,33 @@ def test_smoothing_is_the_originals_forward_mean_truncated_to_int():
 def test_smoothing_never_crosses_a_frame_without_a_face():
     boxes = [(0, 50, 0, 50)] * 5 + [None] + [(60, 110, 60, 110)] * 5
     raw = FaceTrack(boxes=boxes, fps=25.0, frame_size=(W, H))
-    assert finalize_track(raw, DetectionSettings(pads=(0, 0, 0, 0))).boxes == boxes
+    assert finalize_track(raw, DetectionOptions(pads=(0, 0, 0, 0))).boxes == boxes
 
 
 def test_landmarks_are_smoothed_with_a_centred_window():
     spike = [0, 0, 10, 0, 0]
     landmarks = [np.full((5, 2), v, np.float32) for v in spike]
     raw = FaceTrack(boxes=[(10, 40, 10, 40)] * 5, fps=25.0, frame_size=(W, H), landmarks=landmarks)
-    out = finalize_track(raw, DetectionSettings())
+    out = finalize_track(raw, DetectionOptions())
     assert [round(float(lm[0, 0]), 3) for lm in out.landmarks] == [3.333, 2.5, 2.0, 2.5, 3.333]
 
 
 def test_nosmooth_keeps_the_padded_boxes():
     boxes = [(10, 40, 10, 40), (20, 50, 20, 50), (10, 40, 10, 40)]
     raw = FaceTrack(boxes=boxes, fps=25.0, frame_size=(W, H))
-    out = finalize_track(raw, DetectionSettings(nosmooth=True))
+    out = finalize_track(raw, DetectionOptions(nosmooth=True))
     assert out.boxes == [(t, b + 10, l, r) for t, b, l, r in boxes]
 
 
 def test_a_fixed_box_gives_a_constant_track_without_detection():
-    track = build_track(render(lambda i: [], 7), None, DetectionSettings(box=(10, 60, 20, 90)),
+    track = build_track(render(lambda i: [], 7), None, DetectionOptions(box=(10, 60, 20, 90)),
                         frame_size=(W, H), fps=30.0)
     assert track.boxes == [(10, 60, 20, 90)] * 7 and track.fps == 30.0
 
 
 def test_a_fixed_box_outside_the_frame_is_a_user_error():
     with pytest.raises(LipsyncError, match="--box"):
-        build_track(render(lambda i: [], 2), None, DetectionSettings(box=(500, 600, 10, 20)), frame_size=(W, H),
+        build_track(render(lambda i: [], 2), None, DetectionOptions(box=(500, 600, 10, 20)), frame_size=(W, H),
                     fps=25.0)
 
 
@@ -262,11 +262,11 @@ def test_real_cutaway_clip_has_no_face_exactly_on_the_cutaway():
     path = shared_media("face_noface_cutaway_7s.mp4")
     if path is None:
         pytest.skip("needs ../shared/media/face_noface_cutaway_7s.mp4 (a real face; Haar ignores drawn ones)")
-    settings = DetectionSettings(detector="haar", det_size=320)
+    settings = DetectionOptions(detector="haar", det_size=320)
     with FrameReader(path) as probe_reader:
         full = probe_reader.size
-    with FrameReader(path, size=detection_size(full, settings.det_size)) as reader:
-        track = build_track(reader, HaarDetector(), settings, scale=detection_scale(full, settings.det_size),
+    with FrameReader(path, size=detection_size(full, settings.detect_size)) as reader:
+        track = build_track(reader, HaarDetector(), settings, scale=detection_scale(full, settings.detect_size),
                             frame_size=full, fps=reader.fps)
     faces = [b is not None for b in track.boxes]
     assert track.n_frames == 175

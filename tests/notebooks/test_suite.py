@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from lipsync_core import REPO_URL
-from lipsync_core.engine.options import make_config
-from lipsync_core.engine.plan import CATALOG
+from lipsync_core.engine.catalog import CATALOG
+from lipsync_core.engine.plan import make_config
 from lipsync_core.front.notebook import GENERATORS, colab_url, settings_options
 from lipsync_core.weights.manifest import load_manifest
 from tests.conftest import REPO
@@ -20,7 +20,7 @@ from tests.notebooks import nbrun
 FULL = {"lipsync_original.ipynb": "original", "lipsync_hq.ipynb": "hq", "lipsync_hq_gan.ipynb": "hq_gan",
         "lipsync_codeformer.ipynb": "codeformer"}
 ALL = [*FULL, "lipsync_simple.ipynb", "lipsync_finetune.ipynb"]
-SETTINGS_ONLY = {"use_gan_model"}  # settings fields that are not RunConfig options
+SETTINGS_ONLY = {"use_gan_model"}  # settings fields that are not RunOptions options
 
 
 @pytest.fixture(scope="module")

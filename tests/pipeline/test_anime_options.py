@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from lipsync_core.compute.runtime import Runtime
-from lipsync_core.engine.options import make_config
-from lipsync_core.engine.plan import BuildContext, Plan
+from lipsync_core.engine.catalog import BuildContext
+from lipsync_core.engine.plan import Plan, make_config
 from lipsync_core.face.detectors.anime import MOUTH
 from lipsync_core.front.cli import build_parser
 from lipsync_core.support.errors import LipsyncError
@@ -42,16 +42,16 @@ def test_bad_2d_options_are_one_line_errors(options, what):
 
 
 def test_keyframes_replace_the_detector_and_mouth_only_adds_the_mouth_stage_in_every_variant():
-    assert Plan.from_config(make_config("original", track_box="10 90 20 80")).detector is None
+    assert Plan.from_options(make_config("original", track_box="10 90 20 80")).detector is None
     for variant in ("original", "hq", "codeformer"):
-        plain = [s.name for s in Plan.from_config(make_config(variant)).stages]
-        mouth = [s.name for s in Plan.from_config(make_config(variant, mask_region="mouth")).stages]
+        plain = [s.name for s in Plan.from_options(make_config(variant)).stages]
+        mouth = [s.name for s in Plan.from_options(make_config(variant, mask_region="mouth")).stages]
         assert "mouth" not in plain and mouth.index("mouth") == mouth.index("blend") - 1
 
 
 def test_the_anime_detector_needs_its_cascade_and_places_the_mouth_from_its_mapping():
     cfg = make_config("original", detector="anime", mask_region="mouth", blend="hard")
-    plan = Plan.from_config(cfg)
+    plan = Plan.from_options(cfg)
     assert plan.roles == ["anime", "checkpoint"]
-    mouth = plan.stages[1].build(BuildContext(cfg, Runtime(), model=None, detector=plan.detector))
+    mouth = plan.stages[1].build(BuildContext(cfg.render, cfg.detection, Runtime(), model=None, detector=plan.detector))
     assert mouth.placement == MOUTH and mouth.hard and not mouth.use_landmarks

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lipsync_core.engine.options import make_config
-from lipsync_core.engine.plan import Plan
+from lipsync_core.engine.plan import Plan, make_config
 from lipsync_core.front.cli import build_parser, main
 from lipsync_core.media.probe import probe
 from tests.conftest import REPO
@@ -39,7 +38,7 @@ def test_static_false_means_false_unlike_the_original():
 
 def test_variant_presets_pick_their_detector_and_stages():
     assert make_config("original").detector == "s3fd"
-    assert [s.name for s in Plan.from_config(make_config("hq")).stages] == ["sync", "sr", "segmentation", "blend"]
+    assert [s.name for s in Plan.from_options(make_config("hq")).stages] == ["sync", "sr", "segmentation", "blend"]
     assert make_config("codeformer").detector == "retinaface"
     assert make_config("original", detector="haar").detector == "haar"
 

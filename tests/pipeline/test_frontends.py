@@ -1,4 +1,4 @@
-"""Front ends generated from RunConfig: the CLI, the API and the notebook helpers agree on every option."""
+"""Front ends generated from RunOptions: the CLI, the API and the notebook helpers agree on every option."""
 from __future__ import annotations
 
 import subprocess
@@ -8,11 +8,13 @@ from dataclasses import fields
 import pytest
 
 from lipsync_core import __version__
-from lipsync_core.engine.options import RunConfig, field_default, make_config, option_fields, preset_config
-from lipsync_core.engine.plan import CATALOG
+from lipsync_core.engine.catalog import CATALOG
+from lipsync_core.engine.options import GROUPS, RunOptions, option_fields
+from lipsync_core.engine.plan import make_config, preset_config
 from lipsync_core.front import notebook as ln
 from lipsync_core.front.cli import build_parser
 from lipsync_core.support.errors import LipsyncError
+from lipsync_core.support.options import field_default
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -136,6 +138,8 @@ def test_version():
 
 
 def test_no_option_field_is_left_out_of_the_front_ends():
-    internal = {f.name for f in fields(RunConfig)} - {f.name for f in option_fields()}
-    assert internal == {"weights"}
+    groups = {f.name: f for f in fields(RunOptions) if f.name in GROUPS}
+    every = {g.name for f in groups.values() for g in fields(GROUPS[f.name])} | {f.name for f in fields(RunOptions)}
+    internal = every - set(groups) - {f.name for f in option_fields()}
+    assert internal == {"weights", "cut_threshold", "smooth_window"}  # the role map; fixed tracker settings
     assert all(field_default(f) is not None or "unset" for f in option_fields())

@@ -6,9 +6,8 @@ import sys
 
 import pytest
 
-from lipsync_core.engine.options import make_config
-from lipsync_core.engine.pipeline import Pipeline
 from lipsync_core.support.errors import LipsyncError
+from tests.pipeline.sessions import render_run, session, track
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -44,8 +43,8 @@ def test_the_detection_bar_counts_detected_frames(face_clip, w2l_checkpoint):
     from lipsync_core.media.face_video import FaceVideo
 
     face, _ = face_clip
-    p = Pipeline(make_config("original", detector="haar", det_stride=4, no_track_cache=True, device="cpu",
-                             checkpoint_path=str(w2l_checkpoint)))
+    p = session("original", detector="haar", det_stride=4, no_track_cache=True, device="cpu",
+                checkpoint_path=str(w2l_checkpoint))
     events: list[tuple[str, int]] = []
     real = p.detector
 
@@ -66,8 +65,8 @@ def test_the_detection_bar_counts_detected_frames(face_clip, w2l_checkpoint):
             pass
 
     p.detector = detector
-    p._bar = lambda total, desc: Bar()
-    p.track(FaceVideo.open(face, still_fps=25, static=False), 30)
+    p.bar = lambda total, desc: Bar()
+    track(p, FaceVideo.open(face, still_fps=25, static=False), 30)
     bars = [i for i, e in enumerate(events) if e[0] == "bar"]
     assert sum(n for kind, n in events if kind == "bar") == 30
     assert events[0][0] == "detect" and events[bars[0] - 1][0] == "detect"
@@ -80,8 +79,8 @@ def test_no_face_message_does_not_suggest_the_detector_in_use(tmp_path, speech, 
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((96, 96, 3), 90, np.uint8))
     with pytest.raises(LipsyncError) as err:
-        Pipeline(make_config("original", detector="haar", device="cpu", quiet=True,
-                             checkpoint_path=str(w2l_checkpoint))).run(blank, speech, tmp_path / "o.mp4")
+        render_run(session("original", detector="haar", device="cpu", quiet=True,
+                           checkpoint_path=str(w2l_checkpoint)), blank, speech, tmp_path / "o.mp4")
     message = str(err.value)
     assert "no face found" in message and "--detector s3fd or retinaface" in message
     assert "--detector haar" not in message
@@ -89,8 +88,8 @@ def test_no_face_message_does_not_suggest_the_detector_in_use(tmp_path, speech, 
 
 def test_every_weight_that_cannot_be_had_is_listed_with_its_flag(tmp_path, monkeypatch):
     monkeypatch.setenv("LIPSYNC_OFFLINE", "1")
-    p = Pipeline(make_config("hq", checkpoint_path=str(tmp_path / "absent.pth"), device="cpu",
-                             cache_dir=str(tmp_path / "empty_cache")))
+    p = session("hq", checkpoint_path=str(tmp_path / "absent.pth"), device="cpu",
+                cache_dir=str(tmp_path / "empty_cache"))
     with pytest.raises(LipsyncError) as err:
         p.fetch_weights()
     message = str(err.value)
@@ -102,7 +101,7 @@ def test_every_weight_that_cannot_be_had_is_listed_with_its_flag(tmp_path, monke
 
 def test_a_missing_detector_weight_suggests_haar(tmp_path, monkeypatch, w2l_checkpoint):
     monkeypatch.setenv("LIPSYNC_OFFLINE", "1")
-    p = Pipeline(make_config("original", checkpoint_path=str(w2l_checkpoint), device="cpu"))
+    p = session("original", checkpoint_path=str(w2l_checkpoint), device="cpu")
     with pytest.raises(LipsyncError, match=r"--s3fd_path\); or use --detector haar, which needs no download$"):
         p.fetch_weights()
 
@@ -111,6 +110,6 @@ def test_another_models_file_names_the_flag_it_belongs_to(tmp_path):
     from lipsync_core.testing.checkpoints import write_checkpoint
 
     s3fd = write_checkpoint("s3fd", tmp_path / "s3fd.pth")
-    p = Pipeline(make_config("original", checkpoint_path=str(s3fd), detector="haar", device="cpu"))
+    p = session("original", checkpoint_path=str(s3fd), detector="haar", device="cpu")
     with pytest.raises(LipsyncError, match="not Wav2Lip generator weights: pass it to --s3fd_path"):
         p.fetch_weights()

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lipsync_core.engine.options import make_config
-from lipsync_core.engine.plan import Plan
+from lipsync_core.engine.plan import Plan, make_config
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
 from lipsync_core.testing.checkpoints import write_checkpoint
@@ -81,7 +80,7 @@ def test_codeformer_upscale_2_doubles_the_output(tmp_path, face_clip, speech, w2
 def test_skipped_enhancers_are_neither_loaded_nor_downloaded(tmp_path, face_clip, speech, w2l_checkpoint,
                                                              monkeypatch):
     cfg = make_config("hq", no_sr=True, no_segmentation=True, detector="haar")
-    assert Plan.from_config(cfg).roles == ["checkpoint"]
+    assert Plan.from_options(cfg).roles == ["checkpoint"]
     monkeypatch.setenv("LIPSYNC_OFFLINE", "1")  # any download would be an error
     face, box = face_clip
     out = run(face, speech, tmp_path / "out.mp4", w2l_checkpoint, variant="hq", no_sr=True, no_segmentation=True,
@@ -112,7 +111,6 @@ def test_hq_in_int8_detects_and_upscales_quantized_and_stays_close_to_float32(tm
     import torch
 
     from lipsync_core.compute.quantize import Int8OnFirstCall
-    from lipsync_core.engine.pipeline import Pipeline
     from lipsync_core.testing.checkpoints import bias_retinaface_heads, procedural_module
 
     face, _ = face_clip
@@ -125,9 +123,11 @@ def test_hq_in_int8_detects_and_upscales_quantized_and_stays_close_to_float32(tm
     outs = {dt: run(short, speech, tmp_path / f"{dt}.mp4", w2l_checkpoint, dtype=dt, **options)
             for dt in ("float32", "int8")}
     assert "Warning" not in capfd.readouterr().err  # neither torch's C++ notices nor Python warnings reach users
-    pipe = Pipeline(make_config(dtype="int8", device="cpu", checkpoint_path=str(w2l_checkpoint), **options))
+    from lipsync_core.job import session_for
+
+    pipe = session_for(make_config(dtype="int8", device="cpu", checkpoint_path=str(w2l_checkpoint), **options))
     pipe.fetch_weights()
-    assert pipe.detection_settings().dtype == "int8"  # the face-track cache keeps int8 tracks apart
+    assert pipe.detector_identity().endswith(":int8")  # the face-track cache keeps int8 tracks apart
     assert isinstance(pipe.model("sr"), Int8OnFirstCall) and isinstance(pipe.model("retinaface"), Int8OnFirstCall)
     got, ref = read_frames(outs["int8"]), read_frames(outs["float32"])
     assert len(got) == len(ref) == 20

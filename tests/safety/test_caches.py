@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from lipsync_core.face import cache
-from lipsync_core.face.track import DetectionSettings
+from lipsync_core.face.track import DetectionOptions
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.support import files
 from lipsync_core.testing.faults import failing_creation, fill, readonly_bind, small_tmpfs
@@ -28,7 +28,7 @@ def a_track(n: int = 400, shift: int = 0) -> FaceTrack:
 def key(tmp_path) -> str:
     video = tmp_path / "face.mp4"
     video.write_bytes(os.urandom(10_000))
-    return cache.track_key(video, DetectionSettings(), "haar")
+    return cache.track_key(video, DetectionOptions(), "haar")
 
 
 def run_all(scripts: list[str], env: dict | None = None) -> list[subprocess.CompletedProcess]:

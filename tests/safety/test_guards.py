@@ -128,7 +128,7 @@ SIGTERM_RUN = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from lipsync_core import files, safety
+from lipsync_core.support import files, safety
 from lipsync_core.media.video import VideoWriter
 out = Path(sys.argv[1])
 try:
@@ -181,13 +181,13 @@ def test_exit_status_of_interruptions():
     ({"fidelity": float("nan")}, "--fidelity must be a finite number"),
 ])
 def test_absurd_option_values_are_one_line_errors(options, message):
-    from lipsync_core.engine.options import make_config
+    from lipsync_core.engine.plan import make_config
 
     with pytest.raises(LipsyncError, match=message):
         make_config("original", **options)
 
 
 def test_a_gpu_number_is_a_valid_device():
-    from lipsync_core.engine.options import make_config
+    from lipsync_core.engine.plan import make_config
 
     assert make_config("original", device="cuda:1").device == "cuda:1"

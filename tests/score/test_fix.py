@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from lipsync_core.face.track import DetectionSettings
+from lipsync_core.face.track import DetectionOptions
 from lipsync_core.media.audio import load_audio
 from lipsync_core.score.fix import fix_offset
 from lipsync_core.score.video import ScoreReport, score_video
 from lipsync_core.support.errors import LipsyncError
 from tests.score.constructed import ConstructedEmbedder, clip_file
 
-WHOLE = DetectionSettings(box=(0, 64, 0, 64))
+WHOLE = DetectionOptions(box=(0, 64, 0, 64))
 
 
 def score(path) -> ScoreReport:

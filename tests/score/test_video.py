@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lipsync_core.face.detectors.haar import HaarDetector
-from lipsync_core.face.track import DetectionSettings
+from lipsync_core.face.track import DetectionOptions
 from lipsync_core.score.embed import SyncNetEmbedder
 from lipsync_core.score.video import SCHEMA, score_video, write_report
 from lipsync_core.support.errors import LipsyncError
@@ -17,7 +17,7 @@ from tests.conftest import shared_path
 
 def test_real_clip_with_procedural_syncnet_gives_a_complete_report(short_real_clip, tmp_path):
     emb = SyncNetEmbedder(procedural_module("syncnet_v2"))
-    report = score_video(short_real_clip, embedder=emb, settings=DetectionSettings(box=(40, 230, 50, 210)))
+    report = score_video(short_real_clip, embedder=emb, settings=DetectionOptions(box=(40, 230, 50, 210)))
     assert report.frames == 50 and len(report.tracks) == 1 and report.unscored == []
     track = report.tracks[0]
     assert (track.start_frame, track.end_frame, track.windows) == (0, 50, 45)  # under 100 frames: still scored
@@ -35,7 +35,7 @@ def test_real_clip_with_procedural_syncnet_gives_a_complete_report(short_real_cl
 def test_frames_without_a_face_split_the_video_into_tracks(fake_embedder):
     clip = shared_path("media", "face_noface_cutaway_7s.mp4")  # no face in frames 60-109
     report = score_video(clip, embedder=fake_embedder, scorer="expert", detector=HaarDetector(),
-                         settings=DetectionSettings(detector="haar", det_stride=4))
+                         settings=DetectionOptions(detector="haar", det_stride=4))
     spans = [(t.start_frame, t.end_frame) for t in report.tracks]
     assert len(spans) == 2 and abs(spans[0][1] - 60) <= 2 and abs(spans[1][0] - 110) <= 2
     assert [u["reason"] for u in report.unscored] == ["no face"]
@@ -44,14 +44,14 @@ def test_frames_without_a_face_split_the_video_into_tracks(fake_embedder):
 
 def test_scene_cuts_split_a_fixed_box_track(fake_embedder):
     clip = shared_path("media", "face_noface_cutaway_7s.mp4")  # hard cuts before frames 60 and 110
-    report = score_video(clip, embedder=fake_embedder, settings=DetectionSettings(box=(100, 500, 100, 500)))
+    report = score_video(clip, embedder=fake_embedder, settings=DetectionOptions(box=(100, 500, 100, 500)))
     assert [(t.start_frame, t.end_frame) for t in report.tracks] == [(0, 60), (60, 110), (110, 175)]
     assert sum(t.windows for t in report.tracks) == report.overall["windows"] == 55 + 45 + 60
 
 
 def test_a_track_shorter_than_one_window_is_reported_unscored(fake_embedder, tmp_path):
     clip = gen.talking_head_video(tmp_path / "short.mp4", seconds=0.2)  # 5 frames
-    report = score_video(clip, embedder=fake_embedder, settings=DetectionSettings(box=(10, 120, 10, 120)))
+    report = score_video(clip, embedder=fake_embedder, settings=DetectionOptions(box=(10, 120, 10, 120)))
     assert report.tracks == [] and report.overall is None
     assert "shorter than 6 frames" in report.unscored[0]["reason"]
     assert "nothing scored" in report.summary()
@@ -60,4 +60,4 @@ def test_a_track_shorter_than_one_window_is_reported_unscored(fake_embedder, tmp
 def test_a_still_image_is_refused(fake_embedder, tmp_path):
     with pytest.raises(LipsyncError, match="still image"):
         score_video(gen.still_image(tmp_path / "face.png"), embedder=fake_embedder,
-                    settings=DetectionSettings(box=(0, 10, 0, 10)))
+                    settings=DetectionOptions(box=(0, 10, 0, 10)))

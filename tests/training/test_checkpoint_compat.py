@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lipsync_core.engine.pipeline import lipsync
+from lipsync_core.job import lipsync
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
 from lipsync_core.models import load

@@ -7,7 +7,8 @@ import wave
 import numpy as np
 import pytest
 
-from lipsync_core.engine.options import RunConfig, make_config
+from lipsync_core.engine.options import RunOptions
+from lipsync_core.engine.plan import make_config
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.score.sync import score_syncnet
 from lipsync_core.testing.media import talking_head_video
@@ -29,11 +30,11 @@ def wav_samples(path) -> int:
         return w.getnframes()
 
 
-def haar(**kw) -> RunConfig:
+def haar(**kw) -> RunOptions:
     return make_config(detector="haar", no_progress=True, **kw)
 
 
-def boxed(box) -> RunConfig:
+def boxed(box) -> RunOptions:
     return make_config(box=box, no_progress=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import wave
 
-from lipsync_core.engine.options import make_config
+from lipsync_core.engine.plan import make_config
 from lipsync_core.media.probe import probe
 from lipsync_core.media.video import read_frames
 from lipsync_core.testing.checkpoints import write_checkpoint

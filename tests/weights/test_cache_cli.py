@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lipsync_core.face import cache as track_cache
-from lipsync_core.face.track import DetectionSettings
+from lipsync_core.face.track import DetectionOptions
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.front import cache_cli
 from lipsync_core.support.paths import cache_dir
@@ -34,7 +34,7 @@ def cached(mirror, write_manifest, tmp_path):
     (weights_dir() / "mine.moved-20260101-000000.pth").write_bytes(b"my own checkpoint")
     video = tmp_path / "talk.mp4"
     video.write_bytes(b"video bytes")
-    key = track_cache.track_key(video, DetectionSettings(), "haar")
+    key = track_cache.track_key(video, DetectionOptions(), "haar")
     track_cache.save_track(key, FaceTrack(boxes=[(0, 10, 0, 10)] * 5, fps=25.0, frame_size=(32, 32)), video=video)
     return video
 

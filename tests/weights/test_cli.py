@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from lipsync_core.engine.plan import CATALOG
+from lipsync_core.engine.catalog import CATALOG
 from lipsync_core.front import weights_cli
 from lipsync_core.weights.store import fetch, weights_dir
 from tests.weights.conftest import checkpoint_bytes, url
