@@ -15,12 +15,8 @@ fails its checks is downloaded once more from the start. The caller serialises d
 
 gdown is called with keywords that both gdown 5.x and 6.x accept (no ``fuzzy=``, no ``md5=``, no
 ``retries=``), never with the user's cookies, and its return value is checked (gdown 4.x returned None
-instead of raising).
-
-Test-only hook: when ``LIPSYNC_TEST_GDRIVE=http://127.0.0.1:PORT`` is set, requests to
-drive.google.com, docs.google.com and drive.usercontent.google.com are sent to that loopback server
-instead (:mod:`lipsync_core.testing.fake_drive`). It is read at download time, so it reaches
-subprocesses (the CLI, notebook kernels). Never set it outside tests.
+instead of raising). Google Drive is reached only through gdown, at the hosts in :data:`GOOGLE_HOSTS` (the
+tests send those to a loopback fake Drive with a ``requests`` transport adapter, from their side).
 """
 from __future__ import annotations
 
@@ -36,12 +32,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from ..support import environment
 from ..support.errors import LipsyncError
 from ..support.files import UNWRITABLE, atomic_write_text, sha256_file
 from .manifest import Source
@@ -53,8 +47,9 @@ except ImportError:  # Windows: no advisory locks; concurrent fetches are then n
 
 log = logging.getLogger(__name__)
 
+#: The Google Drive hosts: links to them name Drive files, and gdown talks to them (the share page, the large-file
+#: confirmation, the download itself).
 GOOGLE_HOSTS = ("drive.google.com", "docs.google.com", "drive.usercontent.google.com")
-TEST_GDRIVE_ENV = environment.TEST_GDRIVE
 CHUNK = 1 << 18
 TIMEOUT = (20, 120)  # seconds: connect, between bytes
 RETRIES = 2  # extra attempts after a transfer that was cut off part-way (each resumes)
@@ -176,7 +171,7 @@ def fetch_url(url: str, dest: str | Path, *, expected_size: int | None = None, s
     for fresh in (False, True):
         part, state = _claim_part(dest, key, resumable=sha256 is not None)
         resumed = part.exists() and part.stat().st_size > 0
-        with _forget_if_empty(dest), _session() as sess:
+        with _forget_if_empty(dest), requests.Session() as sess:
             _download_url(sess, url, dest, part, state, what, expected_size, sha256 is not None, progress)
         try:
             return _finish(part, dest, what, expected_size, check, sha256)
@@ -309,9 +304,8 @@ def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = 
                     p.unlink()
             had = _partial_bytes(part)
             try:
-                with _gdown_rerouted():
-                    out = gdown.download(id=file_id, output=str(part), quiet=not progress, resume=True,
-                                         use_cookies=False, **_gdown_timeout(gdown.download))
+                out = gdown.download(id=file_id, output=str(part), quiet=not progress, resume=True,
+                                     use_cookies=False, **_gdown_timeout(gdown.download))
             except retrieval as exc:
                 raise _drive_error(what, str(exc)) from None
             except requests.HTTPError as exc:
@@ -347,47 +341,6 @@ def _drive_error(what: str, message: str) -> DownloadError:
     return DownloadError(what, "Google Drive did not serve the file (not shared as 'Anyone with the link', "
                                "deleted, or a wrong ID)",
                          "check that the link opens in a private browser window, use another ID, or pass a local file")
-
-
-class _LoopbackAdapter(HTTPAdapter):
-    """Sends ``https://<google host>/path?query`` to ``<base>/path?query`` (test hook, see module doc)."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = urlsplit(base)
-
-    def send(self, request, **kwargs):  # type: ignore[override]
-        u = urlsplit(request.url)
-        request.headers["Host"] = u.hostname
-        request.url = urlunsplit((self.base.scheme, self.base.netloc, u.path, u.query, ""))
-        kwargs["proxies"] = {}
-        return super().send(request, **kwargs)
-
-
-def _mount_loopback(sess: requests.Session) -> requests.Session:
-    base = environment.test_gdrive()
-    if base:
-        for host in GOOGLE_HOSTS:
-            sess.mount(f"https://{host}/", _LoopbackAdapter(base))
-    return sess
-
-
-def _session() -> requests.Session:
-    return _mount_loopback(requests.Session())
-
-
-@contextmanager
-def _gdown_rerouted() -> Iterator[None]:
-    """gdown builds its session with ``requests.session()`` per call: wrap that while the test hook is set."""
-    if not environment.test_gdrive():
-        yield
-        return
-    original = requests.session
-    requests.session = lambda: _mount_loopback(original())  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        requests.session = original  # type: ignore[assignment]
 
 
 # -- partial files, checks, locks -------------------------------------------------------------------
