@@ -116,7 +116,7 @@ def check_track(track: FaceTrack, sampler: MotionSampler | None = None) -> list[
         out.append(Suspicion("low", _seconds(low, fps), f"the box lies more than {LOW_FACE:g} box heights "
                                                        "below the frame's top, where a body is, not a face"))
     jumps = [(i, i + 1) for i in range(1, track.n_frames)
-             if boxes[i] is not None and boxes[i - 1] is not None and not cuts[i] and _jump(boxes[i - 1], boxes[i])]
+             if (a := boxes[i - 1]) is not None and (b := boxes[i]) is not None and not cuts[i] and _jump(a, b)]
     if jumps:
         out.append(Suspicion("jump", _seconds(jumps, fps), "the box jumps by more than half its size or 1.5x in size "
                                                          "from one frame to the next without a cut"))
@@ -191,7 +191,9 @@ def _static(boxes: list[Box | None], run: tuple[int, int], sampler: MotionSample
     prev = None
     for i in idx:
         thumb = sampler.samples[i]
-        t, b, l, r = (int(round(v * k)) for v in boxes[i])  # type: ignore[misc]
+        box = boxes[i]
+        assert box is not None, "idx holds frames with a box"
+        t, b, l, r = (int(round(v * k)) for v in box)
         crop = thumb[max(0, t):max(t + 1, b), max(0, l):max(l + 1, r)]
         patch = cv2.resize(crop, (PATCH, PATCH), interpolation=cv2.INTER_AREA) if crop.size else None
         if prev is not None and patch is not None and prev[1] is not None:

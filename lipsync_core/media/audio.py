@@ -190,8 +190,8 @@ def mel_windows(mel: np.ndarray, fps: float, indices: Sequence[int] | np.ndarray
     cols = starts[:, None] + np.arange(MEL_STEP)  # (B, 16)
     inside = (cols >= 0) & (cols < mel.shape[1])
     if quiet is not None:  # frames outside the audio are silence already, so they count as quiet
-        gated = np.where(inside, quiet[np.clip(cols, 0, max(len(quiet) - 1, 0))] if len(quiet) else True,
-                         True).all(axis=1)
+        gated = np.asarray(np.where(inside, quiet[np.clip(cols, 0, max(len(quiet) - 1, 0))] if len(quiet) else True,
+                                    True).all(axis=1))
         inside &= ~gated[:, None]
     gathered = mel[:, np.clip(cols, 0, max(mel.shape[1] - 1, 0))] if mel.shape[1] else \
         np.full((mel.shape[0], *cols.shape), MEL_SILENCE, np.float32)  # (80, B, 16)

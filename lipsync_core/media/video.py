@@ -6,11 +6,13 @@ only makes the output appear when it is complete.
 """
 from __future__ import annotations
 
+import io
 import os
 import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -39,7 +41,8 @@ class FrameReader:
         if source_size is None:
             raise LipsyncError(f"could not read the frame size of {self.info.path}; re-encode it (e.g. to H.264 mp4)")
         self.fps: float = float(fps if fps is not None else (self.info.fps or 25.0))
-        self.size: tuple[int, int] = tuple(size) if size is not None else source_size  # (width, height)
+        # (width, height)
+        self.size: tuple[int, int] = (int(size[0]), int(size[1])) if size is not None else source_size
         if min(self.size) <= 0:
             raise ValueError(f"size must be positive, got {self.size}")
         self.max_frames = 1 if self.info.is_image else max_frames
@@ -73,10 +76,11 @@ class FrameReader:
         w, h = self.size
         nbytes = w * h * 3
         try:
-            stdout = self._proc.stdout
+            assert self._proc is not None, "started by __iter__"
+            stdout = cast(io.BufferedReader, self._proc.stdout)  # Popen's default (buffered) pipe
             while not self._stop.is_set():
                 frame = np.empty((h, w, 3), np.uint8)
-                view, got = memoryview(frame).cast("B"), 0
+                view, got = frame.data.cast("B"), 0
                 while got < nbytes and (n := stdout.readinto(view[got:])):
                     got += n
                 if got < nbytes:  # end of stream; a partial frame only happens when ffmpeg failed

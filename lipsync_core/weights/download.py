@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -271,7 +271,7 @@ def _continues(r: requests.Response, have: int, state: dict) -> bool:
 
 # -- Google Drive -----------------------------------------------------------------------------------
 
-def _gdown_timeout(download: Callable) -> dict[str, object]:
+def _gdown_timeout(download: Callable) -> dict[str, Any]:
     """``timeout=`` for gdown versions that take one (6.x waits forever by default; 5.x has no such keyword)."""
     return {"timeout": TIMEOUT} if "timeout" in inspect.signature(download).parameters else {}
 

@@ -393,7 +393,7 @@ def _cached(entry: WeightEntry, slot: Path, validate: Validator | None, man: Man
     rec = _read_record(rpath)
     ours = rec is not None and rec.matches(slot)
     label = f"the cached {slot.name}"
-    if ours and (user_given or rec.differs or entry.sha256 in (None, rec.sha256)):
+    if rec is not None and ours and (user_given or rec.differs or entry.sha256 in (None, rec.sha256)):
         if not rec.validated and validate is not None:
             try:
                 validate(slot)
