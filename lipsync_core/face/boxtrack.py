@@ -107,7 +107,7 @@ def _checked_box(box: tuple[int, ...], where: str) -> Box:
 
 @dataclass
 class BoxTrackSettings:
-    """How a keyframed box is followed (defaults measured on ../shared/media/anime2d)."""
+    """How a keyframed box is followed (how the defaults were chosen: ``docs/notes.md``)."""
 
     min_score: float = 0.5  # normalised correlation below which a match is unsure
     search: float = 0.35  # search this fraction of the box size around the last sure place, each side

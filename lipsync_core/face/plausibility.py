@@ -10,11 +10,8 @@ decodes them) and report, with time ranges:
 - ``jump``: the box moves by more than half its size, or changes size by 1.5x, between two frames without a cut;
 - ``dropout``: the face comes and goes on frames that barely change (``DROPOUT`` of the frames or more).
 
-Thresholds, measured on ../shared/media (pass-1 frames at det_size 360, thumbnails 192 px sampled 0.2 s apart):
-real talking heads with Haar and Eileen with the anime detector have a box-content change of 0.9-8x the
-frame change, box tops at most 0.84 box heights down, no jumps and no dropouts. Haar on Sita (this package's
-settings: a box over her whole upper body) loses her on 25 % of frames that look alike; the raw cascade's
-navel box (``anime2d/detections.json``) sits 5.8 heights down.
+The thresholds separate real faces from such boxes on the reference media; the measurements behind them are
+in ``docs/notes.md``.
 """
 from __future__ import annotations
 

@@ -59,8 +59,8 @@ class FrameReader:
         rate = fps_fraction(self.fps)
         filters = [] if self.info.is_image else [f"fps={rate}", "setpts=N/FRAME_RATE/TB"]
         # An explicit scale honours the source's colour matrix tag (untagged: BT.601, as OpenCV does). At full
-        # size, exact rounding and chroma interpolation (swscale's fast path is ~1 level dark; this costs ~2 ms
-        # per 720p frame, in ffmpeg's process); downscaled frames are only for detection.
+        # size, exact rounding and chroma interpolation (swscale's fast path comes out darker; the cost is in
+        # docs/notes.md); downscaled frames are only for detection.
         if self.size != self.info.frame_size:
             scale = f"scale={self.size[0]}:{self.size[1]}:flags=area"
         else:
@@ -158,7 +158,7 @@ def read_frames(path: str | os.PathLike, **kwargs) -> list[np.ndarray]:
 
 def count_frames(path: str | os.PathLike, fps: float | None = None, *, info: MediaInfo | None = None) -> int:
     """How many frames :class:`FrameReader` yields for ``path`` at ``fps``: exact, decodes without converting
-    pixels (roughly 10-20x real time for 720p on 2 cores). A still image counts as 1."""
+    pixels (much faster than reading them). A still image counts as 1."""
     info = (info if info is not None else probe(path)).require_video()
     if info.is_image:
         return 1
