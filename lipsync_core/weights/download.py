@@ -31,19 +31,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from ..support.errors import LipsyncError
-from ..support.files import UNWRITABLE, atomic_write_text, sha256_file
+from ..support.files import atomic_write_text, sha256_file
 from .manifest import Source
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; concurrent fetches are then not serialised
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +338,7 @@ def _drive_error(what: str, message: str) -> DownloadError:
                          "check that the link opens in a private browser window, use another ID, or pass a local file")
 
 
-# -- partial files, checks, locks -------------------------------------------------------------------
+# -- partial files, checks -------------------------------------------------------------------------
 
 def _partials(part: Path) -> list[Path]:
     """gdown's own in-flight files: ``<part name>`` + 8 random characters + ``.part``."""
@@ -470,88 +465,3 @@ def _bar(total: int | None, initial: int, label: str, enabled: bool):
 
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                 disable=not enabled, file=sys.stderr, leave=False)
-
-
-@contextmanager
-def file_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if needed) across processes.
-
-    Filesystems without locking support (some network mounts) run unlocked rather than fail.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a+b")
-    except OSError as exc:  # a read-only or full cache (a prepared folder, a read-only mount): nothing to serialise
-        if exc.errno not in UNWRITABLE:
-            raise
-        log.debug("cannot create the lock %s (%s); continuing unlocked", path, exc)
-        yield
-        return
-    with fh:
-        if fcntl is None:
-            yield
-            return
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process to finish fetching %s", path.with_suffix("").name)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise
-            log.debug("no file locking on %s (%s); continuing unlocked", path.parent, exc)
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# Shared locks this process holds on entries it uses (see hold_shared); released when the process exits.
-_held: dict[str, IO[bytes]] = {}
-
-
-def hold_shared(path: str | Path) -> None:
-    """Hold a shared lock on ``path`` (created if needed) until this process exits: marks a cache entry as in
-    use, so ``lipsync cache prune`` (which needs it exclusively) leaves it alone. Best effort: a cache where
-    the lock cannot be created or taken is simply not marked."""
-    key = os.path.abspath(path)
-    if key in _held or fcntl is None:
-        return
-    try:
-        fh = open(path, "a+b")
-    except OSError:
-        return
-    try:
-        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:  # being pruned right now (it waits for nobody), or no locking here
-        fh.close()
-        return
-    _held[key] = fh
-
-
-def release_held() -> None:
-    """Release every lock :func:`hold_shared` took (a long-lived process whose runs are over)."""
-    while _held:
-        _held.popitem()[1].close()
-
-
-def file_lock_nowait(path: str | Path) -> IO[bytes] | None:
-    """An exclusive lock on ``path`` taken without waiting: the open file (close it to release), or None when
-    another process holds the lock (shared or exclusive)."""
-    try:
-        fh = open(path, "a+b")
-    except OSError:
-        return open(os.devnull, "a+b")  # nothing can hold a lock that cannot be created
-    if fcntl is None:
-        return fh
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        return None
-    except OSError:
-        return fh  # no locking on this filesystem
-    return fh
