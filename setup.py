@@ -52,6 +52,7 @@ setup(
             "ipykernel>=6.25",
             "ipywidgets>=8.0",
             "ruff>=0.4",
+            "mypy==2.4.1",  # the type check in the README's test command; pinned: new releases find new errors
             "librosa>=0.10.1",  # an independent reference for the mel filter bank (not used at run time)
             "python_speech_features>=0.6",  # the reference for SyncNet's MFCCs (not used at run time)
             "ray>=2.9",  # the batch tests run a real local Ray instance

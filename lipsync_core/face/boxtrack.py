@@ -58,7 +58,7 @@ def parse_track_box(values: Sequence[str | int | float]) -> Keyframe:
         box = tuple(int(round(float(w))) for w in words)
     except ValueError:
         raise LipsyncError(f"--track_box {text!r}: the box must be 4 numbers ({KEYFRAME_FORMAT})") from None
-    return Keyframe(t, _checked_box(box, f"--track_box {text!r}"))  # type: ignore[arg-type]
+    return Keyframe(t, _checked_box(box, f"--track_box {text!r}"))
 
 
 def load_keyframes(path: str | Path) -> list[Keyframe]:
@@ -83,7 +83,7 @@ def load_keyframes(path: str | Path) -> list[Keyframe]:
             box = tuple(int(round(float(v))) for v in item["box"])
         except (TypeError, ValueError):
             raise LipsyncError(f"{where}: the box must be 4 numbers, got {item['box']!r}") from None
-        out.append(Keyframe(_seconds(item["t"], where), _checked_box(box, where)))  # type: ignore[arg-type]
+        out.append(Keyframe(_seconds(item["t"], where), _checked_box(box, where)))
     return out
 
 
@@ -107,7 +107,7 @@ def _checked_box(box: tuple[int, ...], where: str) -> Box:
 
 @dataclass
 class BoxTrackSettings:
-    """How a keyframed box is followed (defaults measured on ../shared/media/anime2d)."""
+    """How a keyframed box is followed (how the defaults were chosen: ``docs/notes.md``)."""
 
     min_score: float = 0.5  # normalised correlation below which a match is unsure
     search: float = 0.35  # search this fraction of the box size around the last sure place, each side

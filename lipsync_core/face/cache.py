@@ -8,10 +8,9 @@ miss and is overwritten. The cache is optional: when it cannot be written, one w
 The key covers the video's content, the detection settings that shape the track, the detector's identity (name
 and weights) and whatever the caller does to the frames (``extra``: resize, crop, rotation, frame-rate conversion).
 
-The content hash is SHA-256 of the whole file. Measured on a 100 MB file here: 0.08 s (page-cached) against
-0.006 s for a sampled hash (size + first/last MiB + 16 blocks). The sampled hash could return another video's
-track after an edit that keeps the size, and pass 2 reads the whole file right after anyway (so the read
-warms the cache for ffmpeg), while decoding that file costs minutes; exactness is worth the 0.8 s per GB.
+The content hash is SHA-256 of the whole file, not of a sample: a sampled hash could return another video's
+track after an edit that keeps the size, and hashing costs little beside decoding the file (the timings are in
+``docs/notes.md``).
 """
 from __future__ import annotations
 

@@ -10,11 +10,8 @@ decodes them) and report, with time ranges:
 - ``jump``: the box moves by more than half its size, or changes size by 1.5x, between two frames without a cut;
 - ``dropout``: the face comes and goes on frames that barely change (``DROPOUT`` of the frames or more).
 
-Thresholds, measured on ../shared/media (pass-1 frames at det_size 360, thumbnails 192 px sampled 0.2 s apart):
-real talking heads with Haar and Eileen with the anime detector have a box-content change of 0.9-8x the
-frame change, box tops at most 0.84 box heights down, no jumps and no dropouts. Haar on Sita (this package's
-settings: a box over her whole upper body) loses her on 25 % of frames that look alike; the raw cascade's
-navel box (``anime2d/detections.json``) sits 5.8 heights down.
+The thresholds separate real faces from such boxes on the reference media; the measurements behind them are
+in ``docs/notes.md``.
 """
 from __future__ import annotations
 
@@ -116,7 +113,7 @@ def check_track(track: FaceTrack, sampler: MotionSampler | None = None) -> list[
         out.append(Suspicion("low", _seconds(low, fps), f"the box lies more than {LOW_FACE:g} box heights "
                                                        "below the frame's top, where a body is, not a face"))
     jumps = [(i, i + 1) for i in range(1, track.n_frames)
-             if boxes[i] is not None and boxes[i - 1] is not None and not cuts[i] and _jump(boxes[i - 1], boxes[i])]
+             if (a := boxes[i - 1]) is not None and (b := boxes[i]) is not None and not cuts[i] and _jump(a, b)]
     if jumps:
         out.append(Suspicion("jump", _seconds(jumps, fps), "the box jumps by more than half its size or 1.5x in size "
                                                          "from one frame to the next without a cut"))
@@ -191,7 +188,9 @@ def _static(boxes: list[Box | None], run: tuple[int, int], sampler: MotionSample
     prev = None
     for i in idx:
         thumb = sampler.samples[i]
-        t, b, l, r = (int(round(v * k)) for v in boxes[i])  # type: ignore[misc]
+        box = boxes[i]
+        assert box is not None, "idx holds frames with a box"
+        t, b, l, r = (int(round(v * k)) for v in box)
         crop = thumb[max(0, t):max(t + 1, b), max(0, l):max(l + 1, r)]
         patch = cv2.resize(crop, (PATCH, PATCH), interpolation=cv2.INTER_AREA) if crop.size else None
         if prev is not None and patch is not None and prev[1] is not None:

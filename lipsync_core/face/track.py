@@ -213,9 +213,10 @@ class _Follower:
             chosen = self._choose(dets)
         else:
             # The target moved farther than one box: it is the nearest face that is none of the other people.
+            last = self.last
             strangers = [d for d in dets if not any(_iou(o, d.box[None])[0] >= MIN_FOLLOW_IOU for o in self.others)]
             if strangers:
-                chosen = min(strangers, key=lambda d: _centre_distance(d.box, self.last))
+                chosen = min(strangers, key=lambda d: _centre_distance(d.box, last))
         self.reacquire = False
         self.others = [d.box for d in dets if d is not chosen]
         if chosen is not None:

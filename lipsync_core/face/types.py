@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class FaceTrack:
         """Write the track as an ``.npz`` (missing boxes/landmarks stored as -1 / NaN rows with a mask)."""
         has = np.array([b is not None for b in self.boxes], dtype=bool)
         boxes = np.array([b if b is not None else (-1, -1, -1, -1) for b in self.boxes], dtype=np.int64).reshape(-1, 4)
-        arrays: dict[str, np.ndarray] = {
+        arrays: dict[str, Any] = {  # np.savez's **kwds are typed like its keywords
             "boxes": boxes, "has_box": has, "fps": np.float64(self.fps),
             "frame_size": np.array(self.frame_size, dtype=np.int64),
         }

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..support import files, paths
 from ..support.errors import LipsyncError
-from ..weights.download import file_lock_nowait
+from ..support.locks import file_lock_nowait
 
 KINDS = ("weight", "source", "local", "moved", "partial", "track", "leftover")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)

@@ -159,7 +159,7 @@ def resolve_inputs(face: str | os.PathLike, audio: str | os.PathLike | None = SA
                            "start/end trim both")
     with _Workspace(workdir) as work:
         face_path = _resolve(face_want, work)
-        if same:
+        if same or audio is None:  # (None is "same"; spelled out for the type checker)
             return face_path, face_path
         audio_want = _Want.make(audio, "audio", audio_trim, need_audio=True, max_seconds=max_seconds, cookies=cookies,
                                 progress=progress)
@@ -338,8 +338,9 @@ def _via_ytdlp(want: _Want, url: str, work: _Workspace) -> Path:
         if section() is None:
             raise
         got = None
-    if section() is not None:
-        fitted, duration = section()
+    cut = section()
+    if cut is not None:
+        fitted, duration = cut
         if got is None:
             log.info("yt-dlp could not cut the section out of %s (the server may not support byte ranges); "
                      "downloading the whole file and trimming it here", want.origin)

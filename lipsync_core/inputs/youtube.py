@@ -42,7 +42,7 @@ def youtube_video_id(url: str) -> str | None:
         candidate = segments[0] if segments else None
     elif _LONG_HOST.match(host):
         if segments[:1] == ["watch"]:
-            candidate = (parse_qs(parts.query).get("v") or [None])[0]
+            candidate = next(iter(parse_qs(parts.query).get("v", [])), None)
         elif len(segments) >= 2 and segments[0] in _ID_PATHS:
             candidate = segments[1]
         elif "list" in parse_qs(parts.query):

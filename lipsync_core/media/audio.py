@@ -6,9 +6,8 @@ hop 200, Hann window 800, centred with reflect padding, 80 Slaney mel bands 55-7
 ``20·log10(max(1e-5, x)) - 20`` dB, normalised to [-4, 4]): 80 mel frames per second.
 
 Everything is numpy: the STFT is an FFT over strided frames in float64, in blocks so an hour of audio needs
-only a small working set, and the mel filter bank is built from its formula. librosa's STFT costs a 15-25 s
-numba compile on first use in a fresh environment and importing librosa ~3 s in every process; this costs
-a few milliseconds and reproduces the reference mel exactly.
+only a small working set, and the mel filter bank is built from its formula. It reproduces the reference mel
+exactly without librosa, whose numba compile and import are slow (``docs/notes.md``).
 """
 from __future__ import annotations
 
@@ -190,8 +189,8 @@ def mel_windows(mel: np.ndarray, fps: float, indices: Sequence[int] | np.ndarray
     cols = starts[:, None] + np.arange(MEL_STEP)  # (B, 16)
     inside = (cols >= 0) & (cols < mel.shape[1])
     if quiet is not None:  # frames outside the audio are silence already, so they count as quiet
-        gated = np.where(inside, quiet[np.clip(cols, 0, max(len(quiet) - 1, 0))] if len(quiet) else True,
-                         True).all(axis=1)
+        gated = np.asarray(np.where(inside, quiet[np.clip(cols, 0, max(len(quiet) - 1, 0))] if len(quiet) else True,
+                                    True).all(axis=1))
         inside &= ~gated[:, None]
     gathered = mel[:, np.clip(cols, 0, max(mel.shape[1] - 1, 0))] if mel.shape[1] else \
         np.full((mel.shape[0], *cols.shape), MEL_SILENCE, np.float32)  # (80, B, 16)

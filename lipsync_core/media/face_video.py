@@ -44,15 +44,15 @@ class FaceVideo:
         fps = still_fps if is_still else info.fps
         if not fps or fps <= 0:
             raise LipsyncError(f"cannot tell the frame rate of {path}; re-encode it or pass a still image with --fps")
-        video = cls(Path(path), info, float(fps), static or is_still, resize_factor, rotate, tuple(crop))
-        w, h = video.resized_size
         t, b, l, r = crop
+        video = cls(Path(path), info, float(fps), static or is_still, resize_factor, rotate, (t, b, l, r))
+        w, h = video.resized_size
         if min(w, h) < 1:
-            fw, fh = info.frame_size
+            fw, fh = info.require_frame_size()
             raise LipsyncError(f"--resize_factor {resize_factor} shrinks the {fw}x{fh} video below one pixel; "
                                f"use a smaller factor (at most {min(fw, fh)}; small enough to keep the face visible)")
         if t >= h or l >= w or b > h or r > w:
-            fw, fh = info.frame_size
+            fw, fh = info.require_frame_size()
             raise LipsyncError(f"--crop {t} {b} {l} {r} with --resize_factor {resize_factor} does not fit the "
                                f"{fw}x{fh} video (after resizing and rotating); give a region inside the frame")
         return video
@@ -64,7 +64,7 @@ class FaceVideo:
     @property
     def resized_size(self) -> tuple[int, int]:
         """(width, height) after ``--resize_factor`` and ``--rotate``, before ``--crop``."""
-        fw, fh = self.info.frame_size
+        fw, fh = self.info.require_frame_size()
         w, h = fw // self.resize_factor, fh // self.resize_factor
         return (h, w) if self.rotate else (w, h)
 

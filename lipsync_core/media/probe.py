@@ -60,6 +60,13 @@ class MediaInfo:
             return self.height, self.width
         return self.width, self.height
 
+    def require_frame_size(self) -> tuple[int, int]:
+        """:attr:`frame_size`, or raise :class:`LipsyncError` when the file does not say it."""
+        size = self.frame_size
+        if size is None:
+            raise LipsyncError(f"could not read the frame size of {self.path}; re-encode it (e.g. to H.264 mp4)")
+        return size
+
     def require_video(self, role: str = "face input") -> MediaInfo:
         """Return self, or raise :class:`LipsyncError` when there is no video stream (or still image)."""
         if not self.has_video:

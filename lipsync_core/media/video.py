@@ -6,11 +6,13 @@ only makes the output appear when it is complete.
 """
 from __future__ import annotations
 
+import io
 import os
 import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -39,7 +41,8 @@ class FrameReader:
         if source_size is None:
             raise LipsyncError(f"could not read the frame size of {self.info.path}; re-encode it (e.g. to H.264 mp4)")
         self.fps: float = float(fps if fps is not None else (self.info.fps or 25.0))
-        self.size: tuple[int, int] = tuple(size) if size is not None else source_size  # (width, height)
+        # (width, height)
+        self.size: tuple[int, int] = (int(size[0]), int(size[1])) if size is not None else source_size
         if min(self.size) <= 0:
             raise ValueError(f"size must be positive, got {self.size}")
         self.max_frames = 1 if self.info.is_image else max_frames
@@ -56,8 +59,8 @@ class FrameReader:
         rate = fps_fraction(self.fps)
         filters = [] if self.info.is_image else [f"fps={rate}", "setpts=N/FRAME_RATE/TB"]
         # An explicit scale honours the source's colour matrix tag (untagged: BT.601, as OpenCV does). At full
-        # size, exact rounding and chroma interpolation (swscale's fast path is ~1 level dark; this costs ~2 ms
-        # per 720p frame, in ffmpeg's process); downscaled frames are only for detection.
+        # size, exact rounding and chroma interpolation (swscale's fast path comes out darker; the cost is in
+        # docs/notes.md); downscaled frames are only for detection.
         if self.size != self.info.frame_size:
             scale = f"scale={self.size[0]}:{self.size[1]}:flags=area"
         else:
@@ -73,10 +76,11 @@ class FrameReader:
         w, h = self.size
         nbytes = w * h * 3
         try:
-            stdout = self._proc.stdout
+            assert self._proc is not None, "started by __iter__"
+            stdout = cast(io.BufferedReader, self._proc.stdout)  # Popen's default (buffered) pipe
             while not self._stop.is_set():
                 frame = np.empty((h, w, 3), np.uint8)
-                view, got = memoryview(frame).cast("B"), 0
+                view, got = frame.data.cast("B"), 0
                 while got < nbytes and (n := stdout.readinto(view[got:])):
                     got += n
                 if got < nbytes:  # end of stream; a partial frame only happens when ffmpeg failed
@@ -154,7 +158,7 @@ def read_frames(path: str | os.PathLike, **kwargs) -> list[np.ndarray]:
 
 def count_frames(path: str | os.PathLike, fps: float | None = None, *, info: MediaInfo | None = None) -> int:
     """How many frames :class:`FrameReader` yields for ``path`` at ``fps``: exact, decodes without converting
-    pixels (roughly 10-20x real time for 720p on 2 cores). A still image counts as 1."""
+    pixels (much faster than reading them). A still image counts as 1."""
     info = (info if info is not None else probe(path)).require_video()
     if info.is_image:
         return 1

@@ -14,8 +14,10 @@ from JPEGs that ffmpeg's mjpeg encoder wrote with its default rate control (abou
 """
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import cast
 
 import cv2
 import numpy as np
@@ -107,11 +109,15 @@ def jpeg_round_trip(frames: Iterable[np.ndarray], size: int = SYNCNET_SIZE) -> I
     done = False
     try:
         buf = b""
-        while chunk := proc.stdout.read1(1 << 16):
+        stdout = cast(io.BufferedReader, proc.stdout)  # Popen's default (buffered) pipe
+        while chunk := stdout.read1(1 << 16):
             buf += chunk
             while (end := buf.find(_JPEG_END)) >= 0:
                 data, buf = buf[:end + 2], buf[end + 2:]
-                yield cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                if image is None:
+                    raise RuntimeError("ffmpeg's mjpeg encoder wrote a picture cv2 cannot decode")
+                yield image
         writer.join()
         if failure and not isinstance(failure[0], BrokenPipeError):
             raise failure[0]

@@ -6,6 +6,8 @@ half of 96x96 face crops, 5 frames stacked on channels, BGR in [0, 1]; 80x16 mel
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import torch
@@ -20,7 +22,8 @@ class SyncNetEmbedder:
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device, torch.float32).eval()
+        # Any: called through the network's own methods (forward_lip/embed_face...), which nn.Module's types hide
+        self.model: Any = model.to(self.device, torch.float32).eval()
 
     @torch.inference_mode()
     def video(self, windows: np.ndarray) -> np.ndarray:
@@ -41,7 +44,8 @@ class ExpertEmbedder:
 
     def __init__(self, model: nn.Module, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device, torch.float32).eval()
+        # Any: called through the network's own methods (forward_lip/embed_face...), which nn.Module's types hide
+        self.model: Any = model.to(self.device, torch.float32).eval()
 
     @torch.inference_mode()
     def video(self, windows: np.ndarray) -> np.ndarray:

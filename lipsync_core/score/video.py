@@ -129,7 +129,7 @@ class ScoreReport:
                 f"+ = audio early)  {o['windows']} windows in {len(self.tracks)} track(s)")
 
 
-def _metric(scorer: str, lse_d: float | None, lse_c: float | None, similarity: float | None) -> dict[str, float]:
+def _metric(scorer: str, lse_d: float | None, lse_c: float | None, similarity: float | None) -> dict[str, float | None]:
     return {"lse_d": lse_d, "lse_c": lse_c} if scorer == "syncnet" else {"similarity": similarity}
 
 
@@ -287,10 +287,13 @@ def _overall(results: list[tuple[Span, SyncResult | ExpertResult]], scorer: str,
     if not results:
         return None
     windows = sum(r.windows for _, r in results)
+    fields: dict[str, float]
     if scorer == "syncnet":
-        pooled = SyncResult(np.concatenate([r.dists for _, r in results]), vshift)
-        fields = {"lse_d": pooled.lse_d, "lse_c": pooled.lse_c}
+        dists = np.concatenate([r.dists for _, r in results if isinstance(r, SyncResult)])
+        reference = SyncResult(dists, vshift)
+        pooled: SyncResult | ExpertResult = reference
+        fields = {"lse_d": reference.lse_d, "lse_c": reference.lse_c}
     else:
-        pooled = ExpertResult(np.concatenate([r.sims for _, r in results]), vshift)
-        fields = {"similarity": pooled.similarity}
+        expert = ExpertResult(np.concatenate([r.sims for _, r in results if isinstance(r, ExpertResult)]), vshift)
+        pooled, fields = expert, {"similarity": expert.similarity}
     return {"windows": windows, "offset_frames": pooled.offset, "offset_ms": pooled.offset * 1000.0 / FPS, **fields}

@@ -6,10 +6,11 @@
 | ``LIPSYNC_OFFLINE`` | ``1``/``true``: never download; a weight missing from the cache is an error |
 | ``LIPSYNC_FFMPEG`` | the ffmpeg executable (else ``ffmpeg`` on PATH, else imageio-ffmpeg's binary) |
 | ``LIPSYNC_MANIFEST`` | another weights manifest file (mirrors, tests) |
-| ``LIPSYNC_TEST_GDRIVE`` | tests only: send Google Drive requests to a loopback fake at this URL |
 
 Each is read when a call needs it, never at import, so a process (a notebook, a test) may change them
-between runs. Everything else is configured through :class:`~lipsync_core.engine.options.RunOptions` and arguments.
+between runs. Everything else is configured through :class:`~lipsync_core.engine.options.RunOptions` and
+arguments. There are no test-only variables: the tests reroute Google Drive from their side
+(``tests/support/google_route.py``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ CACHE = "LIPSYNC_CACHE"
 OFFLINE = "LIPSYNC_OFFLINE"
 FFMPEG = "LIPSYNC_FFMPEG"
 MANIFEST = "LIPSYNC_MANIFEST"
-TEST_GDRIVE = "LIPSYNC_TEST_GDRIVE"
 
 
 def cache_root() -> Path:
@@ -40,11 +40,6 @@ def offline() -> bool:
 def manifest_override() -> Path | None:
     value = os.environ.get(MANIFEST)
     return Path(value) if value else None
-
-
-def test_gdrive() -> str | None:
-    """The loopback fake Drive's URL while a test routes Google Drive there."""
-    return os.environ.get(TEST_GDRIVE) or None
 
 
 def ffmpeg_lookup() -> tuple[str, str, str]:

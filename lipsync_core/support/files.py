@@ -189,7 +189,7 @@ def reclaim(directory: str | os.PathLike, *, prefix: str = "") -> list[Path]:
     files or temporary folder). Returns what was removed; anything that cannot be removed is left."""
     removed: list[Path] = []
     try:
-        entries = list(os.scandir(directory))
+        entries = list(os.scandir(os.fspath(directory)))
     except OSError:
         return removed
     for entry in entries:

@@ -1,1 +1,1 @@
-"""Helpers for tests, benchmarks and the notebooks' test mode (procedural checkpoints, media, loopback servers)."""
+"""Helpers for tests, benchmarks and the notebooks' test mode: procedural checkpoints, media and training data."""

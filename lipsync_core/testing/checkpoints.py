@@ -105,6 +105,6 @@ def bias_retinaface_heads(model: nn.Module, net_input: torch.Tensor, candidates:
     diffs = (conf[..., 1].clamp_min(1e-12).log() - conf[..., 0].clamp_min(1e-12).log()).flatten()
     kth = torch.topk(diffs, min(candidates, diffs.numel())).values[-1]
     delta = float(torch.logit(torch.tensor(threshold)) - kth) + 1e-3
-    for head in model.ClassHead:
-        head.conv1x1.bias[1::2] += delta  # channels are (background, face) per anchor
+    for head in model.get_submodule("ClassHead").children():
+        head.get_parameter("conv1x1.bias")[1::2] += delta  # channels are (background, face) per anchor
     return model

@@ -96,11 +96,14 @@ def load_latest(out: Path, gan: bool) -> Saved | None:
     generator = read_checkpoint(path)
     if not isinstance(generator, dict) or "state_dict" not in generator or EXTRA_KEY not in generator:
         raise LipsyncError(f"{path} is not a checkpoint of `lipsync train run`: choose another --out")
-    disc = None
+    disc: dict | None = None
     if gan:
         disc_path = out / checkpoint_name(steps[-1], disc=True)
         if not disc_path.is_file():
             raise LipsyncError(f"{disc_path} is missing, so the GAN run in {out} cannot resume: run without --gan "
                                "or choose another --out")
-        disc = read_checkpoint(disc_path)
+        raw = read_checkpoint(disc_path)
+        if not isinstance(raw, dict):
+            raise LipsyncError(f"{disc_path} is not a checkpoint of `lipsync train run`: choose another --out")
+        disc = raw
     return Saved(path, generator, dict(generator[EXTRA_KEY]), disc)

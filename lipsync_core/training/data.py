@@ -162,7 +162,7 @@ class WindowSampler:
         return sum(len(self._targets[c]) for c in self.usable)
 
     def state(self) -> dict:
-        return self.rng.bit_generator.state
+        return dict(self.rng.bit_generator.state)
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state

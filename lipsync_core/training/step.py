@@ -125,36 +125,39 @@ def train_step(nets: Nets, gen_opt: torch.optim.Optimizer, batch: Batch, weights
                disc_opt: torch.optim.Optimizer | None = None, amp: Amp | None = None) -> StepResult:
     """One optimizer step of the generator (and of the discriminator when ``nets.disc`` is set)."""
     amp = amp or Amp(torch.device("cpu"), enabled=False)
-    gan = nets.disc is not None
-    if gan and disc_opt is None:
-        raise ValueError("a discriminator needs its optimizer")
+    gan: tuple[nn.Module, torch.optim.Optimizer] | None = None  # the discriminator and its optimizer
+    if nets.disc is not None:
+        if disc_opt is None:
+            raise ValueError("a discriminator needs its optimizer")
+        gan = (nets.disc, disc_opt)
     nets.train_mode()
     gen_opt.zero_grad()
     if gan:
-        disc_opt.zero_grad()
+        gan[1].zero_grad()
     with amp.autocast():
         g = generate(nets.generator, batch.indiv_mels, batch.x)
         sync = sync_loss(nets.expert, batch.mel, g) if weights.sync > 0 else None
-        perceptual = bce(nets.disc(g), 1.0) if gan and weights.disc > 0 else None
+        perceptual = bce(gan[0](g), 1.0) if gan and weights.disc > 0 else None
     l1 = l1_loss(g, batch.gt)
     dw = weights.disc if perceptual is not None else 0.0
     loss = ((weights.sync * sync if sync is not None else 0.0) + (dw * perceptual if perceptual is not None else 0.0)
             + (1.0 - weights.sync - dw) * l1)
     amp.gen_scaler.scale(loss).backward()
     gen_norm = _step(gen_opt, amp.gen_scaler, nets.generator)
-    result = StepResult(l1=_item(l1), loss=_item(loss), sync=_item(sync), perceptual=_item(perceptual),
-                        gen_grad_norm=gen_norm)
+    result = StepResult(l1=float(l1.detach()), loss=float(loss.detach()), sync=_item(sync),
+                        perceptual=_item(perceptual), gen_grad_norm=gen_norm)
     if gan:
+        disc, disc_opt = gan
         disc_opt.zero_grad()  # drops what the adversarial term deposited in the discriminator
         with amp.autocast():
-            real_p = nets.disc(batch.gt)
+            real_p = disc(batch.gt)
         real = bce(real_p, 1.0)
         amp.disc_scaler.scale(real).backward()
         with amp.autocast():
-            fake_p = nets.disc(g.detach())
+            fake_p = disc(g.detach())
         fake = bce(fake_p, 0.0)
         amp.disc_scaler.scale(fake).backward()
-        result.disc_grad_norm = _step(disc_opt, amp.disc_scaler, nets.disc)
+        result.disc_grad_norm = _step(disc_opt, amp.disc_scaler, disc)
         result.disc_real, result.disc_fake = _item(real), _item(fake)
     return result
 

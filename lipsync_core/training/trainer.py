@@ -108,6 +108,7 @@ class Trainer:
         self.gen_opt.load_state_dict(saved.generator["optimizer"])
         set_hyperparameters(self.gen_opt, self.cfg.lr, self.cfg.betas)  # not the file's (the original's pitfall)
         if self.nets.disc is not None:
+            assert saved.disc is not None and self.disc_opt is not None, "read_checkpoint reads it for a GAN run"
             self.nets.disc.load_state_dict(_strip(saved.disc["state_dict"]), strict=True)
             self.disc_opt.load_state_dict(saved.disc["optimizer"])
             set_hyperparameters(self.disc_opt, self.cfg.disc_lr, self.cfg.betas)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import wave
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,7 +36,7 @@ def validation_video(clip: Clip, out: Path, seconds: float = RENDER_SECONDS) -> 
     n = 1
     while n < len(frames) and frames[n] == first + n and n < seconds * FPS:
         n += 1
-    images = [cv2.imread(str(clip.path / f"{first + k}.jpg")) for k in range(n)]
+    images = [_read_image(clip.path / f"{first + k}.jpg") for k in range(n)]
     h, w = (int(np.median([im.shape[i] for im in images])) // 2 * 2 for i in (0, 1))
     with wave.open(str(clip.path / "audio.wav"), "rb") as src:
         rate = src.getframerate()
@@ -71,17 +72,25 @@ class RenderCheck:
 
         w, h = _size(self.video)
         out = self.out_dir / f"step{step:09d}.mp4"
-        options = {"box": (0, h, 0, w), "score": True, "scorer": "syncnet", "quiet": True, "device": self.run.device,
-                   "cache_dir": self.run.cache_dir, "syncnet_path": self.run.weights.get("syncnet")}
+        options: dict[str, Any] = {"box": (0, h, 0, w), "score": True, "scorer": "syncnet", "quiet": True,
+                                   "device": self.run.device, "cache_dir": self.run.cache_dir,
+                                   "syncnet_path": self.run.weights.get("syncnet")}
         lipsync(self.video, self.video, out, checkpoint_path=str(checkpoint), **options)
         report = json.loads(report_path(out).read_text(encoding="utf-8"))
-        result = {}
+        result: dict[str, float] = {}
         if report["overall"]:
             o = report["overall"]
             result.update(val_lse_d=o["lse_d"], val_lse_c=o["lse_c"], val_offset=float(o["offset_frames"]))
         if report.get("reference") and report["reference"]["overall"]:
             result["ref_lse_c"] = report["reference"]["overall"]["lse_c"]
         return result
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise LipsyncError(f"cannot read {path}")
+    return image
 
 
 def _size(video: Path) -> tuple[int, int]:

@@ -15,12 +15,8 @@ fails its checks is downloaded once more from the start. The caller serialises d
 
 gdown is called with keywords that both gdown 5.x and 6.x accept (no ``fuzzy=``, no ``md5=``, no
 ``retries=``), never with the user's cookies, and its return value is checked (gdown 4.x returned None
-instead of raising).
-
-Test-only hook: when ``LIPSYNC_TEST_GDRIVE=http://127.0.0.1:PORT`` is set, requests to
-drive.google.com, docs.google.com and drive.usercontent.google.com are sent to that loopback server
-instead (:mod:`lipsync_core.testing.fake_drive`). It is read at download time, so it reaches
-subprocesses (the CLI, notebook kernels). Never set it outside tests.
+instead of raising). Google Drive is reached only through gdown, at the hosts in :data:`GOOGLE_HOSTS` (the
+tests send those to a loopback fake Drive with a ``requests`` transport adapter, from their side).
 """
 from __future__ import annotations
 
@@ -35,26 +31,20 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from ..support import environment
 from ..support.errors import LipsyncError
-from ..support.files import UNWRITABLE, atomic_write_text, sha256_file
+from ..support.files import atomic_write_text, sha256_file
 from .manifest import Source
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; concurrent fetches are then not serialised
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
+#: The Google Drive hosts: links to them name Drive files, and gdown talks to them (the share page, the large-file
+#: confirmation, the download itself).
 GOOGLE_HOSTS = ("drive.google.com", "docs.google.com", "drive.usercontent.google.com")
-TEST_GDRIVE_ENV = environment.TEST_GDRIVE
 CHUNK = 1 << 18
 TIMEOUT = (20, 120)  # seconds: connect, between bytes
 RETRIES = 2  # extra attempts after a transfer that was cut off part-way (each resumes)
@@ -176,7 +166,7 @@ def fetch_url(url: str, dest: str | Path, *, expected_size: int | None = None, s
     for fresh in (False, True):
         part, state = _claim_part(dest, key, resumable=sha256 is not None)
         resumed = part.exists() and part.stat().st_size > 0
-        with _forget_if_empty(dest), _session() as sess:
+        with _forget_if_empty(dest), requests.Session() as sess:
             _download_url(sess, url, dest, part, state, what, expected_size, sha256 is not None, progress)
         try:
             return _finish(part, dest, what, expected_size, check, sha256)
@@ -276,7 +266,7 @@ def _continues(r: requests.Response, have: int, state: dict) -> bool:
 
 # -- Google Drive -----------------------------------------------------------------------------------
 
-def _gdown_timeout(download: Callable) -> dict[str, object]:
+def _gdown_timeout(download: Callable) -> dict[str, Any]:
     """``timeout=`` for gdown versions that take one (6.x waits forever by default; 5.x has no such keyword)."""
     return {"timeout": TIMEOUT} if "timeout" in inspect.signature(download).parameters else {}
 
@@ -309,9 +299,8 @@ def fetch_gdrive(file_id: str, dest: str | Path, *, expected_size: int | None = 
                     p.unlink()
             had = _partial_bytes(part)
             try:
-                with _gdown_rerouted():
-                    out = gdown.download(id=file_id, output=str(part), quiet=not progress, resume=True,
-                                         use_cookies=False, **_gdown_timeout(gdown.download))
+                out = gdown.download(id=file_id, output=str(part), quiet=not progress, resume=True,
+                                     use_cookies=False, **_gdown_timeout(gdown.download))
             except retrieval as exc:
                 raise _drive_error(what, str(exc)) from None
             except requests.HTTPError as exc:
@@ -349,48 +338,7 @@ def _drive_error(what: str, message: str) -> DownloadError:
                          "check that the link opens in a private browser window, use another ID, or pass a local file")
 
 
-class _LoopbackAdapter(HTTPAdapter):
-    """Sends ``https://<google host>/path?query`` to ``<base>/path?query`` (test hook, see module doc)."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__()
-        self.base = urlsplit(base)
-
-    def send(self, request, **kwargs):  # type: ignore[override]
-        u = urlsplit(request.url)
-        request.headers["Host"] = u.hostname
-        request.url = urlunsplit((self.base.scheme, self.base.netloc, u.path, u.query, ""))
-        kwargs["proxies"] = {}
-        return super().send(request, **kwargs)
-
-
-def _mount_loopback(sess: requests.Session) -> requests.Session:
-    base = environment.test_gdrive()
-    if base:
-        for host in GOOGLE_HOSTS:
-            sess.mount(f"https://{host}/", _LoopbackAdapter(base))
-    return sess
-
-
-def _session() -> requests.Session:
-    return _mount_loopback(requests.Session())
-
-
-@contextmanager
-def _gdown_rerouted() -> Iterator[None]:
-    """gdown builds its session with ``requests.session()`` per call: wrap that while the test hook is set."""
-    if not environment.test_gdrive():
-        yield
-        return
-    original = requests.session
-    requests.session = lambda: _mount_loopback(original())  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        requests.session = original  # type: ignore[assignment]
-
-
-# -- partial files, checks, locks -------------------------------------------------------------------
+# -- partial files, checks -------------------------------------------------------------------------
 
 def _partials(part: Path) -> list[Path]:
     """gdown's own in-flight files: ``<part name>`` + 8 random characters + ``.part``."""
@@ -517,88 +465,3 @@ def _bar(total: int | None, initial: int, label: str, enabled: bool):
 
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                 disable=not enabled, file=sys.stderr, leave=False)
-
-
-@contextmanager
-def file_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if needed) across processes.
-
-    Filesystems without locking support (some network mounts) run unlocked rather than fail.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a+b")
-    except OSError as exc:  # a read-only or full cache (a prepared folder, a read-only mount): nothing to serialise
-        if exc.errno not in UNWRITABLE:
-            raise
-        log.debug("cannot create the lock %s (%s); continuing unlocked", path, exc)
-        yield
-        return
-    with fh:
-        if fcntl is None:
-            yield
-            return
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process to finish fetching %s", path.with_suffix("").name)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise
-            log.debug("no file locking on %s (%s); continuing unlocked", path.parent, exc)
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# Shared locks this process holds on entries it uses (see hold_shared); released when the process exits.
-_held: dict[str, IO[bytes]] = {}
-
-
-def hold_shared(path: str | Path) -> None:
-    """Hold a shared lock on ``path`` (created if needed) until this process exits: marks a cache entry as in
-    use, so ``lipsync cache prune`` (which needs it exclusively) leaves it alone. Best effort: a cache where
-    the lock cannot be created or taken is simply not marked."""
-    key = os.path.abspath(path)
-    if key in _held or fcntl is None:
-        return
-    try:
-        fh = open(path, "a+b")
-    except OSError:
-        return
-    try:
-        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:  # being pruned right now (it waits for nobody), or no locking here
-        fh.close()
-        return
-    _held[key] = fh
-
-
-def release_held() -> None:
-    """Release every lock :func:`hold_shared` took (a long-lived process whose runs are over)."""
-    while _held:
-        _held.popitem()[1].close()
-
-
-def file_lock_nowait(path: str | Path) -> IO[bytes] | None:
-    """An exclusive lock on ``path`` taken without waiting: the open file (close it to release), or None when
-    another process holds the lock (shared or exclusive)."""
-    try:
-        fh = open(path, "a+b")
-    except OSError:
-        return open(os.devnull, "a+b")  # nothing can hold a lock that cannot be created
-    if fcntl is None:
-        return fh
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        return None
-    except OSError:
-        return fh  # no locking on this filesystem
-    return fh

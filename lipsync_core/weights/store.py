@@ -49,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..support import environment, files, paths
+from ..support import environment, files, locks, paths
 from ..support.errors import LipsyncError
 from ..support.files import sha256_file
 from . import download
@@ -173,7 +173,7 @@ def verify(weight_id: str, *, cache_dir: str | Path | None = None, validate: Val
     path = weights_dir(cache_dir) / entry.file
     if not path.is_file():
         return False
-    with download.file_lock(_lock_path(path)):
+    with locks.file_lock(_lock_path(path)):
         if not path.is_file():
             return False
         old = _read_record(_record_path(path))
@@ -246,11 +246,11 @@ def _obtain(entry: WeightEntry, slot: Path, sources: list[Source], validate: Val
     When the cache cannot be written, the download goes to a temporary folder instead (removed at exit).
     """
     lock = _lock_path(slot)
-    with download.file_lock(lock):
+    with locks.file_lock(lock):
         _touch(lock)  # its mtime is the entry's last use (`lipsync cache list`)
         rec = _cached(entry, slot, validate, man, user_given=user_given)
         if rec is not None:
-            download.hold_shared(_inuse_path(slot))  # taken before the fetch lock goes: prune never sees a gap
+            locks.hold_shared(_inuse_path(slot))  # taken before the fetch lock goes: prune never sees a gap
             return _loadable(entry, slot, rec)
         if environment.offline():
             raise _Offline(str(slot))
@@ -298,7 +298,7 @@ def _download(entry: WeightEntry, slot: Path, sources: list[Source], validate: V
         if entry.sha256 is None and not user_given:  # said once: later runs trust this record
             log.warning("%s: no published size or sha256 to verify %s against; recorded it as unpinned "
                         "(%s bytes, sha256 %s)", entry.id, entry.file, f"{rec.size:,}", rec.sha256)
-        download.hold_shared(_inuse_path(slot))
+        locks.hold_shared(_inuse_path(slot))
         return _loadable(entry, slot, rec)
     raise _Exhausted(failures)
 
@@ -393,7 +393,7 @@ def _cached(entry: WeightEntry, slot: Path, validate: Validator | None, man: Man
     rec = _read_record(rpath)
     ours = rec is not None and rec.matches(slot)
     label = f"the cached {slot.name}"
-    if ours and (user_given or rec.differs or entry.sha256 in (None, rec.sha256)):
+    if rec is not None and ours and (user_given or rec.differs or entry.sha256 in (None, rec.sha256)):
         if not rec.validated and validate is not None:
             try:
                 validate(slot)
@@ -434,7 +434,7 @@ def _use_local(entry: WeightEntry, path: Path, root: Path, validate: Validator |
         _write_record(rpath, rec)
     else:
         _touch(rpath)  # the user chose this file: how it differs was said when it was first verified
-    download.hold_shared(rpath.with_suffix(".inuse"))
+    locks.hold_shared(rpath.with_suffix(".inuse"))
     return _loadable(entry, path, rec, stripped=root / "local" / f"{key}.stripped.pth", record=rpath)
 
 

@@ -14,11 +14,11 @@ import pytest
 from lipsync_core.inputs.resolve import resolve_inputs, resolve_media
 from lipsync_core.media.probe import probe
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.testing.fake_drive import DriveFile, fake_drive
-from lipsync_core.testing.servers import static_server
-from lipsync_core.weights.download import TEST_GDRIVE_ENV
 from tests.inputs.clips import beep_onsets, flash_frames
 from tests.inputs.conftest import FPS, MARK
+from tests.support.fake_drive import DriveFile, fake_drive
+from tests.support.google_route import route_drive
+from tests.support.servers import static_server
 
 FRAME = 1 / FPS
 WHOLE_FILE_FALLBACK = "downloading the whole file"
@@ -162,7 +162,7 @@ DRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 def test_a_drive_share_link_is_downloaded_and_trimmed(clip, workdir, monkeypatch):
     files = {DRIVE_ID: DriveFile(clip.read_bytes(), name="talk.mp4", mode="confirm")}
     with fake_drive(files) as (base, _):
-        monkeypatch.setenv(TEST_GDRIVE_ENV, base)
+        route_drive(monkeypatch, base)
         face, audio = resolve_inputs(f"https://drive.google.com/file/d/{DRIVE_ID}/view?usp=sharing", DRIVE_ID,
                                      start=MARK, end=MARK + 1, workdir=workdir)
     assert flash_frames(face) == [0]
@@ -171,7 +171,7 @@ def test_a_drive_share_link_is_downloaded_and_trimmed(clip, workdir, monkeypatch
 
 def test_a_drive_file_that_is_not_shared_is_reported(clip, workdir, monkeypatch):
     with fake_drive({DRIVE_ID: DriveFile(clip.read_bytes(), mode="permission")}) as (base, _):
-        monkeypatch.setenv(TEST_GDRIVE_ENV, base)
+        route_drive(monkeypatch, base)
         assert_one_line_error(lambda: resolve_media(DRIVE_ID, workdir=workdir), "Google Drive", workdir)
 
 

@@ -1,8 +1,9 @@
 """Fixtures for the notebook tests: procedural weights behind a fake Google Drive, a test manifest, media.
 
 The notebooks run in a real kernel (a child process). Everything reaches it through the environment
-it inherits: ``LIPSYNC_MANIFEST`` (the test manifest), ``LIPSYNC_TEST_GDRIVE`` (the loopback Drive),
-``LIPSYNC_CACHE`` (the test's cache) and ``PYTHONPATH`` (this checkout, so the setup cell skips the install).
+it inherits: ``LIPSYNC_MANIFEST`` (the test manifest), ``LIPSYNC_TEST_GDRIVE`` (the loopback Drive, applied by
+the test ``sitecustomize`` on its ``PYTHONPATH``: :mod:`tests.support.google_route`), ``LIPSYNC_CACHE`` (the
+test's cache) and ``PYTHONPATH`` (this checkout, so the setup cell skips the install).
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ import pytest
 
 from lipsync_core.media.ffmpeg import run_ffmpeg
 from lipsync_core.testing.checkpoints import write_checkpoint
-from lipsync_core.testing.fake_drive import DriveFile, fake_drive
-from lipsync_core.weights.download import TEST_GDRIVE_ENV
 from lipsync_core.weights.manifest import load_manifest
 from tests.conftest import REPO, shared_path
 from tests.notebooks.nbrun import install_kernel
+from tests.support.fake_drive import DriveFile, fake_drive
+from tests.support.google_route import route_drive
 
 #: Reduced enhancers: the real ones take seconds per face on a CPU (RRDBNet x4, CodeFormer at 512).
 SMALL_SR = {"num_feat": 8, "num_block": 1, "num_grow_ch": 4}
@@ -89,7 +90,7 @@ def kernel_env(test_weights, jupyter_path, tmp_path, monkeypatch) -> Path:
     """Point this process's environment (which kernels inherit) at the test weights; returns a kernel cwd."""
     monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
     monkeypatch.setenv("LIPSYNC_MANIFEST", str(test_weights.manifest))
-    monkeypatch.setenv(TEST_GDRIVE_ENV, test_weights.drive_url)
+    route_drive(monkeypatch, test_weights.drive_url)  # kernels: PYTHONPATH's sitecustomize
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # gdown keeps cookies under ~/.cache

@@ -12,7 +12,7 @@ import pytest
 
 from lipsync_core.front import notebook as ln
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.weights.download import TEST_GDRIVE_ENV
+from tests.support.google_route import route_drive
 
 DRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456"
 
@@ -222,7 +222,7 @@ def haar_job(test_weights, tmp_path, monkeypatch):
     from tests.conftest import shared_path
 
     monkeypatch.setenv("LIPSYNC_MANIFEST", str(test_weights.manifest))
-    monkeypatch.setenv(TEST_GDRIVE_ENV, test_weights.drive_url)
+    route_drive(monkeypatch, test_weights.drive_url)
     job = ln.Job("original", tmp_path)
     job.set_settings(detector="haar", device="cpu")
     job.face = job.audio = shared_path("media", "talking_head_glasses_vrt5.mp4")

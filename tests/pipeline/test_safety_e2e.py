@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from lipsync_core.media.video import count_frames, read_frames
-from lipsync_core.testing.faults import readonly_bind, small_tmpfs
-from lipsync_core.testing.servers import static_server
 from tests.conftest import REPO
-from tests.faults import made
+from tests.support.faults import made, readonly_bind, small_tmpfs
+from tests.support.servers import static_server
 
 
 def lipsync(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:

@@ -15,9 +15,8 @@ from lipsync_core.face import cache
 from lipsync_core.face.track import DetectionOptions
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.support import files
-from lipsync_core.testing.faults import failing_creation, fill, readonly_bind, small_tmpfs
 from tests.conftest import REPO
-from tests.faults import made
+from tests.support.faults import failing_creation, fill, made, readonly_bind, small_tmpfs
 
 
 def a_track(n: int = 400, shift: int = 0) -> FaceTrack:

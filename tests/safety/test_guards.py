@@ -13,9 +13,8 @@ import pytest
 from lipsync_core.support import files, safety
 from lipsync_core.support.errors import LipsyncError
 from lipsync_core.support.safety import OutputPlace, check_not_an_input
-from lipsync_core.testing.faults import fill, readonly_bind, small_tmpfs
 from tests.conftest import REPO
-from tests.faults import made
+from tests.support.faults import fill, made, readonly_bind, small_tmpfs
 
 
 @pytest.fixture

@@ -5,17 +5,17 @@ import pytest
 
 from lipsync_core.inputs.resolve import resolve_media
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.testing.fake_drive import DriveFile, fake_drive
 from lipsync_core.testing.media import talking_head_video
-from lipsync_core.testing.servers import static_server
-from lipsync_core.weights.download import TEST_GDRIVE_ENV
+from tests.support.fake_drive import DriveFile, fake_drive
+from tests.support.google_route import route_drive
+from tests.support.servers import static_server
 
 
 @pytest.fixture
 def drive(monkeypatch):
     files: dict[str, DriveFile] = {}
     with fake_drive(files) as (base, log):
-        monkeypatch.setenv(TEST_GDRIVE_ENV, base)
+        route_drive(monkeypatch, base)
         yield files, log
 
 

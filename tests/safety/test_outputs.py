@@ -123,8 +123,7 @@ def test_killed_runs_temporary_folders_are_reclaimed(tmp_path):
 
 
 def test_a_disk_that_fills_while_encoding_is_one_line_naming_the_output_and_the_cause():
-    from lipsync_core.testing.faults import small_tmpfs
-    from tests.faults import made
+    from tests.support.faults import made, small_tmpfs
 
     rng = np.random.default_rng(0)
     with made(small_tmpfs(96 * 1024)) as small:

@@ -17,11 +17,12 @@ import pytest
 import torch
 
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.testing.fake_drive import DriveFile, fake_drive
-from lipsync_core.testing.servers import static_server
 from lipsync_core.weights import store as weights
 from lipsync_core.weights.manifest import Manifest, load_manifest
 from tests.conftest import REPO
+from tests.support.fake_drive import DriveFile, fake_drive
+from tests.support.google_route import child_pythonpath, route_drive
+from tests.support.servers import static_server
 
 GDOWN_OLD = "5.2.0"
 
@@ -117,7 +118,7 @@ def mirror(_mirror_server, request: pytest.FixtureRequest) -> Mirror:
 
 @dataclass
 class FakeDrive:
-    """The loopback fake Google Drive; the Google hosts are rerouted to it through LIPSYNC_TEST_GDRIVE."""
+    """The loopback fake Google Drive; the Google hosts are rerouted to it (:func:`route_drive`)."""
 
     base: str
     files: dict[str, DriveFile]
@@ -137,7 +138,7 @@ class FakeDrive:
 def drive(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDrive]:
     files: dict[str, DriveFile] = {}
     with fake_drive(files) as (base, log):
-        monkeypatch.setenv("LIPSYNC_TEST_GDRIVE", base)
+        route_drive(monkeypatch, base)
         yield FakeDrive(base, files, log)
 
 
@@ -198,7 +199,7 @@ def fetch_with_gdown(request: pytest.FixtureRequest) -> Callable[..., Outcome]:
     target = request.getfixturevalue("gdown_old")
 
     def run_old(weight_id: str, source: str | None = None) -> Outcome:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(REPO)])}
+        env = {**os.environ, "PYTHONPATH": child_pythonpath(target, REPO)}  # keeps the Drive rerouting
         r = subprocess.run([sys.executable, "-c", _FETCH_SCRIPT, weight_id, source or ""], env=env,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr

@@ -13,8 +13,8 @@ from lipsync_core.face import cache as track_cache
 from lipsync_core.face.track import DetectionOptions
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.front import cache_cli
+from lipsync_core.support import locks
 from lipsync_core.support.paths import cache_dir
-from lipsync_core.weights import download
 from lipsync_core.weights.store import fetch, weights_dir
 from tests.conftest import REPO
 from tests.weights.conftest import checkpoint_bytes, url
@@ -30,7 +30,7 @@ def cached(mirror, write_manifest, tmp_path):
                     "big": {"data": B, "sources": [url(mirror.put("big.pth", B))]}})
     fetch("small", progress=False)
     fetch("big", progress=False)
-    download.release_held()  # this test process is not "running" with them
+    locks.release_held()  # this test process is not "running" with them
     (weights_dir() / "mine.moved-20260101-000000.pth").write_bytes(b"my own checkpoint")
     video = tmp_path / "talk.mp4"
     video.write_bytes(b"video bytes")
@@ -96,7 +96,7 @@ def test_dry_run_removes_nothing(cached, capsys):
 
 
 def test_a_fetch_in_progress_is_not_touched(cached, capsys):
-    with download.file_lock(weights_dir() / "small.pth.lock"):
+    with locks.file_lock(weights_dir() / "small.pth.lock"):
         _rc, out = run(capsys, "prune", "--max_size", "0")
     assert "kept weight small.pth: a running process is using it" in out
     assert (weights_dir() / "small.pth").is_file() and not (weights_dir() / "big.pth").exists()

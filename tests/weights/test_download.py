@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
+from lipsync_core.support import locks
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.weights import download
 from lipsync_core.weights.download import DownloadError, drive_id, fetch_url, remote_source
 from lipsync_core.weights.manifest import Source
 from tests.weights.conftest import checkpoint_bytes
@@ -138,7 +138,7 @@ def test_unknown_host_is_a_dns_error(tmp_path):
 def test_file_lock_is_exclusive_across_open_files(tmp_path):
     fcntl = pytest.importorskip("fcntl")
     lock = tmp_path / "x.lock"
-    with download.file_lock(lock), open(lock, "a+b") as other:
+    with locks.file_lock(lock), open(lock, "a+b") as other:
         with pytest.raises(BlockingIOError):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(lock, "a+b") as other:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lipsync_core.weights.store import weights_dir
 from tests.conftest import REPO
+from tests.support.google_route import child_pythonpath
 from tests.weights.conftest import checkpoint_bytes, gdrive, url
 
 DATA = checkpoint_bytes(300_000)  # > 1 MB, so a transfer cut half-way has written whole chunks
@@ -117,7 +118,7 @@ def test_reroute_reaches_a_subprocess_and_writes_no_cookies(drive, write_manifes
     write_manifest({"tiny": {"data": DATA, "sources": [gdrive(fid)]}})
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": child_pythonpath(REPO)}
     r = subprocess.run([sys.executable, "-c", "from lipsync_core.weights.store import fetch; print(fetch('tiny'))"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

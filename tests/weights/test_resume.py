@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.testing.servers import static_server
 from lipsync_core.weights import download
 from lipsync_core.weights.download import DownloadError, fetch_url
 from lipsync_core.weights.store import fetch, weights_dir
+from tests.support.servers import static_server
 from tests.weights.conftest import checkpoint_bytes, sha256, url
 
 OLD = checkpoint_bytes(300_000)

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lipsync_core.testing.faults import failing_creation, fill, readonly_bind, small_tmpfs
 from lipsync_core.weights.store import fetch
-from tests.faults import made
+from tests.support.faults import failing_creation, fill, made, readonly_bind, small_tmpfs
 from tests.weights.conftest import checkpoint_bytes, url
 
 DATA = checkpoint_bytes(20_000)

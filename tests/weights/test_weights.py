@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lipsync_core.support import locks
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.weights import download
 from lipsync_core.weights import store as weights
 from lipsync_core.weights.store import fetch, weights_dir
 from tests.conftest import REPO
@@ -277,7 +277,7 @@ def test_two_processes_fetching_at_once_download_once(tiny):
     script = ("import logging; logging.basicConfig(level=logging.INFO)\n"
               "from lipsync_core.weights.store import fetch\nprint(fetch('tiny', progress=False))")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with download.file_lock(weights_dir() / "tiny.pth.lock"):  # as if a third process were downloading
+    with locks.file_lock(weights_dir() / "tiny.pth.lock"):  # as if a third process were downloading
         procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
         for p in procs:  # both must be waiting on the lock before it is released

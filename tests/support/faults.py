@@ -1,5 +1,7 @@
 """Faults for tests: read-only bind mounts, small tmpfs mounts, and EROFS/ENOSPC injected at file creation.
 
+A fault that cannot be created here makes the test skip with the reason (:func:`made`), and fail under CI=true.
+
 Tests run as root (here and in CI), where ``chmod`` does not stop writes, so an unwritable place needs a
 real read-only mount or a full filesystem. :func:`readonly_bind` and :func:`small_tmpfs` make one (they need
 CAP_SYS_ADMIN; :class:`FaultUnavailable` says why when they cannot), and always unmount afterwards.
@@ -14,14 +16,43 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from ..support import files
+import pytest
+
+from lipsync_core.support import files
+
+T = TypeVar("T")
 
 
 class FaultUnavailable(RuntimeError):
     """The fault cannot be created here (no privileges, no mount command); the message says why."""
+
+
+def unavailable(reason: str) -> None:
+    """Skip (fail under CI=true) because the fault could not be created."""
+    msg = f"cannot create the fault: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + " (CI must be able to)")
+    pytest.skip(msg)
+
+
+@contextmanager
+def made(fault: AbstractContextManager[T]) -> Iterator[T]:
+    """Enter ``fault`` (a mount made here), or skip/fail with why it is impossible."""
+    try:
+        value = fault.__enter__()
+    except FaultUnavailable as exc:
+        unavailable(str(exc))
+    try:
+        yield value
+    except BaseException as exc:
+        if not fault.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        fault.__exit__(None, None, None)
 
 
 def _mount(args: list[str]) -> None:

@@ -1,8 +1,8 @@
 """A loopback fake Google Drive: the pages and downloads gdown meets on the real one, for tests.
 
-Point ``LIPSYNC_TEST_GDRIVE`` at the URL :func:`fake_drive` yields and every request lipsync_core (and
-gdown inside it) makes to drive.google.com, docs.google.com or drive.usercontent.google.com lands here,
-in this process or in a subprocess (see :mod:`lipsync_core.weights.download`).
+Pass the URL :func:`fake_drive` yields to :func:`tests.support.google_route.route_drive` and every request
+lipsync_core (and gdown inside it) makes to drive.google.com, docs.google.com or drive.usercontent.google.com
+lands here, in this process or in a child process.
 
 Per file ID the server plays one of these roles (:class:`DriveFile` ``mode``):
 
