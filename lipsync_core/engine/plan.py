@@ -238,16 +238,13 @@ class Plan:
 def _s3fd(ctx: BuildContext) -> Detector:
     from ..face.detectors.s3fd import S3FDDetector
 
-    return S3FDDetector(ctx.model("s3fd"), device=ctx.runtime.device, dtype=ctx.runtime.dtype_for("s3fd"),
-                        batch_size=ctx.cfg.face_det_batch_size)
+    return S3FDDetector(ctx.runtime.handle(ctx.model("s3fd")), batch_size=ctx.cfg.face_det_batch_size)
 
 
 def _retinaface(ctx: BuildContext) -> Detector:
     from ..face.detectors.retinaface import RetinaFaceDetector
 
-    return RetinaFaceDetector(ctx.model("retinaface"), device=ctx.runtime.device,
-                              dtype=ctx.runtime.dtype_for("retinaface_resnet50"),
-                              batch_size=ctx.cfg.face_det_batch_size)
+    return RetinaFaceDetector(ctx.runtime.handle(ctx.model("retinaface")), batch_size=ctx.cfg.face_det_batch_size)
 
 
 def _haar(ctx: BuildContext) -> Detector:
@@ -266,19 +263,20 @@ def _anime(ctx: BuildContext) -> Detector:
 def _sync(ctx: BuildContext) -> Stage:
     from ..stages.sync import SyncStage
 
-    return SyncStage(ctx.model("checkpoint"), batch_size=ctx.cfg.wav2lip_batch_size, compile=ctx.cfg.compile)
+    return SyncStage(ctx.runtime.handle(ctx.model("checkpoint"), compile=ctx.cfg.compile),
+                     batch_size=ctx.cfg.wav2lip_batch_size)
 
 
 def _sr(ctx: BuildContext) -> Stage:
     from ..stages.hq import SuperResolution
 
-    return SuperResolution(ctx.model("sr"))
+    return SuperResolution(ctx.runtime.handle(ctx.model("sr")))
 
 
 def _segmentation(ctx: BuildContext) -> Stage:
     from ..stages.hq import SegmentationMask
 
-    return SegmentationMask(ctx.model("segmentation"), feather_px=ctx.cfg.mask_feather,
+    return SegmentationMask(ctx.runtime.handle(ctx.model("segmentation")), feather_px=ctx.cfg.mask_feather,
                             lower_face=ctx.cfg.mask_lower_face)
 
 
@@ -301,14 +299,15 @@ def _blend(ctx: BuildContext) -> Stage:
 def _upscale(ctx: BuildContext) -> Stage:
     from ..stages.upscale import UpscaleStage
 
-    return UpscaleStage(ctx.model("upscaler"))
+    return UpscaleStage(ctx.runtime.handle(ctx.model("upscaler")))
 
 
 def _codeformer(ctx: BuildContext) -> Stage:
     from ..stages.restore import CodeFormerRestore
 
     mouth = _mouth(ctx) if ctx.cfg.mask_region == "mouth" else None
-    return CodeFormerRestore(ctx.model("codeformer"), ctx.model("parsenet"), fidelity=ctx.cfg.fidelity, mouth=mouth)
+    return CodeFormerRestore(ctx.runtime.handle(ctx.model("codeformer")), ctx.runtime.handle(ctx.model("parsenet")),
+                             fidelity=ctx.cfg.fidelity, mouth=mouth)
 
 
 def _sharpen(ctx: BuildContext) -> Stage:
