@@ -69,19 +69,18 @@ def main() -> None:
     face = torch.rand(1, 3, 512, 512, device=device) * 2 - 1
     frame = torch.rand(1, 3, 360, 640, device=device) * 255 - 117
 
-    def run(model: torch.nn.Module, x: torch.Tensor, **kw: object) -> Callable[[], object]:
-        def call() -> object:
-            with runtime.autocast:
-                return model(x, **kw)
-        return call
+    handles = {arch: runtime.handle(net, runtime.card(arch)) for arch, net in
+               (("codeformer", codeformer), ("parsenet", parsenet), ("retinaface_resnet50", retinaface))}
 
-    _report("CodeFormer 512x512 (w=0.7)", _times(run(codeformer, face, w=0.7), args.repeat, device))
-    _report("ParseNet 512x512", _times(run(parsenet, face), args.repeat, device))
-    _report("RetinaFace-R50 640x360", _times(run(retinaface, frame), args.repeat, device))
+    def run(arch: str, x: torch.Tensor, **kw: object) -> Callable[[], object]:
+        return lambda: handles[arch](x, **kw)
+
+    _report("CodeFormer 512x512 (w=0.7)", _times(run("codeformer", face, w=0.7), args.repeat, device))
+    _report("ParseNet 512x512", _times(run("parsenet", face), args.repeat, device))
+    _report("RetinaFace-R50 640x360", _times(run("retinaface_resnet50", frame), args.repeat, device))
 
     if args.stage:
-        stage = CodeFormerRestore(codeformer, parsenet, fidelity=0.7)
-        stage.prepare(runtime)
+        stage = CodeFormerRestore(handles["codeformer"], handles["parsenet"], fidelity=0.7)
         rng = np.random.default_rng(0)
         image = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
         landmarks = (face_template(512) * 0.5 + (500, 200)).astype(np.float32)

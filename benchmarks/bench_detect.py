@@ -143,10 +143,10 @@ def cases_for(name: str, net: torch.nn.Module, frames: list[np.ndarray], dtypes:
     for dt in dtypes:
         for mb in budgets_mb or [None]:
             kw = {} if mb is None else {"cpu_batch_bytes": mb * 2**20}
-            # int8 as --dtype int8 runs it: the runtime wraps the network, which quantizes on its first call
+            # int8 as --dtype int8 runs it: the handle wraps the network, which quantizes on its first call
             # (interleaved()'s untimed warm-up call).
-            model = Runtime(cpu_int8=True).ready(arch, copy.deepcopy(net)) if dt == "int8" else copy.deepcopy(net)
-            det = cls(model, dtype=torch.float32 if dt == "int8" else getattr(torch, dt), **kw)
+            rt = Runtime(cpu_int8=True) if dt == "int8" else Runtime(dtype=getattr(torch, dt))
+            det = cls(rt.handle(copy.deepcopy(net), rt.card(arch)), **kw)
             cases[f"ours {dt}" + ("" if mb is None else f" {mb}MB")] = (lambda d=det: d.detect(frames))
     b = min(len(frames), ORIGINAL_BATCH)
     plain = copy.deepcopy(net).eval()

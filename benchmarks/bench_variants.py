@@ -35,14 +35,10 @@ def _stages(variant: str, rt, nets: dict[str, torch.nn.Module]) -> list:
     from lipsync_core.stages.restore import CodeFormerRestore
     from lipsync_core.stages.sync import SyncStage
 
-    m = {k: rt.ready(ARCH[k], copy.deepcopy(v)) for k, v in nets.items()}
+    m = {k: rt.handle(copy.deepcopy(v), rt.card(ARCH[k])) for k, v in nets.items()}
     if variant == "hq":
-        stages = [SyncStage(m["wav2lip"]), SuperResolution(m["sr"]), SegmentationMask(m["seg"]), BlendStage()]
-    else:
-        stages = [SyncStage(m["wav2lip"]), BlendStage(), CodeFormerRestore(m["codeformer"], m["parsenet"])]
-    for s in stages:
-        s.prepare(rt)
-    return stages
+        return [SyncStage(m["wav2lip"]), SuperResolution(m["sr"]), SegmentationMask(m["seg"]), BlendStage()]
+    return [SyncStage(m["wav2lip"]), BlendStage(), CodeFormerRestore(m["codeformer"], m["parsenet"])]
 
 
 def make_batch(frames: list[np.ndarray], box: tuple[int, int, int, int]):

@@ -2,7 +2,7 @@
 
 Nothing is probed at import; :func:`cpu_bf16` reads the CPU flags once (Linux ``/proc/cpuinfo``) and asks
 PyTorch whether its oneDNN build runs bfloat16 on this CPU. Used to choose bfloat16 autocast per model on CPU
-(see ``ModelSpec.cpu_bf16``), where it roughly halves convolution time on CPUs with these units.
+(see ``PrecisionCard.cpu_bf16``), where it roughly halves convolution time on CPUs with these units.
 """
 from __future__ import annotations
 

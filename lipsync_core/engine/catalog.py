@@ -21,9 +21,7 @@ from ..support.errors import LipsyncError
 from .options import RenderOptions
 
 if TYPE_CHECKING:
-    from torch import nn
-
-    from ..compute.runtime import Runtime
+    from ..compute.handle import ModelHandle
     from ..face.types import Detector
     from ..stages.base import Stage
     from ..stages.blend import MouthMask
@@ -53,12 +51,11 @@ class Role:
 # -- detectors and stages --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BuildContext:
-    """What a spec's ``build`` gets: the run's config, runtime and its models by role."""
+    """What a spec's ``build`` gets: the options it may read and the run's models, ready, by role."""
 
     render: RenderOptions
     detection: DetectionOptions
-    runtime: Runtime
-    model: Callable[[str], nn.Module]  # role -> the loaded, placed module
+    handle: Callable[..., ModelHandle]  # (role, compile=False) -> the ready model
     path: Callable[[str], Path] | None = None  # role -> the fetched file (weights that are no torch module)
     detector: DetectorSpec | None = None  # the run's detector; None: the user set the box
 
@@ -173,16 +170,13 @@ class Catalog:
 def _s3fd(ctx: BuildContext) -> Detector:
     from ..face.detectors.s3fd import S3FDDetector
 
-    return S3FDDetector(ctx.model("s3fd"), device=ctx.runtime.device, dtype=ctx.runtime.dtype_for("s3fd"),
-                        batch_size=ctx.detection.face_det_batch_size)
+    return S3FDDetector(ctx.handle("s3fd"), batch_size=ctx.detection.face_det_batch_size)
 
 
 def _retinaface(ctx: BuildContext) -> Detector:
     from ..face.detectors.retinaface import RetinaFaceDetector
 
-    return RetinaFaceDetector(ctx.model("retinaface"), device=ctx.runtime.device,
-                              dtype=ctx.runtime.dtype_for("retinaface_resnet50"),
-                              batch_size=ctx.detection.face_det_batch_size)
+    return RetinaFaceDetector(ctx.handle("retinaface"), batch_size=ctx.detection.face_det_batch_size)
 
 
 def _haar(ctx: BuildContext) -> Detector:
@@ -201,19 +195,19 @@ def _anime(ctx: BuildContext) -> Detector:
 def _sync(ctx: BuildContext) -> Stage:
     from ..stages.sync import SyncStage
 
-    return SyncStage(ctx.model("checkpoint"), batch_size=ctx.render.wav2lip_batch_size, compile=ctx.render.compile)
+    return SyncStage(ctx.handle("checkpoint", compile=ctx.render.compile), batch_size=ctx.render.wav2lip_batch_size)
 
 
 def _sr(ctx: BuildContext) -> Stage:
     from ..stages.hq import SuperResolution
 
-    return SuperResolution(ctx.model("sr"))
+    return SuperResolution(ctx.handle("sr"))
 
 
 def _segmentation(ctx: BuildContext) -> Stage:
     from ..stages.hq import SegmentationMask
 
-    return SegmentationMask(ctx.model("segmentation"), feather_px=ctx.render.mask_feather,
+    return SegmentationMask(ctx.handle("segmentation"), feather_px=ctx.render.mask_feather,
                             lower_face=ctx.render.mask_lower_face)
 
 
@@ -236,14 +230,15 @@ def _blend(ctx: BuildContext) -> Stage:
 def _upscale(ctx: BuildContext) -> Stage:
     from ..stages.upscale import UpscaleStage
 
-    return UpscaleStage(ctx.model("upscaler"))
+    return UpscaleStage(ctx.handle("upscaler"))
 
 
 def _codeformer(ctx: BuildContext) -> Stage:
     from ..stages.restore import CodeFormerRestore
 
     mouth = _mouth(ctx) if ctx.render.mask_region == "mouth" else None
-    return CodeFormerRestore(ctx.model("codeformer"), ctx.model("parsenet"), fidelity=ctx.render.fidelity, mouth=mouth)
+    return CodeFormerRestore(ctx.handle("codeformer"), ctx.handle("parsenet"), fidelity=ctx.render.fidelity,
+                             mouth=mouth)
 
 
 def _sharpen(ctx: BuildContext) -> Stage:

@@ -23,6 +23,7 @@ from .plan import Plan
 if TYPE_CHECKING:
     from torch import nn
 
+    from ..compute.handle import ModelHandle
     from ..face.types import Detector
     from ..stages.base import Stage
     from ..weights.manifest import Manifest
@@ -106,21 +107,23 @@ class Session:
         return self._manifest.entry(self.plan.resolve_weight_id(role, self._manifest)).arch
 
     def model(self, role: str) -> nn.Module:
-        """The loaded, placed model of ``role`` (fetched by :meth:`fetch_weights`)."""
+        """The loaded, placed float32 module of ``role`` (fetched by :meth:`fetch_weights`), for code that runs it
+        itself (the sync scorers, training)."""
         return self.runtime.model(self.arch(role), self.weights[role])
+
+    def handle(self, role: str, *, compile: bool = False) -> ModelHandle:
+        """``role``'s model ready to call: on the device, in its precision (autocast, int8), inference mode."""
+        return self.runtime.load(self.arch(role), self.weights[role], compile=compile)
 
     def build_context(self) -> BuildContext:
         options = self.plan.options
-        return BuildContext(render=options.render, detection=options.detection, runtime=self.runtime,
-                            model=self.model, path=self.weights.__getitem__, detector=self.plan.detector)
+        return BuildContext(render=options.render, detection=options.detection, handle=self.handle,
+                            path=self.weights.__getitem__, detector=self.plan.detector)
 
     def stages(self) -> list[Stage]:
         """The render stages of the plan, in order, ready to be called."""
         ctx = self.build_context()
-        stages = [spec.build(ctx) for spec in self.plan.stages]
-        for stage in stages:
-            stage.prepare(self.runtime)
-        return stages
+        return [spec.build(ctx) for spec in self.plan.stages]
 
     # -- the detector ------------------------------------------------------------------------------------
     def detector(self) -> Detector:

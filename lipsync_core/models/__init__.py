@@ -16,13 +16,16 @@ from torch import nn
 
 from ..support.errors import LipsyncError
 from . import checkpoints
+from .card import ModelCard
+from .checkpoints import StateDict
 from .fuse import fold_batchnorm
-from .registry import FILE_SPECS, SPECS, ModelSpec, StateDict
+from .registry import CARDS, FILE_SPECS, SPECS
 
 if TYPE_CHECKING:
     from .wav2lip import Wav2Lip
 
-__all__ = ["FILE_SPECS", "SPECS", "identify", "identify_state", "load", "load_wav2lip", "validator"]
+__all__ = ["CARDS", "FILE_SPECS", "SPECS", "ModelCard", "identify", "identify_state", "load", "load_wav2lip",
+           "validator"]
 
 Device = str | torch.device
 
@@ -89,31 +92,31 @@ def identify(path: str | Path) -> str | None:
 
 def identify_state(state: StateDict) -> str | None:
     """The first registry architecture whose signature ``state`` (prefix-stripped) carries, or None."""
-    return next((spec.name for spec in SPECS.values() if spec.matches(state)), None)
+    return next((spec.name for spec in CARDS.values() if spec.matches(state)), None)
 
 
-def _spec(arch: str) -> ModelSpec:
+def _spec(arch: str) -> ModelCard:
     try:
-        return SPECS[arch]
+        return CARDS[arch]
     except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(SPECS)}") from None
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(CARDS)}") from None
 
 
-def _read_state(spec: ModelSpec, path: Path, convention: str | None) -> tuple[StateDict, str]:
+def _read_state(spec: ModelCard, path: Path, convention: str | None) -> tuple[StateDict, str]:
     """The file's state dict and how to name the file in messages."""
-    if spec.torchscript and checkpoints.checkpoint_format(path) == "torchscript":
+    if spec.checkpoint.torchscript and checkpoints.checkpoint_format(path) == "torchscript":
         return checkpoints.read_torchscript_state(path), f"{path} (a TorchScript archive)"
     obj = checkpoints.read_checkpoint(path)
-    return checkpoints.extract_state_dict(obj, convention or spec.convention, path), str(path)
+    return checkpoints.extract_state_dict(obj, convention or spec.checkpoint.convention, path), str(path)
 
 
-def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device,
+def _fit(spec: ModelCard, state: StateDict, label: str, device: Device,
          where: Callable[[str], str] | None = None) -> nn.Module:
     """The unloaded module for ``state`` built on ``device``, after checking that ``state`` fits it exactly
-    (buffers named in ``spec.optional`` that the file lacks are added to ``state``, zero-filled)."""
+    (buffers named in ``spec.checkpoint.optional`` that the file lacks are added to ``state``, zero-filled)."""
     found = identify_state(state)
     if found is not None and found != spec.name and not spec.matches(state):
-        other = SPECS[found]
+        other = CARDS[found]
         hint = where(other.name) if where is not None else ""
         raise LipsyncError(f"{label} holds {other.description} weights, not {spec.description} weights"
                            + (f": {hint}" if hint else ""))
@@ -126,7 +129,7 @@ def _fit(spec: ModelSpec, state: StateDict, label: str, device: Device,
                            f"use a published {spec.description} checkpoint") from None
     expected = model.state_dict()
     for key in expected.keys() - state.keys():  # a buffer the file may lack: zero-filled, as torch itself does
-        if key.rsplit(".", 1)[-1] in spec.optional:
+        if key.rsplit(".", 1)[-1] in spec.checkpoint.optional:
             state[key] = torch.zeros(expected[key].shape, dtype=expected[key].dtype)
     problems = _mismatch(expected, state)
     if problems:

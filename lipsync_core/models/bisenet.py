@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard, PrecisionCard
+
 #: Input normalisation the checkpoint was trained with (RGB in [0, 1], ImageNet statistics).
 MEAN_RGB = (0.485, 0.456, 0.406)
 STD_RGB = (0.229, 0.224, 0.225)
@@ -173,3 +175,11 @@ class BiSeNet(nn.Module):
 def build_from_state(state: dict[str, torch.Tensor]) -> BiSeNet:
     """An (unloaded) BiSeNet with as many classes as the checkpoint's classifier has outputs."""
     return BiSeNet(n_classes=state["conv_out.conv_out.weight"].shape[0])
+
+
+CARD = ModelCard(
+    "bisenet19", "BiSeNet face parsing (19 classes)", build_from_state,
+    CheckpointCard("raw", ("cp.resnet.conv1.weight", "conv_out.conv_out.weight")),
+    InputCard(channels="RGB", value_range=(0.0, 1.0), mean=MEAN_RGB, std=STD_RGB, size=512),
+    PrecisionCard(cpu_bf16=True, float_outputs=False),
+)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard, PrecisionCard
 from .checkpoints import StateDict
 
 
@@ -354,3 +355,12 @@ def config_from_state(state: StateDict) -> CodeFormerConfig:
 def build_from_state(state: StateDict) -> CodeFormer:
     """An un-loaded :class:`CodeFormer` whose configuration matches ``state``'s shapes."""
     return CodeFormer(config_from_state(state))
+
+
+CARD = ModelCard(
+    "codeformer", "CodeFormer face restoration", build_from_state,
+    CheckpointCard("params_ema", ("position_emb", "quantize.embedding.weight")),
+    # The size is the checkpoint's (``CodeFormer.img_size``, 512 for the published model).
+    InputCard(channels="RGB", value_range=(-1.0, 1.0), output_range=(-1.0, 1.0)),
+    PrecisionCard(cpu_bf16=True),  # the code choice stays float32 inside the module (CodeFormer.forward)
+)

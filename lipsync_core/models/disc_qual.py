@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard
+
 Size2 = int | tuple[int, int]
 
 
@@ -71,3 +73,10 @@ class DiscQual(nn.Module):
 def build_from_state(state: dict[str, torch.Tensor]) -> DiscQual:
     """An unloaded :class:`DiscQual` (the architecture has no configuration to read from ``state``)."""
     return DiscQual()
+
+
+CARD = ModelCard(
+    "disc_qual", "Wav2Lip visual quality discriminator", build_from_state,
+    CheckpointCard("state_dict", ("face_encoder_blocks.1.1.conv_block.0.weight", "binary_pred.0.weight")),
+    InputCard(channels="BGR", value_range=(0.0, 1.0)),
+)

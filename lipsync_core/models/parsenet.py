@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard, PrecisionCard
 from .checkpoints import StateDict
 
 
@@ -145,3 +146,10 @@ def build_from_state(state: StateDict) -> ParseNet:
     """An un-loaded :class:`ParseNet` whose configuration matches ``state``'s shapes."""
     return ParseNet(config_from_state(state))
 
+
+CARD = ModelCard(
+    "parsenet", "ParseNet face parsing", build_from_state,
+    CheckpointCard("raw", ("out_mask_conv.conv2d.weight", "encoder.0.conv2d.weight")),
+    InputCard(channels="RGB", value_range=(-1.0, 1.0)),
+    PrecisionCard(cpu_bf16=True, float_outputs=False),
+)

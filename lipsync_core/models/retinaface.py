@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard, PrecisionCard
 from .checkpoints import StateDict
 
 
@@ -192,3 +193,12 @@ def build_from_state(state: StateDict) -> RetinaFace:
     if any(k.startswith("module.") for k in state):
         state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     return RetinaFace(config_from_state(state))
+
+
+CARD = ModelCard(
+    "retinaface_resnet50", "RetinaFace ResNet-50 detector", build_from_state,
+    CheckpointCard("raw", ("ClassHead.0.conv1x1.weight", "LandmarkHead.0.conv1x1.weight")),
+    # CodeFormer's face helper (facexlib): BGR minus (104, 117, 123), no scaling, at any size.
+    InputCard(channels="BGR", value_range=(0.0, 255.0), mean=(104.0, 117.0, 123.0)),
+    PrecisionCard(cpu_int8=True, int8_float=("Head",), cast_weights=True),
+)

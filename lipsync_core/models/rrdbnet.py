@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard, PrecisionCard
+
 #: Input channels of ``conv_first`` per output channel -> scale (pixel-unshuffle by 4 / 2 / none).
 _UNSHUFFLE_BY_SCALE = {4: 1, 2: 2, 1: 4}
 _RESIDUAL_SCALE = 0.2  # ESRGAN's residual scaling inside and around each dense block
@@ -99,3 +101,16 @@ def build_from_state(state: dict[str, torch.Tensor]) -> RRDBNet:
                          "expected 1x, 4x or 16x (scale 4, 2 or 1)")
     return RRDBNet(num_in_ch=num_out_ch, num_out_ch=num_out_ch, scale=scales[factor], num_feat=num_feat,
                    num_block=num_block, num_grow_ch=num_grow_ch)
+
+
+_INPUT = InputCard(channels="RGB", value_range=(0.0, 1.0), output_range=(0.0, 1.0))
+CARDS = (
+    ModelCard("rrdbnet_x4", "ESRGAN RRDBNet x4", build_from_state,
+              CheckpointCard("params_ema", ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up2.weight"),
+                             signature_shapes=(("conv_first.weight", (None, 3, 3, 3)),)),
+              _INPUT, PrecisionCard(cpu_bf16=True, cpu_int8=True)),
+    ModelCard("rrdbnet_x2", "ESRGAN RRDBNet x2", build_from_state,
+              CheckpointCard("params_ema", ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_up1.weight"),
+                             signature_shapes=(("conv_first.weight", (None, 12, 3, 3)),)),
+              _INPUT, PrecisionCard(cpu_bf16=True, cpu_int8=True)),
+)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard, PrecisionCard
+
 #: VGG16 stages as (name, in channels, out channels); each stage ends with a 2x2 max-pool.
 _VGG = ((("conv1_1", 3, 64), ("conv1_2", 64, 64)),
         (("conv2_1", 64, 128), ("conv2_2", 128, 128)),
@@ -97,3 +99,12 @@ class S3FD(nn.Module):
 def build_from_state(state: dict[str, torch.Tensor]) -> S3FD:
     """An unloaded :class:`S3FD` (nothing to read from ``state``)."""
     return S3FD()
+
+
+CARD = ModelCard(
+    "s3fd", "S3FD face detector", build_from_state,
+    CheckpointCard("raw", ("conv3_3_norm_mbox_conf.weight", "fc7.weight")),
+    # The original's preprocessing: RGB order minus (104, 117, 123), no scaling, at any size.
+    InputCard(channels="RGB", value_range=(0.0, 255.0), mean=(104.0, 117.0, 123.0)),
+    PrecisionCard(cpu_int8=True, int8_float=("L2Norm",), cast_weights=True),
+)

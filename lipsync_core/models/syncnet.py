@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard
 from .wav2lip import ConvBlock, conv_stage
 
 
@@ -53,3 +54,10 @@ class SyncNetColor(nn.Module):
 def build_from_state(state: dict[str, torch.Tensor]) -> SyncNetColor:
     """An unloaded :class:`SyncNetColor` (nothing to read from ``state``)."""
     return SyncNetColor()
+
+
+CARD = ModelCard(
+    "syncnet_color", "Wav2Lip lip-sync expert (SyncNet)", build_from_state,
+    CheckpointCard("state_dict", ("face_encoder.0.conv_block.0.weight", "audio_encoder.0.conv_block.0.weight")),
+    InputCard(channels="BGR", value_range=(0.0, 1.0)),
+)

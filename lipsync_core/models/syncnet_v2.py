@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard
+
 
 def _audio_trunk() -> nn.Sequential:
     def block(cin: int, cout: int, kernel=3, padding=1) -> list[nn.Module]:
@@ -81,3 +83,11 @@ def build_from_state(state: dict[str, torch.Tensor]) -> SyncNetV2:
     """An unloaded :class:`SyncNetV2` whose embedding width is read from the file's last layer."""
     head = state.get("netfclip.3.weight")
     return SyncNetV2(int(head.shape[0]) if head is not None else 1024)
+
+
+CARD = ModelCard(
+    "syncnet_v2", "SyncNet v2 (LSE-D/LSE-C scorer)", build_from_state,
+    CheckpointCard("raw", ("netcnnaud.0.weight", "netcnnlip.0.weight", "netfclip.3.weight"),
+                   optional=("num_batches_tracked",)),
+    InputCard(channels="BGR", value_range=(0.0, 255.0)),
+)

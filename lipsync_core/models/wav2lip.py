@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .card import CheckpointCard, InputCard, ModelCard, PrecisionCard
+
 Size2 = int | tuple[int, int]
 
 
@@ -101,3 +103,12 @@ class Wav2Lip(nn.Module):
 def build_from_state(state: dict[str, torch.Tensor]) -> Wav2Lip:
     """An unloaded :class:`Wav2Lip` (the architecture has no configuration to read from ``state``)."""
     return Wav2Lip()
+
+
+CARD = ModelCard(
+    "wav2lip", "Wav2Lip generator", build_from_state,
+    CheckpointCard("state_dict", ("audio_encoder.0.conv_block.0.weight", "face_decoder_blocks.0.0.conv_block.0.weight"),
+                   torchscript=True),
+    InputCard(channels="BGR", value_range=(0.0, 1.0), size=96, output_range=(0.0, 1.0)),
+    PrecisionCard(cpu_bf16=True),
+)

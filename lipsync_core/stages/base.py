@@ -12,12 +12,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..compute.runtime import Runtime
 from ..face.types import Box
 
-__all__ = ["Batch", "Box", "Runtime", "Stage"]
-
-
+__all__ = ["Batch", "Box", "Stage"]
 
 @dataclass
 class Batch:
@@ -36,12 +33,10 @@ class Batch:
 
 
 class Stage(Protocol):
-    """One step of the render pass."""
+    """One step of the render pass, built ready: its models arrive as handles
+    (:class:`~lipsync_core.compute.handle.ModelHandle`) with its options, so it has nothing to prepare."""
 
     name: str
-
-    def prepare(self, runtime: Runtime) -> None:
-        """Load models onto the runtime's device. Called once before the first batch."""
 
     def __call__(self, batch: Batch) -> None:
         """Process one batch in place."""

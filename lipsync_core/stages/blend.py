@@ -10,7 +10,7 @@ import numpy as np
 
 from ..face.types import MouthInBox
 from ..support.errors import LipsyncError
-from .base import Batch, Runtime
+from .base import Batch
 from .masks import MAX_MOUTH_SCALE, Ellipse, ellipse_weight, mouth_ellipse
 
 
@@ -59,9 +59,6 @@ class MouthMask:
         if not 0.0 < self.scale <= MAX_MOUTH_SCALE:
             raise LipsyncError(f"--mouth_scale must be in (0, {MAX_MOUTH_SCALE:g}], got {self.scale}")
 
-    def prepare(self, runtime: Runtime) -> None:
-        """Nothing to load."""
-
     def ellipse(self, box: tuple[int, int, int, int], landmarks: np.ndarray | None) -> Ellipse:
         """The mouth region of the face in ``box`` (top, bottom, left, right), in frame pixels."""
         return mouth_ellipse(box, landmarks if self.use_landmarks else None, self.placement, self.scale)
@@ -91,9 +88,6 @@ class BlendStage:
     mode: str = "feather"
     hard_masked: bool = False
     name: str = "blend"
-
-    def prepare(self, runtime: Runtime) -> None:
-        pass
 
     def __call__(self, batch: Batch) -> None:
         if batch.pred is None:

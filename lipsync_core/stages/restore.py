@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..compute.chunking import AdaptiveChunker
+from ..compute.handle import ModelHandle
 from ..face.align import estimate_affine, face_template, paste_back, warp_face
 from ..support.errors import LipsyncError
-from .base import Batch, Runtime
+from .base import Batch
 from .blend import MouthMask
 from .masks import Ellipse, ellipse_bounds, ellipse_weight
 
@@ -67,73 +67,67 @@ def paste_mask(size: int, parse_map: np.ndarray | None = None,
 class CodeFormerRestore:
     """Restore every face that has landmarks with CodeFormer and paste it back; frames without one are untouched.
 
-    ``codeformer`` / ``parser`` are built modules or checkpoint paths (``codeformer`` / ``parsenet``);
-    ``parser=None`` pastes through the square mask alone. ``fidelity`` is CodeFormer's ``w`` in [0, 1]
-    (0: trust the codebook, 1: stay close to the input). With ``mouth`` (mouth-only blending) the restored
-    face is pasted through that mouth region only: every other pixel keeps its value from before the stage.
-    Each network runs in the runtime's dtype for it under autocast (the code choice inside CodeFormer stays
-    in float32).
+    ``codeformer`` / ``parser`` are the networks' handles (``codeformer`` / ``parsenet`` cards); ``parser=None``
+    pastes through the square mask alone. ``fidelity`` is CodeFormer's ``w`` in [0, 1] (0: trust the codebook,
+    1: stay close to the input). With ``mouth`` (mouth-only blending) the restored face is pasted through that
+    mouth region only: every other pixel keeps its value from before the stage.
     """
 
-    codeformer: nn.Module
-    parser: nn.Module | None = None
+    codeformer: ModelHandle
+    parser: ModelHandle | None = None
     fidelity: float = 0.7
     batch_size: int = 4
     parse_size: int = 256
     excluded_classes: tuple[int, ...] = PARSE_EXCLUDED
     mouth: MouthMask | None = None
     name: str = "codeformer"
-    runtime: Runtime = field(default_factory=Runtime)
-    _net: nn.Module | None = field(default=None, init=False, repr=False)
-    _parser: nn.Module | None = field(default=None, init=False, repr=False)
-    _chunker: AdaptiveChunker | None = field(default=None, init=False, repr=False)
+    _chunker: AdaptiveChunker = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fidelity <= 1.0:
             raise LipsyncError(f"CodeFormer fidelity must be between 0 and 1, got {self.fidelity}")
         if self.batch_size < 1:
             raise LipsyncError(f"CodeFormer batch size must be at least 1, got {self.batch_size}")
-
-    def prepare(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._net = runtime.place(self.codeformer)
-        self._parser = None if self.parser is None else runtime.place(self.parser)
         self._chunker = AdaptiveChunker(self.batch_size, what="CodeFormer")
 
     @property
     def size(self) -> int:
         """Side of the aligned face: the network's input size (512 for the published model)."""
-        if self._net is None:
-            raise RuntimeError("CodeFormerRestore.prepare() was not called")
-        return int(self._net.img_size)
+        size = self.codeformer.input_size
+        assert size is not None
+        return size
+
+    @staticmethod
+    def _net_input(handle: ModelHandle, faces: torch.Tensor) -> torch.Tensor:
+        """uint8 BGR (n, S, S, 3) faces -> (n, 3, S, S) float in the card's colour order and values, on the device."""
+        card = handle.card.input
+        return card.normalise(card.from_bgr(faces.to(handle.device)).permute(0, 3, 1, 2).float())
 
     def _restore(self, faces: torch.Tensor) -> torch.Tensor:
         """uint8 BGR (n, S, S, 3) faces -> restored, same layout; on the device in between."""
-        x = faces.to(self.runtime.device).flip(-1).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        with torch.inference_mode(), self.runtime.autocast_for("codeformer"):
-            out = self._net(x, w=self.fidelity, adain=True)[0]
-        rgb = ((out.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-        return rgb.permute(0, 2, 3, 1).flip(-1).cpu()
+        out = self.codeformer(self._net_input(self.codeformer, faces), w=self.fidelity, adain=True)[0]
+        card = self.codeformer.card.input
+        return card.to_bgr(card.to_unit(out).round().to(torch.uint8).permute(0, 2, 3, 1)).cpu()
 
     def _parse(self, faces: torch.Tensor) -> torch.Tensor:
         """uint8 BGR (n, S, S, 3) restored faces -> (n, S, S) uint8 class ids, parsed at ``parse_size``.
 
         The paste mask is blurred over ~20 % of the face, so parsing at 256 instead of 512 changes nothing
-        visible and costs a quarter (ParseNet is 2.5 s per 512 face on a 2-core CPU)."""
-        x = faces.to(self.runtime.device).flip(-1).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        visible and costs a quarter."""
+        assert self.parser is not None
+        x = self._net_input(self.parser, faces)
         size = x.shape[-1]
         if self.parse_size < size:
             x = F.interpolate(x, size=(self.parse_size, self.parse_size), mode="bilinear", antialias=True)
-        with torch.inference_mode(), self.runtime.autocast_for("parsenet"):
-            labels = self._parser(x)[0].argmax(1, keepdim=True)
-        return F.interpolate(labels.float(), size=(size, size), mode="nearest")[:, 0].to(torch.uint8).cpu()
+        labels = self.parser(x)[0]
+        with torch.inference_mode():
+            labels = labels.argmax(1, keepdim=True)
+            return F.interpolate(labels.float(), size=(size, size), mode="nearest")[:, 0].to(torch.uint8).cpu()
 
     def __call__(self, batch: Batch) -> None:
         positions = batch.face_positions
         if not positions:
             return
-        if self._chunker is None:
-            raise RuntimeError("CodeFormerRestore.prepare() was not called")
         if batch.landmarks is None:
             raise LipsyncError("CodeFormer restoration needs 5-point face landmarks: track faces with RetinaFace")
         size = self.size
@@ -144,7 +138,7 @@ class CodeFormerRestore:
         matrices = [estimate_affine(batch.landmarks[i], template) for i in todo]
         aligned = np.stack([warp_face(batch.frames[i], M, size) for i, M in zip(todo, matrices)])
         restored = self._chunker(self._restore, torch.from_numpy(aligned))
-        parsed = None if self._parser is None else self._chunker(self._parse, restored).numpy()
+        parsed = None if self.parser is None else self._chunker(self._parse, restored).numpy()
         restored_np = restored.numpy()
         for n, (i, M) in enumerate(zip(todo, matrices)):
             mask = paste_mask(size, None if parsed is None else parsed[n], self.excluded_classes)
@@ -191,9 +185,6 @@ class Sharpen:
                                "(0 turns sharpening off)")
         if self.region not in ("mouth", "face"):
             raise LipsyncError(f"sharpen region must be 'mouth' or 'face', got {self.region!r}")
-
-    def prepare(self, runtime: Runtime) -> None:
-        """Nothing to load: the stage runs on the CPU with OpenCV."""
 
     def _ellipse(self, batch: Batch, i: int) -> Ellipse:
         box = batch.boxes[i]

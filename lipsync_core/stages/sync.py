@@ -6,60 +6,53 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
-from torch import nn
 
 from ..compute.chunking import AdaptiveChunker
-from .base import Batch, Runtime
+from ..compute.handle import ModelHandle
+from ..models.card import InputCard
+from .base import Batch
 
-IMG_SIZE = 96
 CPU_CHUNK = 16
 
 
-def face_inputs(frames: list[np.ndarray], boxes: list) -> np.ndarray:
-    """(F, 96, 96, 6) float32 in [0,1]: the masked crop then the reference crop, as the original feeds them."""
-    crops = np.stack([cv2.resize(f[t:b, l:r], (IMG_SIZE, IMG_SIZE)) for f, (t, b, l, r) in zip(frames, boxes)])
+def face_inputs(frames: list[np.ndarray], boxes: list, card: InputCard) -> np.ndarray:
+    """(F, S, S, 6) float32 network input, S the card's size: the crop with its lower half masked, then the
+    reference crop (as the original feeds them), in the card's colour order and values."""
+    size = card.size
+    assert size is not None
+    crops = np.stack([cv2.resize(f[t:b, l:r], (size, size)) for f, (t, b, l, r) in zip(frames, boxes)])
+    crops = card.from_bgr(crops)
     masked = crops.copy()
-    masked[:, IMG_SIZE // 2:] = 0
-    return np.concatenate([masked, crops], axis=3).astype(np.float32) / 255.0
+    masked[:, size // 2:] = 0
+    return card.normalise(np.concatenate([masked, crops], axis=3).astype(np.float32))
 
 
 @dataclass
 class SyncStage:
-    """Wav2Lip on every frame of the batch that has a face; fills ``batch.pred`` (F, 96, 96, 3) BGR in [0, 1]."""
+    """Wav2Lip on every frame of the batch that has a face; fills ``batch.pred`` (F, S, S, 3) BGR in [0, 1]."""
 
-    model: nn.Module
+    model: ModelHandle
     batch_size: int = 128
-    compile: bool = False
     name: str = "sync"
-    runtime: Runtime = field(default_factory=Runtime)
-    _chunker: AdaptiveChunker | None = field(default=None, repr=False)
+    _chunker: AdaptiveChunker = field(init=False, repr=False)
 
-    def prepare(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.model = runtime.place(self.model)
-        if self.compile:
-            # Batches vary in size (faces per batch, the last batch): compile for dynamic shapes once.
-            self.model = torch.compile(self.model, dynamic=True)
-        # On CPU, small chunks run as fast as large ones (38 ms/face at 128, 34-35 at 16-32: activations stay in
-        # cache) and hold far less memory.
-        chunk = self.batch_size if runtime.device.type == "cuda" else min(self.batch_size, CPU_CHUNK)
-        self._chunker = AdaptiveChunker(chunk, what="Wav2Lip")
+    def __post_init__(self) -> None:
+        # On CPU, small chunks run as fast as large ones (activations stay in cache) and hold far less memory.
+        cuda = self.model.device.type == "cuda"
+        self._chunker = AdaptiveChunker(self.batch_size if cuda else min(self.batch_size, CPU_CHUNK), what="Wav2Lip")
 
     def _forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-        rt = self.runtime
-        mel = mel.to(rt.device, non_blocking=True)
-        face = face.to(rt.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), rt.autocast_for("wav2lip"):
-            return self.model(mel, face).float().cpu()
+        return self.model(mel, face).cpu()
 
     def __call__(self, batch: Batch) -> None:
         pos = batch.face_positions
+        card = self.model.card.input
         if not pos:
-            batch.pred = np.zeros((0, IMG_SIZE, IMG_SIZE, 3), np.float32)
+            size = self.model.input_size
+            batch.pred = np.zeros((0, size, size, 3), np.float32)
             return
-        faces = face_inputs([batch.frames[i] for i in pos], [batch.boxes[i] for i in pos])
+        faces = face_inputs([batch.frames[i] for i in pos], [batch.boxes[i] for i in pos], card)
         face_t = torch.from_numpy(faces).permute(0, 3, 1, 2)
         mel_t = torch.from_numpy(np.ascontiguousarray(batch.mels[pos], dtype=np.float32)).unsqueeze(1)
-        assert self._chunker is not None, "prepare() was not called"
         out = self._chunker(self._forward, mel_t, face_t)
-        batch.pred = out.permute(0, 2, 3, 1).numpy()
+        batch.pred = card.to_bgr(out.permute(0, 2, 3, 1).numpy())

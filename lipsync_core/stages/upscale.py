@@ -4,16 +4,18 @@ Runs after blending and before face restoration, so the restored face is pasted 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
-from .base import Batch, Runtime
+from ..compute.handle import ModelHandle
+from .base import Batch
 
 
-def upscale_tiled(model: nn.Module, image: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:
+def upscale_tiled(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, scale: int, tile: int,
+                  overlap: int) -> torch.Tensor:
     """``model`` over (1, 3, H, W) in tiles of ``tile`` px with ``overlap`` px of context on each side.
 
     The image is padded to even size and tiles start at even offsets, because RRDBNet x2
@@ -37,29 +39,23 @@ def upscale_tiled(model: nn.Module, image: torch.Tensor, scale: int, tile: int, 
 
 @dataclass
 class UpscaleStage:
-    """Doubles every frame (and the face boxes and landmarks with it)."""
+    """Doubles every frame (and the face boxes and landmarks with it) with the upscaler's handle ``model``."""
 
-    model: nn.Module
+    model: ModelHandle
     scale: int = 2
     tile: int = 256
     overlap: int = 16
     name: str = "upscale"
-    runtime: Runtime = field(default_factory=Runtime)
-
-    def prepare(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.model = runtime.place(self.model)
 
     def __call__(self, batch: Batch) -> None:
-        rt, s = self.runtime, self.scale
+        card, s = self.model.card.input, self.scale
         for i, frame in enumerate(batch.frames):
-            x = torch.from_numpy(np.ascontiguousarray(frame[..., ::-1])).to(rt.device)
-            x = x.permute(2, 0, 1)[None].float().div_(255.0)
+            x = torch.from_numpy(np.ascontiguousarray(card.from_bgr(frame))).to(self.model.device)
+            x = card.normalise(x.permute(2, 0, 1)[None].float())
             with torch.inference_mode():
-                with rt.autocast_for("rrdbnet_x2"):
-                    y = upscale_tiled(self.model, x, s, self.tile, self.overlap)
-                y = y[0].float().clamp_(0, 1).mul_(255.0).round_().byte().permute(1, 2, 0).cpu().numpy()
-            batch.frames[i] = np.ascontiguousarray(y[..., ::-1])
+                y = upscale_tiled(self.model, x, s, self.tile, self.overlap)
+                y = card.to_unit(y[0]).round_().byte().permute(1, 2, 0).cpu().numpy()
+            batch.frames[i] = np.ascontiguousarray(card.to_bgr(y))
         batch.boxes = [None if b is None else tuple(v * s for v in b) for b in batch.boxes]
         if batch.landmarks is not None:
             batch.landmarks = [None if p is None else p * s for p in batch.landmarks]

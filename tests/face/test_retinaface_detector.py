@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from lipsync_core.compute.handle import ModelHandle
+from lipsync_core.compute.runtime import Runtime
 from lipsync_core.face.detectors.retinaface import (
     MIN_SIZES,
     STEPS,
@@ -18,10 +20,15 @@ from lipsync_core.face.detectors.retinaface import (
     retinaface_to_s3fd_box,
 )
 from lipsync_core.face.types import Detector
-from lipsync_core.models.retinaface import RetinaFace, RetinaFaceConfig
+from lipsync_core.models.retinaface import CARD, RetinaFace, RetinaFaceConfig
 from lipsync_core.testing.media import draw_face
 from lipsync_core.testing.procedural import procedural_for_module
 from tests.conftest import shared_media
+
+
+def retina(module: nn.Module) -> ModelHandle:
+    """``module`` as the RetinaFace handle of a float32 CPU runtime."""
+    return Runtime().handle(module, CARD)
 
 
 def anchor_index(h: int, w: int, level: int, row: int, col: int, k: int) -> int:
@@ -70,7 +77,7 @@ def test_prior_count_matches_the_network_at_160():
 
 def test_zero_offsets_decode_to_the_anchor_box_with_landmarks_at_its_centre():
     anchor = anchor_index(96, 128, level=1, row=2, col=3, k=1)  # centre (56, 40), side 128
-    det = RetinaFaceDetector(FakeNet({50: [(anchor, 0.9, (0, 0, 0, 0), (0,) * 10)]})).detect([flat(50)])
+    det = RetinaFaceDetector(retina(FakeNet({50: [(anchor, 0.9, (0, 0, 0, 0), (0,) * 10)]}))).detect([flat(50)])
     [[d]] = det
     np.testing.assert_allclose(d.box, [56 - 64, 40 - 64, 56 + 64, 40 + 64], atol=1e-4)
     np.testing.assert_allclose(d.landmarks, [[56, 40]] * 5, atol=1e-4)
@@ -81,7 +88,7 @@ def test_offsets_are_scaled_by_the_variances_and_anchor_size():
     anchor = anchor_index(96, 128, level=0, row=4, col=6, k=0)  # centre (52, 36), side 16
     loc = (1.0, -2.0, math.log(2) / 0.2, 0.0)  # centre moves 0.1*16*(1, -2); width doubles
     points = (1, 2, -1, 0, 0, 0, 3, 3, -2, 5)
-    [[d]] = RetinaFaceDetector(FakeNet({9: [(anchor, 0.95, loc, points)]})).detect([flat(9)])
+    [[d]] = RetinaFaceDetector(retina(FakeNet({9: [(anchor, 0.95, loc, points)]}))).detect([flat(9)])
     cx, cy = 52 + 1.6, 36 - 3.2
     np.testing.assert_allclose(d.box, [cx - 16, cy - 8, cx + 16, cy + 8], atol=1e-4)
     expected = np.array([52.0, 36.0]) + 1.6 * np.array(points, np.float64).reshape(5, 2)
@@ -91,8 +98,8 @@ def test_offsets_are_scaled_by_the_variances_and_anchor_size():
 def test_faces_at_or_below_the_confidence_threshold_are_dropped():
     anchor = anchor_index(96, 128, level=2, row=1, col=1, k=0)
     net = FakeNet({20: [(anchor, 0.75, (0, 0, 0, 0), (0,) * 10)]})
-    assert RetinaFaceDetector(net).detect([flat(20)]) == [[]]
-    assert len(RetinaFaceDetector(net, conf_threshold=0.5).detect([flat(20)])[0]) == 1
+    assert RetinaFaceDetector(retina(net)).detect([flat(20)]) == [[]]
+    assert len(RetinaFaceDetector(retina(net), conf_threshold=0.5).detect([flat(20)])[0]) == 1
 
 
 def test_overlapping_boxes_keep_only_the_best_and_results_are_best_first():
@@ -100,7 +107,7 @@ def test_overlapping_boxes_keep_only_the_best_and_results_are_best_first():
     b = anchor_index(96, 128, level=2, row=1, col=2, k=0)  # the same 32 px to the right: IoU ~0.78
     c = anchor_index(96, 128, level=0, row=10, col=1, k=0)  # small box far from both
     faces = [(a, 0.85, (0,) * 4, (0,) * 10), (b, 0.97, (0,) * 4, (0,) * 10), (c, 0.9, (0,) * 4, (0,) * 10)]
-    [dets] = RetinaFaceDetector(FakeNet({33: faces})).detect([flat(33)])
+    [dets] = RetinaFaceDetector(retina(FakeNet({33: faces}))).detect([flat(33)])
     assert [round(d.score, 2) for d in dets] == [0.97, 0.9]
     assert dets[0].box[0] == pytest.approx(80 - 128)
 
@@ -109,7 +116,7 @@ def test_frames_of_different_sizes_are_batched_separately_and_kept_in_order():
     faces = {v: [(anchor_index(96, 128, 0, 1, v % 8, 0), 0.9, (0,) * 4, (0,) * 10)] for v in (10, 11, 12)}
     faces[40] = [(anchor_index(64, 64, 1, 0, 1, 1), 0.9, (0,) * 4, (0,) * 10)]
     frames = [flat(10), flat(11), flat(40, 64, 64), flat(12), flat(200)]
-    results = RetinaFaceDetector(FakeNet(faces), batch_size=2).detect(frames)
+    results = RetinaFaceDetector(retina(FakeNet(faces)), batch_size=2).detect(frames)
     assert [len(r) for r in results] == [1, 1, 1, 1, 0]
     assert [round(float(r[0].box[0] + r[0].box[2]) / 2) for r in results[:4]] == [20, 28, 24, 36]
 
@@ -152,7 +159,7 @@ def test_vectorised_batch_decoding_matches_anchor_by_anchor_reference():
     path = shared_media("still_real_face.png")
     still = cv2.imread(str(path)) if path is not None else draw_face((256, 256), 0.0, 0.5)
     frames = [cv2.resize(still, (96, 80)), cv2.resize(still[::-1], (96, 80))]
-    detector = RetinaFaceDetector(net, conf_threshold=0.5, nms_threshold=0.4)
+    detector = RetinaFaceDetector(retina(net), conf_threshold=0.5, nms_threshold=0.4)
     results = detector.detect(frames)
     assert sum(len(r) for r in results) > 0
     for frame, dets in zip(frames, results):
@@ -165,7 +172,7 @@ def test_vectorised_batch_decoding_matches_anchor_by_anchor_reference():
 
 
 def test_detector_satisfies_the_detector_protocol():
-    assert isinstance(RetinaFaceDetector(FakeNet({})), Detector)
+    assert isinstance(RetinaFaceDetector(retina(FakeNet({}))), Detector)
 
 
 def test_s3fd_box_mapping_defaults_to_identity_and_expands_by_fractions():
@@ -193,6 +200,6 @@ def test_out_of_memory_halves_the_batch_and_every_frame_is_still_detected():
             return torch.zeros(x.shape[0], n, 4), conf, torch.zeros(x.shape[0], n, 10)
 
     model = Oom()
-    found = RetinaFaceDetector(model, batch_size=4).detect([np.zeros((32, 32, 3), np.uint8)] * 5)
+    found = RetinaFaceDetector(retina(model), batch_size=4).detect([np.zeros((32, 32, 3), np.uint8)] * 5)
     assert found == [[]] * 5
     assert model.sizes == [4, 2, 2, 1]

@@ -6,10 +6,18 @@ import pytest
 import torch
 from torch import nn
 
+from lipsync_core.compute.handle import ModelHandle
+from lipsync_core.compute.runtime import Runtime
 from lipsync_core.face.detectors.s3fd import STRIDES, S3FDDetector, nms, postprocess
+from lipsync_core.models.s3fd import CARD
 from lipsync_core.support.errors import LipsyncError
 
 BG, FACE = 0, 1
+
+
+def s3fd(module: nn.Module, dtype: torch.dtype = torch.float32) -> ModelHandle:
+    """``module`` as the S3FD handle of a CPU runtime computing in ``dtype``."""
+    return Runtime(dtype=dtype).handle(module, CARD)
 
 
 def empty_maps(batch: int, height: int, width: int) -> list[torch.Tensor]:
@@ -137,7 +145,7 @@ def test_network_receives_rgb_minus_104_117_123_at_full_resolution():
     frame = np.zeros((36, 52, 3), np.uint8)
     frame[..., 0], frame[..., 1], frame[..., 2] = 10, 20, 30  # B, G, R
     spy = Spy()
-    assert S3FDDetector(spy).detect([frame]) == [[]]
+    assert S3FDDetector(s3fd(spy)).detect([frame]) == [[]]
     (x,) = spy.inputs
     assert x.shape == (1, 3, 36, 52) and x.dtype == torch.float32
     # Channel 0 is red: the original flips BGR to RGB, then subtracts [104, 117, 123] in that order.
@@ -147,7 +155,7 @@ def test_network_receives_rgb_minus_104_117_123_at_full_resolution():
 def test_frames_are_detected_in_batches_of_batch_size():
     spy = Spy()
     frames = [np.full((32, 32, 3), i, np.uint8) for i in range(5)]
-    assert len(S3FDDetector(spy, batch_size=2).detect(frames)) == 5
+    assert len(S3FDDetector(s3fd(spy), batch_size=2).detect(frames)) == 5
     assert [x.shape[0] for x in spy.inputs] == [2, 2, 1]
 
 
@@ -168,7 +176,7 @@ class OomAbove(Spy):
 def test_out_of_memory_halves_the_batch_and_continues_from_that_batch():
     spy = OomAbove(limit=2)
     frames = [np.full((32, 32, 3), i, np.uint8) for i in range(7)]
-    detector = S3FDDetector(spy, batch_size=4)
+    detector = S3FDDetector(s3fd(spy), batch_size=4)
     assert len(detector.detect(frames)) == 7
     assert [x.shape[0] for x in spy.inputs] == [0, 2, 2, 2, 1]  # the failed batch of 4, then 2s from frame 0
     assert [int(x[0, 0, 0, 0]) for x in spy.inputs[1:]] == [0 - 104, 2 - 104, 4 - 104, 6 - 104]
@@ -177,27 +185,29 @@ def test_out_of_memory_halves_the_batch_and_continues_from_that_batch():
 
 def test_out_of_memory_on_a_single_frame_is_a_user_error():
     with pytest.raises(LipsyncError, match="--det_size"):
-        S3FDDetector(OomAbove(limit=0), batch_size=2).detect([np.zeros((32, 32, 3), np.uint8)] * 2)
+        S3FDDetector(s3fd(OomAbove(limit=0)), batch_size=2).detect([np.zeros((32, 32, 3), np.uint8)] * 2)
 
 
-def test_float16_dtype_reaches_the_network():
+def test_float16_dtype_reaches_the_network_and_the_shared_module_stays_float32():
     spy = Spy()
-    S3FDDetector(spy, dtype=torch.float16).detect([np.zeros((32, 32, 3), np.uint8)])
-    assert spy.inputs[0].dtype == torch.float16
+    handle = s3fd(spy, torch.float16)
+    S3FDDetector(handle).detect([np.zeros((32, 32, 3), np.uint8)])
+    assert handle.module.inputs[0].dtype == torch.float16
+    assert spy.anchor.dtype == torch.float32 and not spy.inputs  # the handle runs its own cast copy
 
 
 @pytest.fixture(scope="module")
 def biased_s3fd(parity_dir):
     """The real S3FD module with procedural weights; only the fc7 face logit is biased so a frame yields a
     handful of candidates (72 above 0.05, 4 above 0.5 on the test frame), like real weights do."""
-    from lipsync_core.models.registry import SPECS
+    from lipsync_core.models.registry import CARDS
     from lipsync_core.testing.procedural import load_rows, procedural_state_dict
 
     state = procedural_state_dict(load_rows(parity_dir / "s3fd_keys.json"))
     for head in ("conv3_3_norm", "conv4_3_norm", "conv5_3_norm", "conv6_2", "conv7_2"):
         state[f"{head}_mbox_conf.bias"][-1] -= 10.0
     state["fc7_mbox_conf.bias"][1] -= 1.0
-    model = SPECS["s3fd"].build(state)
+    model = CARDS["s3fd"].build(state)
     model.load_state_dict(state)
     return model
 
@@ -218,7 +228,7 @@ class Recorder(nn.Module):
 def test_real_network_output_matches_the_original_order(biased_s3fd):
     frame = (np.random.default_rng(0).random((128, 160, 3)) * 255).astype(np.uint8)
     recorder = Recorder(biased_s3fd)
-    dets = S3FDDetector(recorder).detect([frame])[0]
+    dets = S3FDDetector(s3fd(recorder)).detect([frame])[0]
     ref = original_order([m.float() for m in recorder.maps], 0)
     assert 1 <= len(dets) == len(ref) < 10
     for det, (box, score) in zip(dets, ref):
@@ -232,5 +242,6 @@ def test_cpu_batches_hold_a_bounded_activation_budget_twice_the_frames_in_bfloat
 
     spy = Spy()
     budget = 2 * 48 * 64 * ACTIVATION_BYTES_PER_PIXEL_FP32  # two float32 frames of 64x48
-    S3FDDetector(spy, dtype=dtype, batch_size=16, cpu_batch_bytes=budget).detect([np.zeros((48, 64, 3), np.uint8)] * 5)
-    assert [x.shape[0] for x in spy.inputs] == batches
+    handle = s3fd(spy, dtype)
+    S3FDDetector(handle, batch_size=16, cpu_batch_bytes=budget).detect([np.zeros((48, 64, 3), np.uint8)] * 5)
+    assert [x.shape[0] for x in handle.module.inputs] == batches

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lipsync_core.models.registry import StateDict
+from lipsync_core.models.checkpoints import StateDict
 from lipsync_core.testing.procedural import load_rows
 
 #: The README's relative tolerance for float32 arrays, and for CodeFormer's float16-stored images.

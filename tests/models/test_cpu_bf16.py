@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lipsync_core.models.fuse import fold_batchnorm
-from lipsync_core.models.registry import SPECS
+from lipsync_core.models.registry import CARDS
 from lipsync_core.testing.procedural import procedural_state_dict
 from tests.models.parity import arrays, built_strictly, keys, regenerated_input
 
@@ -21,7 +21,7 @@ BF16_BOUND = 0.05
 
 
 def bf16_model(parity_dir, name: str) -> torch.nn.Module:
-    net = built_strictly(SPECS[name].build, procedural_state_dict(keys(parity_dir, name)))
+    net = built_strictly(CARDS[name].build, procedural_state_dict(keys(parity_dir, name)))
     return fold_batchnorm(net).to(memory_format=torch.channels_last)
 
 
@@ -50,11 +50,11 @@ CASES = {
 
 
 def test_every_model_has_a_decision_and_the_scorer_stays_float32():
-    assert {name for name, spec in SPECS.items() if spec.cpu_bf16} <= set(CASES) | {"codeformer"}
-    assert not SPECS["syncnet_color"].cpu_bf16  # the sync scorer measures; it stays float32 unless asked
+    assert {name for name, spec in CARDS.items() if spec.precision.cpu_bf16} <= set(CASES) | {"codeformer"}
+    assert not CARDS["syncnet_color"].precision.cpu_bf16  # the sync scorer measures; it stays float32 unless asked
 
 
-@pytest.mark.parametrize("name", [n for n in CASES if SPECS[n].cpu_bf16])
+@pytest.mark.parametrize("name", [n for n in CASES if CARDS[n].precision.cpu_bf16])
 def test_bf16_outputs_stay_within_the_bound(parity_dir, name):
     inputs, outputs = CASES[name]
     io = arrays(parity_dir, name)
@@ -64,7 +64,7 @@ def test_bf16_outputs_stay_within_the_bound(parity_dir, name):
 
 
 def test_codeformer_bf16_keeps_every_code_and_stays_within_the_bound(parity_dir):
-    assert SPECS["codeformer"].cpu_bf16
+    assert CARDS["codeformer"].precision.cpu_bf16
     _, x = regenerated_input(parity_dir, "codeformer", "x")
     io = arrays(parity_dir, "codeformer")
     out, logits, lq_feat = bf16_forward(bf16_model(parity_dir, "codeformer"), x, w=0.5, adain=True)

@@ -12,18 +12,18 @@ import pytest
 import torch
 
 from lipsync_core.compute.quantize import Int8OnFirstCall
-from lipsync_core.models.registry import SPECS
+from lipsync_core.models.registry import CARDS
 from tests.models.parity import arrays
 from tests.models.test_cpu_bf16 import CASES, bf16_model
 
 INT8_MEAN_BOUND = 0.04
 
 
-@pytest.mark.parametrize("name", [n for n, spec in SPECS.items() if spec.cpu_int8])
+@pytest.mark.parametrize("name", [n for n, spec in CARDS.items() if spec.precision.cpu_int8])
 def test_int8_outputs_stay_within_the_bound(parity_dir, name):
     inputs, outputs = CASES[name]
     io = arrays(parity_dir, name)
-    net = Int8OnFirstCall(bf16_model(parity_dir, name), keep_float=SPECS[name].float_classes())
+    net = Int8OnFirstCall(bf16_model(parity_dir, name), keep_float=CARDS[name].float_classes())
     with torch.inference_mode():
         out = net(*(torch.from_numpy(io[k]) for k in inputs))
     out = out if isinstance(out, (tuple, list)) else (out,)
@@ -34,7 +34,7 @@ def test_int8_outputs_stay_within_the_bound(parity_dir, name):
 
 
 def test_the_detectors_and_super_resolution_are_the_int8_models():
-    assert {n for n, spec in SPECS.items() if spec.cpu_int8} == {"s3fd", "retinaface_resnet50", "rrdbnet_x4",
+    assert {n for n, spec in CARDS.items() if spec.precision.cpu_int8} == {"s3fd", "retinaface_resnet50", "rrdbnet_x4",
                                                                   "rrdbnet_x2"}
 
 

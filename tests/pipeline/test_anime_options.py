@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from lipsync_core.compute.runtime import Runtime
 from lipsync_core.engine.catalog import BuildContext
 from lipsync_core.engine.plan import Plan, make_config
 from lipsync_core.face.detectors.anime import MOUTH
@@ -53,5 +52,5 @@ def test_the_anime_detector_needs_its_cascade_and_places_the_mouth_from_its_mapp
     cfg = make_config("original", detector="anime", mask_region="mouth", blend="hard")
     plan = Plan.from_options(cfg)
     assert plan.roles == ["anime", "checkpoint"]
-    mouth = plan.stages[1].build(BuildContext(cfg.render, cfg.detection, Runtime(), model=None, detector=plan.detector))
+    mouth = plan.stages[1].build(BuildContext(cfg.render, cfg.detection, handle=None, detector=plan.detector))
     assert mouth.placement == MOUTH and mouth.hard and not mouth.use_landmarks

@@ -14,9 +14,6 @@ class Tint:
 
     name = "tint"
 
-    def prepare(self, runtime) -> None:
-        pass
-
     def __call__(self, batch) -> None:
         for i in batch.face_positions:
             batch.frames[i] //= 2

@@ -128,7 +128,9 @@ def test_hq_in_int8_detects_and_upscales_quantized_and_stays_close_to_float32(tm
     pipe = session_for(make_config(dtype="int8", device="cpu", checkpoint_path=str(w2l_checkpoint), **options))
     pipe.fetch_weights()
     assert pipe.detector_identity().endswith(":int8")  # the face-track cache keeps int8 tracks apart
-    assert isinstance(pipe.model("sr"), Int8OnFirstCall) and isinstance(pipe.model("retinaface"), Int8OnFirstCall)
+    for role in ("sr", "retinaface"):
+        handle = pipe.handle(role)
+        assert handle.int8 and isinstance(handle.module, Int8OnFirstCall), role
     got, ref = read_frames(outs["int8"]), read_frames(outs["float32"])
     assert len(got) == len(ref) == 20
     assert max(mean_abs(g, r) for g, r in zip(got, ref)) < 2.0  # whole frames; the face region carries it all

@@ -7,16 +7,21 @@ import pytest
 import torch
 from torch import nn
 
+from lipsync_core.compute.runtime import Runtime
 from lipsync_core.models import load
+from lipsync_core.models.bisenet import CARD as BISENET
 from lipsync_core.models.bisenet import MEAN_RGB, STD_RGB, BiSeNet
+from lipsync_core.models.registry import CARDS
 from lipsync_core.models.rrdbnet import RRDBNet
-from lipsync_core.stages.base import Batch, Runtime
+from lipsync_core.stages.base import Batch
 from lipsync_core.stages.hq import SegmentationMask, SuperResolution
 from lipsync_core.stages.masks import SKIN
 from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import write_checkpoint
 from lipsync_core.testing.procedural import procedural_for_module
 from tests.conftest import shared_media
+
+SR = CARDS["rrdbnet_x4"]
 
 
 def haar_box(frame: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -91,8 +96,7 @@ class ColourParser(nn.Module):
 
 
 def test_super_resolution_upscales_each_face_four_times():
-    stage = SuperResolution(small_rrdbnet(), batch_size=2)
-    stage.prepare(Runtime())
+    stage = SuperResolution(Runtime().handle(small_rrdbnet(), SR), batch_size=2)
     batch = face_batch(real_faces() * 2)
     batch.pred = np.random.default_rng(0).random((4, 96, 96, 3), dtype=np.float32)
     stage(batch)
@@ -102,8 +106,7 @@ def test_super_resolution_upscales_each_face_four_times():
 
 def test_super_resolution_feeds_rgb_and_returns_clamped_bgr():
     net = small_rrdbnet()
-    stage = SuperResolution(net)
-    stage.prepare(Runtime())
+    stage = SuperResolution(Runtime().handle(net, SR))
     pred = np.random.default_rng(1).random((2, 24, 24, 3), dtype=np.float32)
     batch = face_batch(real_faces()[:1] * 2, with_blank_frame=False)
     batch.pred = pred
@@ -118,8 +121,7 @@ def test_super_resolution_result_does_not_depend_on_batch_size():
     pred = np.random.default_rng(2).random((3, 16, 16, 3), dtype=np.float32)
     results = []
     for batch_size in (1, 3):
-        stage = SuperResolution(small_rrdbnet(), batch_size=batch_size)
-        stage.prepare(Runtime())
+        stage = SuperResolution(Runtime().handle(small_rrdbnet(), SR), batch_size=batch_size)
         batch = face_batch(real_faces()[:1] * 3, with_blank_frame=False)
         batch.pred = pred.copy()
         stage(batch)
@@ -131,8 +133,7 @@ def test_super_resolution_in_reduced_precision_returns_float32_close_to_full_pre
     pred = np.random.default_rng(4).random((2, 16, 16, 3), dtype=np.float32)
     results = []
     for dtype in (torch.float32, torch.bfloat16):  # bfloat16: the CPU analogue of the CUDA fp16 path
-        stage = SuperResolution(small_rrdbnet())
-        stage.prepare(Runtime(dtype=dtype))
+        stage = SuperResolution(Runtime(dtype=dtype).handle(small_rrdbnet(), SR))
         batch = face_batch(real_faces()[:1] * 2, with_blank_frame=False)
         batch.pred = pred.copy()
         stage(batch)
@@ -142,8 +143,7 @@ def test_super_resolution_in_reduced_precision_returns_float32_close_to_full_pre
 
 
 def test_super_resolution_leaves_frames_untouched():
-    stage = SuperResolution(small_rrdbnet())
-    stage.prepare(Runtime())
+    stage = SuperResolution(Runtime().handle(small_rrdbnet(), SR))
     batch = face_batch(real_faces())
     before = [f.copy() for f in batch.frames]
     batch.pred = np.full((len(batch.face_positions), 96, 96, 3), 0.5, np.float32)
@@ -155,9 +155,8 @@ def test_super_resolution_from_its_checkpoint_through_the_runtime(tmp_path):
     path = write_checkpoint("rrdbnet_x4", tmp_path / "esrgan_yunying.pth", wrapper="params", **SMALL_SR)
     pred = np.random.default_rng(3).random((1, 16, 16, 3), dtype=np.float32)
     results = []
-    for model in (Runtime().model("rrdbnet_x4", path), small_rrdbnet()):
-        stage = SuperResolution(model)
-        stage.prepare(Runtime())
+    for handle in (Runtime().load("rrdbnet_x4", path), Runtime().handle(small_rrdbnet(), SR)):
+        stage = SuperResolution(handle)
         batch = face_batch(real_faces()[:1], with_blank_frame=False)
         batch.pred = pred.copy()
         stage(batch)
@@ -176,8 +175,7 @@ def bisenet() -> BiSeNet:
 
 
 def test_segmentation_gives_one_box_sized_soft_mask_per_face(bisenet):
-    stage = SegmentationMask(bisenet, feather_px=6, size=256)
-    stage.prepare(Runtime())
+    stage = SegmentationMask(Runtime().handle(bisenet, BISENET), feather_px=6, size=256)
     batch = face_batch(real_faces())
     stage(batch)
     boxes = [b for b in batch.boxes if b is not None]
@@ -188,8 +186,8 @@ def test_segmentation_gives_one_box_sized_soft_mask_per_face(bisenet):
 
 
 def test_segmentation_mask_is_zero_on_the_box_border_and_frames_untouched(bisenet):
-    stage = SegmentationMask(bisenet, classes=tuple(range(19)), feather_px=4, size=256)  # every class: whole box
-    stage.prepare(Runtime())
+    # every class: the whole box
+    stage = SegmentationMask(Runtime().handle(bisenet, BISENET), classes=tuple(range(19)), feather_px=4, size=256)
     batch = face_batch(real_faces())
     before = [f.copy() for f in batch.frames]
     stage(batch)
@@ -202,9 +200,8 @@ def test_segmentation_mask_is_zero_on_the_box_border_and_frames_untouched(bisene
 def test_segmentation_from_its_checkpoint_through_the_runtime(tmp_path, bisenet):
     path = write_checkpoint("bisenet19", tmp_path / "face_segmentation.pth", model=bisenet)
     masks = []
-    for model in (Runtime().model("bisenet19", path), load("bisenet19", path)):
-        stage = SegmentationMask(model, size=128)
-        stage.prepare(Runtime())
+    for handle in (Runtime().load("bisenet19", path), Runtime().handle(load("bisenet19", path), BISENET)):
+        stage = SegmentationMask(handle, size=128)
         batch = face_batch(real_faces()[:1], with_blank_frame=False)
         stage(batch)
         masks.append(batch.masks[0])
@@ -215,8 +212,7 @@ def test_segmentation_mask_covers_the_parsed_classes_of_the_original_crop():
     frame = np.full((200, 300, 3), 128, np.uint8)
     frame[:, 150:] = (40, 40, 220)  # BGR red right half: "skin" for the colour parser
     box = (20, 180, 70, 230)  # the colour boundary runs down the box centre, column 80
-    stage = SegmentationMask(ColourParser(), feather_px=5, size=128)
-    stage.prepare(Runtime())
+    stage = SegmentationMask(Runtime().handle(ColourParser(), BISENET), feather_px=5, size=128)
     batch = face_batch([(frame, box)], with_blank_frame=False)
     stage(batch)
     mask = batch.masks[0]
@@ -227,8 +223,7 @@ def test_segmentation_mask_covers_the_parsed_classes_of_the_original_crop():
 
 def test_segmentation_lower_face_restricts_the_mask_to_the_lower_rows():
     frame = np.full((120, 120, 3), (40, 40, 220), np.uint8)  # everything is "skin"
-    stage = SegmentationMask(ColourParser(), feather_px=3, lower_face=0.5, size=64)
-    stage.prepare(Runtime())
+    stage = SegmentationMask(Runtime().handle(ColourParser(), BISENET), feather_px=3, lower_face=0.5, size=64)
     batch = face_batch([(frame, (10, 110, 10, 110))], with_blank_frame=False)
     stage(batch)
     mask = batch.masks[0]
@@ -237,8 +232,7 @@ def test_segmentation_lower_face_restricts_the_mask_to_the_lower_rows():
 
 
 def test_segmentation_without_faces_gives_no_masks():
-    stage = SegmentationMask(ColourParser(), size=64)
-    stage.prepare(Runtime())
+    stage = SegmentationMask(Runtime().handle(ColourParser(), BISENET), size=64)
     batch = Batch(indices=[0], frames=[np.zeros((32, 32, 3), np.uint8)], boxes=[None], mels=np.zeros((1, 80, 16)))
     stage(batch)
     assert batch.masks == []
@@ -247,4 +241,4 @@ def test_segmentation_without_faces_gives_no_masks():
 @pytest.mark.parametrize("options", [{"size": 500}, {"feather_px": -1}, {"lower_face": 1.5}])
 def test_segmentation_rejects_invalid_settings(options):
     with pytest.raises(LipsyncError):
-        SegmentationMask(ColourParser(), **options)
+        SegmentationMask(Runtime().handle(ColourParser(), BISENET), **options)

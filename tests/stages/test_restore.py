@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from lipsync_core.compute.runtime import Runtime
 from lipsync_core.face.align import estimate_affine, face_region, face_template, inverse_affine
-from lipsync_core.stages.base import Batch, Runtime
+from lipsync_core.models.registry import CARDS
+from lipsync_core.stages.base import Batch
 from lipsync_core.stages.restore import PARSE_EXCLUDED, CodeFormerRestore, Sharpen, paste_mask
 from lipsync_core.support.errors import LipsyncError
 from lipsync_core.testing.checkpoints import procedural_module, write_checkpoint
@@ -35,9 +37,10 @@ def codeformer():
 
 
 def stage(codeformer, **kw) -> CodeFormerRestore:
-    s = CodeFormerRestore(codeformer, kw.pop("parser", RowParser()), **kw)
-    s.prepare(Runtime())
-    return s
+    rt = Runtime()
+    parser = kw.pop("parser", RowParser())
+    return CodeFormerRestore(rt.handle(codeformer, CARDS["codeformer"]),
+                             None if parser is None else rt.handle(parser, CARDS["parsenet"]), **kw)
 
 
 def scene_batch() -> Batch:
@@ -112,7 +115,7 @@ def test_chunking_changes_the_result_by_rounding_at_most(codeformer):
 @pytest.mark.parametrize("fidelity", [-0.1, 1.5, float("nan")])
 def test_fidelity_outside_0_1_is_a_user_error(codeformer, fidelity):
     with pytest.raises(LipsyncError, match="fidelity"):
-        CodeFormerRestore(codeformer, fidelity=fidelity)
+        CodeFormerRestore(Runtime().handle(codeformer, CARDS["codeformer"]), fidelity=fidelity)
 
 
 def test_faces_without_any_landmark_track_is_a_user_error(codeformer):
@@ -131,8 +134,7 @@ def test_models_from_checkpoints_through_the_runtime(codeformer, tmp_path):
     batch = scene_batch()
     original = batch.frames[0].copy()
     rt = Runtime()
-    s = CodeFormerRestore(rt.model("codeformer", cf), rt.model("parsenet", pn))
-    s.prepare(rt)
+    s = CodeFormerRestore(rt.load("codeformer", cf), rt.load("parsenet", pn))
     assert s.size == SIZE
     s(batch)
     x0, y0, x1, y1 = face_region(estimate_affine(batch.landmarks[0], face_template(SIZE)), SIZE, original.shape)
@@ -183,9 +185,6 @@ def test_sharpen_settings_are_validated(kw):
 
 
 def test_the_parser_sees_faces_at_parse_size_and_its_map_comes_back_full_size():
-    from lipsync_core.stages.base import Runtime
-    from lipsync_core.stages.restore import CodeFormerRestore
-
     seen = []
 
     class Parser(torch.nn.Module):
@@ -195,9 +194,9 @@ def test_the_parser_sees_faces_at_parse_size_and_its_map_comes_back_full_size():
             logits[:, 1, :, : x.shape[-1] // 2] = 1.0  # skin on the left half
             return logits, x
 
-    stage = CodeFormerRestore(torch.nn.Identity(), Parser(), parse_size=32)
-    stage.runtime = Runtime()
-    stage._parser = stage.parser
+    rt = Runtime()
+    stage = CodeFormerRestore(rt.handle(torch.nn.Identity(), CARDS["codeformer"]),
+                              rt.handle(Parser(), CARDS["parsenet"]), parse_size=32)
     labels = stage._parse(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))
     assert seen == [(32, 32)] and labels.shape == (2, 64, 64)
     assert (labels[:, :, :32] == 1).all() and (labels[:, :, 32:] == 0).all()

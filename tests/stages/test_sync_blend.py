@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from lipsync_core.compute.chunking import AdaptiveChunker
-from lipsync_core.stages.base import Batch, Runtime
+from lipsync_core.compute.runtime import Runtime
+from lipsync_core.models.wav2lip import CARD
+from lipsync_core.stages.base import Batch
 from lipsync_core.stages.blend import BlendStage, lower_face_mask
 from lipsync_core.stages.sync import SyncStage, face_inputs
 
@@ -36,7 +38,7 @@ def batch_of(n: int, faces: list[bool]) -> Batch:
 
 def test_sync_input_is_masked_lower_half_then_reference():
     frame = np.full((50, 50, 3), 200, np.uint8)
-    x = face_inputs([frame], [(0, 50, 0, 50)])
+    x = face_inputs([frame], [(0, 50, 0, 50)], CARD.input)
     assert x.shape == (1, 96, 96, 6)
     assert np.all(x[0, 48:, :, :3] == 0) and np.allclose(x[0, :48, :, :3], 200 / 255)
     assert np.allclose(x[0, :, :, 3:], 200 / 255)
@@ -44,8 +46,7 @@ def test_sync_input_is_masked_lower_half_then_reference():
 
 def test_sync_runs_only_on_frames_with_a_face():
     model = Recorder()
-    stage = SyncStage(model, batch_size=8)
-    stage.prepare(Runtime())
+    stage = SyncStage(Runtime().handle(model, CARD), batch_size=8)
     b = batch_of(4, [True, False, True, False])
     stage(b)
     assert b.pred.shape == (2, 96, 96, 3)
@@ -54,12 +55,11 @@ def test_sync_runs_only_on_frames_with_a_face():
 
 def test_out_of_memory_halves_the_batch_and_continues():
     model = Recorder(fail_above=3)
-    stage = SyncStage(model, batch_size=8)
-    stage.prepare(Runtime())
+    stage = SyncStage(Runtime().handle(model, CARD), batch_size=8)
     b = batch_of(6, [True] * 6)
     stage(b)
     assert b.pred.shape == (6, 96, 96, 3)
-    assert np.allclose(b.pred, face_inputs(b.frames, b.boxes)[..., 3:])  # every face, in order
+    assert np.allclose(b.pred, face_inputs(b.frames, b.boxes, CARD.input)[..., 3:])  # every face, in order
     assert [s[0][0] for s in model.seen] == [6, 3, 3]
     stage(batch_of(4, [True] * 4))
     assert [s[0][0] for s in model.seen[3:]] == [3, 1]  # stays reduced for later batches
@@ -93,8 +93,7 @@ def test_reduced_precision_path_runs_and_stays_close():
 
     outs = {}
     for dtype in (torch.float32, torch.bfloat16):
-        stage = SyncStage(Gen(), batch_size=4)
-        stage.prepare(Runtime(torch.device("cpu"), dtype))
+        stage = SyncStage(Runtime(torch.device("cpu"), dtype).handle(Gen(), CARD), batch_size=4)
         b = batch_of(2, [True, True])
         stage(b)
         outs[dtype] = b.pred
@@ -142,8 +141,7 @@ def test_blend_uses_a_given_mask():
 
 
 def test_compile_wraps_the_generator_only_when_asked():
-    plain, compiled = SyncStage(Recorder()), SyncStage(Recorder(), compile=True)
-    plain.prepare(Runtime())
-    compiled.prepare(Runtime())
-    assert isinstance(plain.model, Recorder)
-    assert not isinstance(compiled.model, Recorder) and isinstance(compiled.model._orig_mod, Recorder)
+    rt = Runtime()
+    plain, compiled = rt.handle(Recorder(), CARD), rt.handle(Recorder(), CARD, compile=True)
+    assert isinstance(plain.module, Recorder)
+    assert not isinstance(compiled.module, Recorder) and isinstance(compiled.module._orig_mod, Recorder)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lipsync_core.stages.base import Batch, Runtime
+from lipsync_core.compute.runtime import Runtime
+from lipsync_core.models.registry import CARDS
+from lipsync_core.stages.base import Batch
 from lipsync_core.stages.upscale import UpscaleStage, upscale_tiled
 from lipsync_core.testing.checkpoints import procedural_module
 
@@ -31,8 +33,7 @@ def test_the_stage_doubles_frames_boxes_and_landmarks():
     lm = np.array([[10, 10], [20, 10], [15, 15], [12, 20], [18, 20]], np.float32)
     b = Batch(indices=[0, 1], frames=frames, boxes=[(2, 20, 4, 30), None], mels=np.zeros((2, 80, 16), np.float32),
               landmarks=[lm, None])
-    stage = UpscaleStage(small_x2(), tile=16, overlap=4)
-    stage.prepare(Runtime())
+    stage = UpscaleStage(Runtime().handle(small_x2(), CARDS["rrdbnet_x2"]), tile=16, overlap=4)
     stage(b)
     assert [f.shape for f in b.frames] == [(60, 80, 3), (60, 80, 3)]
     assert b.boxes == [(4, 40, 8, 60), None]

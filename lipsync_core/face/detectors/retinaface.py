@@ -1,10 +1,10 @@
 """RetinaFace detector: preprocessing, prior boxes, decoding of boxes and 5 landmarks, thresholds and NMS.
 
-Conventions of CodeFormer's face helper (facexlib ``RetinaFace.detect_faces``): BGR frames at their own
-size as float minus (104, 117, 123), no scaling; two square anchors per location with sides
-(16, 32) / (64, 128) / (256, 512) pixels at strides 8 / 16 / 32; SSD decoding with variances (0.1, 0.2);
-keep face probability > 0.8, then greedy NMS at IoU 0.4 (+1-pixel area convention). Decoding is
-vectorised over the whole batch; one NMS serves the batch (boxes of different images are offset apart).
+Conventions of CodeFormer's face helper (facexlib ``RetinaFace.detect_faces``): BGR frames at their own size as
+float minus (104, 117, 123), no scaling (the RetinaFace card's input); two square anchors per location with sides
+(16, 32) / (64, 128) / (256, 512) pixels at strides 8 / 16 / 32; SSD decoding with variances (0.1, 0.2); keep face
+probability > 0.8, then greedy NMS at IoU 0.4 (+1-pixel area convention). Decoding is vectorised over the whole
+batch; one NMS serves the batch (boxes of different images are offset apart).
 """
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from ...compute.chunking import AdaptiveChunker
+from ...compute.handle import ModelHandle
 from ..types import Detection
 from .s3fd import CPU_BATCH_BYTES, cpu_frames_per_batch, nms
 
-MEAN_BGR = (104.0, 117.0, 123.0)
 STEPS = (8, 16, 32)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 VARIANCES = (0.1, 0.2)
@@ -79,22 +78,20 @@ def postprocess(loc: torch.Tensor, conf: torch.Tensor, landmarks: torch.Tensor, 
 class RetinaFaceDetector:
     """Batched RetinaFace over uint8 BGR frames; each detection carries its 5 landmarks.
 
-    ``model`` maps a (B, 3, H, W) float tensor to ``(loc, conf (softmaxed), landmarks)``; it runs under
-    ``inference_mode`` on ``device`` in ``dtype`` (float16 only makes sense on CUDA; bfloat16 on CPUs with
-    native bf16 units). Frames of one call may differ in size: consecutive frames of the same size are batched
-    together, on CPU as many as fit ``cpu_batch_bytes`` of activations. Boxes are not clipped to the frame.
+    ``model`` is the detector's handle: its module maps a (B, 3, H, W) float tensor to ``(loc, conf (softmaxed),
+    landmarks)``; the handle runs it on its device in its precision. Frames of one call may differ in size:
+    consecutive frames of the same size are batched together, on CPU as many as fit ``cpu_batch_bytes`` of
+    activations. Boxes are not clipped to the frame.
     """
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 batch_size: int = 8, conf_threshold: float = 0.8, nms_threshold: float = 0.4,
+    def __init__(self, model: ModelHandle, batch_size: int = 8, conf_threshold: float = 0.8, nms_threshold: float = 0.4,
                  box_expand: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
                  cpu_batch_bytes: int = CPU_BATCH_BYTES) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if not 0.0 <= conf_threshold < 1.0 or not 0.0 < nms_threshold <= 1.0:
             raise ValueError(f"thresholds out of range: conf {conf_threshold}, nms {nms_threshold}")
-        self.device = torch.device(device)
-        self.dtype = dtype
+        self.model = model
         self.cpu_batch_bytes = cpu_batch_bytes
         self.batch_size = batch_size
         self._chunker = AdaptiveChunker(batch_size, what="face detection",
@@ -102,13 +99,12 @@ class RetinaFaceDetector:
         self.conf_threshold = conf_threshold
         self.nms_threshold = nms_threshold
         self.box_expand = box_expand  # see retinaface_to_s3fd_box: the boxes drive Wav2Lip's crops
-        self.model = model.to(self.device, dtype).eval().to(memory_format=torch.channels_last)
-        self._mean = torch.tensor(MEAN_BGR, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        """(B, 3, H, W) network input: BGR minus the means, in ``dtype`` on ``device``."""
-        x = torch.from_numpy(np.stack(frames)).to(self.device)  # uint8 (B, H, W, 3); converted on device
-        return (x.permute(0, 3, 1, 2).float() - self._mean).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        """(B, 3, H, W) float32 network input on the model's device: the card's channel order and normalisation."""
+        card = self.model.card.input
+        x = torch.from_numpy(np.stack(frames)).to(self.model.device)  # uint8 (B, H, W, 3) BGR; converted on device
+        return card.normalise(card.from_bgr(x).permute(0, 3, 1, 2).float())
 
     def _batches(self, frames: Sequence[np.ndarray]) -> list[Sequence[np.ndarray]]:
         batches: list[list[np.ndarray]] = []
@@ -124,12 +120,12 @@ class RetinaFaceDetector:
         results: list[list[Detection]] = []
         for batch in self._batches(frames):
             h, w = batch[0].shape[:2]
-            if self.device.type != "cuda":
-                self._chunker.limit(cpu_frames_per_batch(h, w, self.dtype, self.cpu_batch_bytes))
+            if self.model.device.type != "cuda":
+                self._chunker.limit(cpu_frames_per_batch(h, w, self.model.dtype, self.cpu_batch_bytes))
 
             def run(part: Sequence[np.ndarray], h: int = h, w: int = w) -> list[list[Detection]]:
+                loc, conf, landmarks = self.model(self.preprocess(part))
                 with torch.inference_mode():
-                    loc, conf, landmarks = self.model(self.preprocess(part))
                     return postprocess(loc, conf, landmarks, h, w, conf_threshold=self.conf_threshold,
                                        nms_threshold=self.nms_threshold)
 

@@ -1,10 +1,10 @@
 """S3FD face detector: the original Wav2Lip preprocessing and post-processing around the network.
 
-Preprocessing is the original's: BGR frames flipped to RGB, minus (104, 117, 123) in that channel order, no
-scaling, at whatever resolution the frames come in. Post-processing is vectorised over the whole batch (the
-original loops in Python over every candidate anchor): softmax, SSD decoding with variances (0.1, 0.2) against
-square anchors of side 4*stride at strides 4..128, greedy NMS at IoU 0.3 with the +1-pixel area convention,
-keep score > 0.5, negative coordinates clipped to 0.
+Preprocessing is the original's, as the S3FD card states it: BGR frames flipped to RGB, minus (104, 117, 123) in
+that channel order, no scaling, at whatever resolution the frames come in. Post-processing is vectorised over the
+whole batch (the original loops in Python over every candidate anchor): softmax, SSD decoding with variances (0.1,
+0.2) against square anchors of side 4*stride at strides 4..128, greedy NMS at IoU 0.3 with the +1-pixel area
+convention, keep score > 0.5, negative coordinates clipped to 0.
 """
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from ...compute.chunking import AdaptiveChunker
+from ...compute.handle import ModelHandle
 from ..types import Detection
 
-#: Channel means subtracted from the RGB-ordered input (the original's ``[104, 117, 123]``).
-MEAN_RGB_ORDER = (104.0, 117.0, 123.0)
 STRIDES = (4, 8, 16, 32, 64, 128)
 VARIANCES = (0.1, 0.2)
 #: Activation memory one forward may take on CPU. Peak activations measured per input pixel in float32: S3FD
@@ -108,23 +106,18 @@ def postprocess(maps: Sequence[torch.Tensor], *, candidate_threshold: float = 0.
 class S3FDDetector:
     """Batched S3FD over uint8 BGR frames, fed exactly as the original Wav2Lip feeds it.
 
-    ``model`` maps a (B, 3, H, W) float tensor to the 12 head maps; it is run under ``inference_mode`` on
-    ``device`` in ``dtype`` (float16 only makes sense on CUDA; bfloat16 on CPUs with native bf16 units). Frames
-    of a batch must share one size. On CPU a forward takes as many frames as fit ``cpu_batch_bytes`` of
-    activations (:func:`cpu_frames_per_batch`).
+    ``model`` is the detector's handle: its module maps a (B, 3, H, W) float tensor to the 12 head maps; the
+    handle runs it on its device in its precision. Frames of a batch must share one size. On CPU a forward takes
+    as many frames as fit ``cpu_batch_bytes`` of activations (:func:`cpu_frames_per_batch`).
     """
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 batch_size: int = 16, cpu_batch_bytes: int = CPU_BATCH_BYTES) -> None:
+    def __init__(self, model: ModelHandle, batch_size: int = 16, cpu_batch_bytes: int = CPU_BATCH_BYTES) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.device = torch.device(device)
-        self.dtype = dtype
+        self.model = model
         self.cpu_batch_bytes = cpu_batch_bytes
         self._chunker = AdaptiveChunker(batch_size, what="face detection",
                                         hint="use a smaller --det_size or --device cpu")
-        self.model = model.to(self.device, dtype).eval().to(memory_format=torch.channels_last)
-        self._mean = torch.tensor(MEAN_RGB_ORDER, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
 
     @property
     def batch_size(self) -> int:
@@ -132,23 +125,24 @@ class S3FDDetector:
         return self._chunker.chunk
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
-        """(B, 3, H, W) network input: RGB channel order minus the means, in ``dtype`` on ``device``."""
-        x = torch.from_numpy(np.stack(frames)).to(self.device)  # uint8 (B, H, W, 3) BGR; converted on device
-        x = x.flip(-1).permute(0, 3, 1, 2).float() - self._mean
-        return x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        """(B, 3, H, W) float32 network input on the model's device: the card's channel order and normalisation."""
+        card = self.model.card.input
+        x = torch.from_numpy(np.stack(frames)).to(self.model.device)  # uint8 (B, H, W, 3) BGR; converted on device
+        return card.normalise(card.from_bgr(x).permute(0, 3, 1, 2).float())
 
     def detect(self, frames: list[np.ndarray]) -> list[list[Detection]]:
         """Detections per frame, best first. Out of device memory on a batch halves the batch size (for this
         and later calls) and retries that batch; at one frame it is a LipsyncError."""
         if not frames:
             return []
-        if self.device.type != "cuda":
+        if self.model.device.type != "cuda":
             # Host memory stays bounded: 16 full-resolution 640x360 frames would take ~1.9 GB of activations.
             h, w = frames[0].shape[:2]
-            self._chunker.limit(cpu_frames_per_batch(h, w, self.dtype, self.cpu_batch_bytes))
+            self._chunker.limit(cpu_frames_per_batch(h, w, self.model.dtype, self.cpu_batch_bytes))
 
         def run(batch: list[np.ndarray]) -> list[list[Detection]]:
+            maps = self.model(self.preprocess(batch))
             with torch.inference_mode():
-                return postprocess(self.model(self.preprocess(batch)))
+                return postprocess(maps)
 
         return self._chunker(run, frames, combine=lambda outs: [d for out in outs for d in out])
