@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._host import LipsyncError
-from .animate import SUBSTITUTE, animate
+from .animate import SUBSTITUTE
+from .animate import animate as _animate
 from .audio import Source, Utterance, utterances
 from .phones import Phone, words_of
 from .recognize import Recognizer
@@ -84,7 +85,7 @@ def mouth_cues(audio: str | os.PathLike, dialog: str | None = None, *, extended_
                 phones += _recognised(rec, utt, recognizer)
     if not spans:
         log.info("no speech found in %s: one idle cue", source.path)
-    runs = animate(phones, total, shapes)
+    runs = _animate(phones, total, shapes)
     idle = idle_shape(shapes)
     if not runs:
         return [MouthCue(0.0, total / 100, idle)]

@@ -21,6 +21,8 @@ SUBSTITUTE = {"G": "A", "H": "C", "X": "A"}
 MIN_STEPS = 5  # one frame at 24 fps is 4.17 steps: nothing but a closure may be shorter than 5
 TWEEN_STEPS = 5
 SHORT_PAUSE = 12  # a pause shorter than this (steps) inside speech keeps the mouth moving instead of X
+CLOSURE_WITHIN = 0.5  # share of a plosive's phone that shows its closure shape
+CLOSURE_BEFORE = 0  # steps of closure shape taken from the sound before it
 PLOSIVES = {"P": "A", "B": "A", "T": "BF", "D": "BF", "K": "BCEFH", "G": "BCEFH"}
 _FIXED = {
     "AO": "E", "AA": "D", "IY": "B", "UW": "F", "EH": "C", "IH": "B", "UH": "F", "AE": "C",
@@ -101,18 +103,24 @@ def parts_of(phones: Sequence[Phone], total: int, shapes: str = "GHX") -> list[P
 
 
 def _closure(raw: list[Part], release: int, shapes: frozenset[str]) -> None:
-    """Show a plosive's closure for half the previous part (4-12 steps) before its release at ``raw[release]``."""
-    if release < 1:
-        return
-    prev, rel = raw[release - 1], raw[release]
-    steps = int(min(12, max(4, (prev.end - prev.start) / 2)))
-    cut = max(prev.start, rel.start - steps)
-    if shapes == {"A"} or prev.allowed == {"X"}:
-        closure = shapes
-    else:
-        closure = (prev.allowed & shapes) or shapes
-    pieces = [Part(prev.start, cut, prev.allowed)] if cut > prev.start else []
-    raw[release - 1:release] = pieces + [Part(cut, rel.start, closure)]
+    """Show a plosive's closure shape over the first part of the phone ``raw[release]``, and for a few steps before
+    it: the recogniser's plosive starts where the lips (or tongue) close, the release comes later."""
+    rel = raw[release]
+    steps = rel.end - rel.start
+    within = min(steps - 1, int(round(CLOSURE_WITHIN * steps)))
+    before = 0
+    if release > 0 and raw[release - 1].allowed != {"X"}:
+        prev = raw[release - 1]
+        before = min(CLOSURE_BEFORE, max(0, prev.end - prev.start - MIN_STEPS))
+    pieces: list[Part] = []
+    if before:
+        prev = raw[release - 1]
+        pieces.append(Part(prev.start, prev.end - before, prev.allowed))
+    start = rel.start - before
+    if within + before > 0:
+        pieces.append(Part(start, rel.start + within, shapes))
+    pieces.append(Part(rel.start + within, rel.end, rel.allowed))
+    raw[release - (1 if before else 0):release + 1] = pieces
 
 
 def _available(allowed: frozenset[str], shapes: str) -> frozenset[str]:
@@ -176,24 +184,39 @@ def _tweens(runs: list[list], shapes: str) -> list[list]:
 
 
 def _min_length(runs: list[list]) -> list[tuple[int, int, str]]:
-    """Absorb every run shorter than a 24 fps frame (closures excepted) into a neighbour."""
+    """Make every run at least a 24 fps frame long (closures excepted): lengthen it with time from a neighbour
+    that can spare it, else absorb it into a neighbour."""
     runs = [list(r) for r in runs]
     i = 0
     while i < len(runs):
         s, e, shape = runs[i]
-        if e - s >= MIN_STEPS or shape == "A" or len(runs) == 1:
+        need = MIN_STEPS - (e - s)
+        if need <= 0 or shape == "A" or len(runs) == 1:
             i += 1
             continue
-        prev_ok = i > 0 and runs[i - 1][2] not in "AX"
-        if prev_ok or i == len(runs) - 1:
+        spare = [max(0, r[1] - r[0] - MIN_STEPS) if r[2] != "A" else 0 for r in (
+            runs[i - 1] if i else [0, 0, "A"], runs[i + 1] if i + 1 < len(runs) else [0, 0, "A"])]
+        if sum(spare) >= need:
+            before = min(spare[0], (need + 1) // 2 if spare[1] >= need // 2 else need)
+            after = need - before
+            if after > spare[1]:
+                before, after = need - spare[1], spare[1]
+            if before:
+                runs[i - 1][1] -= before
+                runs[i][0] -= before
+            if after:
+                runs[i + 1][0] += after
+                runs[i][1] += after
+            i += 1
+            continue
+        if i > 0 and (runs[i - 1][2] not in "AX" or i == len(runs) - 1):
             runs[i - 1][1] = e
             del runs[i]
             i -= 1
         else:
             runs[i + 1][0] = s
             del runs[i]
-        # joining may have made equal neighbours meet
-        if 0 <= i < len(runs) - 1 and runs[i][2] == runs[i + 1][2]:
+        if 0 <= i < len(runs) - 1 and runs[i][2] == runs[i + 1][2]:  # equal neighbours now meet
             runs[i][1] = runs[i + 1][1]
             del runs[i + 1]
         i = max(i, 0)

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 #: Decoder settings: 10 ms frames; the whole utterance is known, so cepstral mean normalisation uses all of it.
 #: Steps (10 ms) of quiet added around every utterance.
 PAD_STEPS = 30
-_CONFIG: dict[str, Any] = {"loglevel": "FATAL", "cmn": "batch", "frate": 100, "bestpath": True}
+_CONFIG: dict[str, Any] = {"loglevel": "FATAL", "cmn": "batch", "frate": 100, "bestpath": True,
+                           "fsgusefiller": False}  # filler words in the alignment grammar make it fail often
 
 
 def _model(*parts: str) -> str:
