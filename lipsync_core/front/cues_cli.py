@@ -8,6 +8,7 @@ unusable input (one line), 2 for a bad option (one line naming it); nothing is w
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -47,10 +48,9 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``lipsync cues <argv>``; returns the exit status (LipsyncError propagates to ``lipsync``'s main)."""
-    from .. import files
-    from ..cues import check_shapes, idle_shape, mouth_cues
+    from ..cues import check_shapes
     from ..cues.audio import parse_time
-    from ..cues.formats import CueFile, check_dat_options, format_for, render
+    from ..cues.formats import check_dat_options, format_for
 
     p = build_parser()
     a = p.parse_args(list(argv))
@@ -61,8 +61,21 @@ def main(argv: Sequence[str]) -> int:
         start, end = parse_time(a.start, "--start"), parse_time(a.end, "--end")
     except LipsyncError as exc:
         p.exit(2, f"{p.prog}: error: {exc}\n")
+    level = log.level
     if a.quiet:
         log.setLevel(logging.ERROR)
+    try:
+        return _write(a, fmt, shapes, start, end)
+    finally:
+        log.setLevel(level)
+
+
+def _write(a: argparse.Namespace, fmt: str, shapes: str, start: float | None, end: float | None) -> int:
+    """Make the cues and write the file (the options are already checked)."""
+    from .. import files
+    from ..cues import idle_shape, mouth_cues
+    from ..cues.formats import CueFile, render
+
     dialog = _dialog(a.dialog_file)
     with tempfile.TemporaryDirectory(prefix="lipsync-cues-") as work:
         audio = _local_audio(a.audio, start, end, Path(work), progress=not (a.no_progress or a.quiet))
