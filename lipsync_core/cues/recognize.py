@@ -20,8 +20,7 @@ log = logging.getLogger(__name__)
 #: Decoder settings: 10 ms frames; the whole utterance is known, so cepstral mean normalisation uses all of it.
 #: Steps (10 ms) of quiet added around every utterance.
 PAD_STEPS = 30
-_CONFIG: dict[str, Any] = {"loglevel": "FATAL", "cmn": "batch", "frate": 100, "bestpath": True,
-                           "fsgusefiller": False}  # filler words in the alignment grammar make it fail often
+_CONFIG: dict[str, Any] = {"loglevel": "FATAL", "cmn": "batch", "frate": 100, "bestpath": True}
 
 
 def _model(*parts: str) -> str:
@@ -73,15 +72,23 @@ class Recognizer:
             return []
         d = self.decoder
         ensure_words(words, d.lookup_word, lambda w, p: d.add_word(w, p, True))
-        try:
-            d.set_align_text(" ".join(words))
-            self._run(d, pcm)
-            d.set_alignment()
-            self._run(d, pcm)
-            alignment = d.get_alignment()
-        except RuntimeError:
-            return None
-        if alignment is None:
+        # Optional pauses (filler words) between the words place them best, but often leave the grammar's end
+        # unreached; then the words are aligned back to back.
+        for fillers in (True, False):
+            d.config["fsgusefiller"] = fillers
+            try:
+                d.set_align_text(" ".join(words))
+                self._run(d, pcm)
+                d.set_alignment()
+                self._run(d, pcm)
+                alignment = d.get_alignment()
+            except RuntimeError:
+                alignment = None
+            finally:
+                d.config["fsgusefiller"] = True
+            if alignment is not None:
+                break
+        else:
             return None
         return [_phone(p.name, offset + p.start, offset + p.start + p.duration)
                 for w in alignment for p in w if p.duration > 0]
