@@ -35,6 +35,7 @@ setup(
         # torch is deliberately unpinned here: install the build you want first (README); never torchvision.
         "torch>=2.6",  # weights_only=True loading with the CVE-2025-32434 fix
         "numpy>=1.24",
+        "pocketsphinx>=5",  # lipsync cues: speech recognition and alignment (ships the en-us models)
         "opencv-python-headless>=4.8,<5",  # 5.x wheels ship no Haar cascades
         "tqdm>=4.60",
         "imageio-ffmpeg>=0.5",

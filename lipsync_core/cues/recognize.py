@@ -1,0 +1,115 @@
+"""PocketSphinx: utterance audio -> timed phones, by forced alignment of known words, by word recognition
+(language model) followed by alignment of the hypothesis, or by phone-loop decoding (any language).
+
+The models are the ones the ``pocketsphinx`` wheel ships (en-us acoustic model, CMU dictionary, word and phone
+language models); they are loaded when a :class:`Recognizer` is first used, never at import.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .phones import SILENCES, Phone, ensure_words
+
+log = logging.getLogger(__name__)
+
+#: Decoder settings: 10 ms frames; the whole utterance is known, so cepstral mean normalisation uses all of it.
+#: Steps (10 ms) of quiet added around every utterance.
+PAD_STEPS = 30
+_CONFIG: dict[str, Any] = {"loglevel": "FATAL", "cmn": "batch", "frate": 100, "bestpath": True}
+
+
+def _model(*parts: str) -> str:
+    from pocketsphinx import get_model_path
+
+    return os.path.join(get_model_path(), *parts)
+
+
+@dataclass
+class Recognizer:
+    """A lazily built PocketSphinx decoder with the searches it needs (align, lm, allphone)."""
+
+    _decoder: Any = field(default=None, init=False, repr=False)
+    _searches: set[str] = field(default_factory=set, init=False, repr=False)
+    _pad: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    @property
+    def decoder(self) -> Any:
+        if self._decoder is None:
+            from pocketsphinx import Decoder
+
+            self._decoder = Decoder(hmm=_model("en-us", "en-us"), dict=_model("en-us", "cmudict-en-us.dict"),
+                                    lm=None, **_CONFIG)
+        return self._decoder
+
+    def _use(self, name: str) -> Any:
+        d = self.decoder
+        if name not in self._searches:
+            if name == "lm":
+                d.add_lm_file("lm", _model("en-us", "en-us.lm.bin"))
+            elif name == "allphone":
+                d.add_allphone_file("allphone", _model("en-us", "en-us-phone.lm.bin"))
+            self._searches.add(name)
+        d.activate_search(name)
+        return d
+
+    def _run(self, d: Any, pcm: np.ndarray) -> None:
+        """Decode ``pcm`` as one utterance, with :data:`PAD_STEPS` of faint noise before and after it: speech
+        that starts or ends right at the edge otherwise often defeats the alignment's end states."""
+        if self._pad is None:
+            self._pad = np.random.default_rng(0).integers(-16, 17, PAD_STEPS * 160).astype(np.int16)
+        d.start_utt()
+        d.process_raw(np.concatenate([self._pad, pcm, self._pad]).tobytes(), no_search=False, full_utt=True)
+        d.end_utt()
+
+    def align(self, pcm: np.ndarray, words: list[str], offset: int) -> list[Phone] | None:
+        """Phones of ``words`` aligned to ``pcm`` (steps from ``offset``), or None when alignment fails."""
+        if not words:
+            return []
+        d = self.decoder
+        ensure_words(words, d.lookup_word, lambda w, p: d.add_word(w, p, True))
+        # Optional pauses (filler words) between the words place them best, but often leave the grammar's end
+        # unreached; then the words are aligned back to back.
+        for fillers in (True, False):
+            d.config["fsgusefiller"] = fillers
+            try:
+                d.set_align_text(" ".join(words))
+                self._run(d, pcm)
+                d.set_alignment()
+                self._run(d, pcm)
+                alignment = d.get_alignment()
+            except RuntimeError:
+                alignment = None
+            finally:
+                d.config["fsgusefiller"] = True
+            if alignment is not None:
+                break
+        else:
+            return None
+        return [_phone(p.name, offset + p.start, offset + p.start + p.duration)
+                for w in alignment for p in w if p.duration > 0]
+
+    def words(self, pcm: np.ndarray) -> list[str]:
+        """The words recognised in ``pcm`` with the en-us language model (fillers and silences dropped)."""
+        d = self._use("lm")
+        self._run(d, pcm)
+        hyp = d.hyp()
+        if hyp is None:
+            return []
+        return [w for w in hyp.hypstr.split() if not w.startswith(("<", "[", "+"))]
+
+    def phone_loop(self, pcm: np.ndarray, offset: int) -> list[Phone]:
+        """Phones decoded without words (phone n-gram only): works for any language, English-flavoured."""
+        d = self._use("allphone")
+        self._run(d, pcm)
+        return [_phone(s.word, offset + s.start_frame, offset + s.end_frame + 1) for s in d.seg()
+                if s.word not in SILENCES]
+
+
+def _phone(name: str, start: int, end: int) -> Phone:
+    """A decoded phone, its times shifted back by the padding :meth:`Recognizer._run` added."""
+    return Phone(name, max(0, start - PAD_STEPS), max(0, end - PAD_STEPS))
