@@ -2,8 +2,8 @@
 reorganisation into layer folders changes one file. Nothing imported here may import torch."""
 from __future__ import annotations
 
-from ..errors import LipsyncError
 from ..media.ffmpeg import FfmpegProcess
 from ..media.probe import MediaInfo, probe
+from ..support.errors import LipsyncError
 
 __all__ = ["FfmpegProcess", "LipsyncError", "MediaInfo", "probe"]

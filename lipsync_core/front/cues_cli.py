@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import LipsyncError
+from ..support.errors import LipsyncError
 from .cli import Parser
 
 log = logging.getLogger("lipsync_core.cues")
@@ -72,9 +72,9 @@ def main(argv: Sequence[str]) -> int:
 
 def _write(a: argparse.Namespace, fmt: str, shapes: str, start: float | None, end: float | None) -> int:
     """Make the cues and write the file (the options are already checked)."""
-    from .. import files
     from ..cues import idle_shape, mouth_cues
     from ..cues.formats import CueFile, render
+    from ..support import files
 
     dialog = _dialog(a.dialog_file)
     with tempfile.TemporaryDirectory(prefix="lipsync-cues-") as work:
@@ -117,7 +117,7 @@ def _local_audio(source: str, start: float | None, end: float | None, work: Path
     """``source`` itself when it is a local file; a URL, Drive or YouTube source is fetched (and trimmed)."""
     if os.path.exists(source) or "://" not in source and not _drive_like(source):
         return Path(source)
-    from ..acquire.inputs import resolve_media
+    from ..inputs.resolve import resolve_media
 
     return resolve_media(source, start=start, end=end, kind="audio", workdir=work, progress=progress)
 

@@ -25,8 +25,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..models.checkpoints import CONVENTIONS
-from ..models.registry import FILE_SPECS, SPECS
 from ..support import environment
 from ..support.errors import LipsyncError
 
@@ -92,6 +90,10 @@ def _source(raw: dict[str, Any]) -> Source:
 
 def parse_manifest(data: dict[str, Any], path: Path) -> Manifest:
     """Validate and convert the JSON form; raises ``ValueError`` naming the first problem."""
+    # Imported here: reading download sources (an input URL) must not load torch and every architecture.
+    from ..models.checkpoints import CONVENTIONS
+    from ..models.registry import FILE_SPECS, SPECS
+
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path}: schema_version must be {SCHEMA_VERSION}")
     weights: dict[str, WeightEntry] = {}

@@ -10,7 +10,7 @@ import pytest
 
 from lipsync_core.cues import MouthCue, mouth_cues
 from lipsync_core.cues.phones import letter_to_sound
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
 from tests.conftest import REPO, SHARED
 
 

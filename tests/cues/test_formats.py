@@ -8,7 +8,7 @@ import pytest
 
 from lipsync_core.cues import MouthCue
 from lipsync_core.cues.formats import CueFile, format_for, render, to_dat, to_json, to_tsv, to_xml
-from lipsync_core.errors import LipsyncError
+from lipsync_core.support.errors import LipsyncError
 
 CUES = [MouthCue(0.0, 0.05, "X"), MouthCue(0.05, 0.31, "B"), MouthCue(0.31, 0.33, "A"), MouthCue(0.33, 0.9, "D"),
         MouthCue(0.9, 1.25, "X")]
