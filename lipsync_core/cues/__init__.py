@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 RecognizerName = Literal["pocketsphinx", "phonetic"]
 RECOGNIZERS = ("pocketsphinx", "phonetic")
+PIECE_SECONDS = 10.0  # speech decoded without a transcript is cut into pieces this long, shared out to the cores
+PARALLEL_FROM = 20.0  # seconds of audio from which pieces are decoded in worker processes
 
 __all__ = ["MouthCue", "RECOGNIZERS", "idle_shape", "mouth_cues"]
 
@@ -58,9 +61,9 @@ def mouth_cues(audio: str | os.PathLike, dialog: str | None = None, *, extended_
     """Mouth cues for the speech in ``audio`` (any file ffmpeg reads; a video's sound), from ``start`` to ``end``.
 
     ``dialog``: the transcript, when known (its words are aligned, which is far more accurate; where alignment
-    fails, recognition takes over with a warning). ``recognizer``: "pocketsphinx" (English words) or "phonetic"
-    (phones only, for any language). Times are relative to ``start``. Raises :class:`LipsyncError` (one line)
-    for unreadable audio or bad options.
+    fails, recognition takes over with a warning). ``recognizer``: "pocketsphinx" (aligns the transcript's English
+    words) or "phonetic" (ignores the transcript: for any language); without a transcript both decode phones.
+    Times are relative to ``start``. Raises :class:`LipsyncError` (one line) for unreadable audio or bad options.
     """
     shapes = check_shapes(extended_shapes)
     if recognizer not in RECOGNIZERS:
@@ -80,9 +83,9 @@ def mouth_cues(audio: str | os.PathLike, dialog: str | None = None, *, extended_
         if words and recognizer == "pocketsphinx":
             phones = _aligned(rec, source, words, steps, spans)
         else:
-            for utt in utterances(source.chunks(), steps):
-                spans.append((utt.start, utt.start + utt.steps))
-                phones += _recognised(rec, utt, recognizer)
+            utts = _spanned(utterances(source.chunks(), steps, PIECE_SECONDS), spans)
+            for found in _decoded(rec, utts, _workers(source.duration)):
+                phones += found
     if not spans:
         log.info("no speech found in %s: one idle cue", source.path)
     runs = _animate(phones, total, shapes)
@@ -92,12 +95,56 @@ def mouth_cues(audio: str | os.PathLike, dialog: str | None = None, *, extended_
     return [MouthCue(a / 100, b / 100, s) for a, b, s in runs]
 
 
-def _recognised(rec: Recognizer, utt: Utterance, recognizer: str) -> list[Phone]:
-    """Phones of one utterance without a transcript."""
-    if recognizer == "phonetic":
-        return rec.phone_loop(utt.pcm, utt.start)
-    words = rec.words(utt.pcm)
-    return (rec.align(utt.pcm, words, utt.start) or []) if words else []
+def _recognised(rec: Recognizer, utt: Utterance) -> list[Phone]:
+    """Phones of one utterance without a transcript (phone-loop decoding: see docs/cues.md for why not words)."""
+    return rec.phone_loop(utt.pcm, utt.start)
+
+
+def _spanned(utts: Iterable[Utterance], spans: list[tuple[int, int]]) -> Iterator[Utterance]:
+    for utt in utts:
+        spans.append((utt.start, utt.start + utt.steps))
+        yield utt
+
+
+def _workers(duration: float) -> int:
+    """Processes for decoding: one per usable core (at most 4) for long audio, else none beside this one."""
+    if duration < PARALLEL_FROM or not hasattr(os, "fork"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+_FORKED: Recognizer | None = None  # the decoder worker processes inherit
+
+
+def _decode_forked(utt: Utterance) -> list[Phone]:
+    assert _FORKED is not None
+    return _recognised(_FORKED, utt)
+
+
+def _decoded(rec: Recognizer, utts: Iterator[Utterance], workers: int) -> Iterator[list[Phone]]:
+    """Phones of each utterance, in order; with ``workers`` > 1, decoded by forked processes that share the loaded
+    model, at most two utterances per worker in flight (memory stays bounded however long the audio is)."""
+    if workers < 2:
+        yield from (_recognised(rec, utt) for utt in utts)
+        return
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    global _FORKED
+    rec.load("allphone")  # before the fork: the workers share the model pages instead of loading their own
+    _FORKED = rec
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending: deque[Future[list[Phone]]] = deque()
+            for utt in utts:
+                pending.append(pool.submit(_decode_forked, utt))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        _FORKED = None
 
 
 def _aligned(rec: Recognizer, source: Source, words: list[str], steps: Callable[[int], None],
@@ -132,7 +179,7 @@ def _align_or_recognise(rec: Recognizer, utt: Utterance, words: list[str]) -> li
         return aligned
     log.warning("the transcript did not align with the speech from %.2f s to %.2f s; recognising it instead",
                 utt.start / 100, (utt.start + utt.steps) / 100)
-    return _recognised(rec, utt, "pocketsphinx")
+    return _recognised(rec, utt)
 
 
 def _share_out(words: list[str], hyps: list[list[str]]) -> list[list[str]]:

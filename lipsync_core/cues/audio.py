@@ -74,13 +74,14 @@ class Source:
                 yield np.frombuffer(data[: len(data) // 2 * 2], np.int16)
 
 
-def utterances(chunks: Iterator[np.ndarray], on_steps: Callable[[int], None] | None = None
-               ) -> Iterator[Utterance]:
-    """Cut a stream of int16 chunks into :class:`Utterance` s; ``on_steps(n)`` reports progress in 10 ms steps."""
+def utterances(chunks: Iterator[np.ndarray], on_steps: Callable[[int], None] | None = None,
+               longest_s: float = MAX_UTTERANCE) -> Iterator[Utterance]:
+    """Cut a stream of int16 chunks into :class:`Utterance` s of at most ``longest_s`` seconds; ``on_steps(n)``
+    reports progress in 10 ms steps."""
     from pocketsphinx import Vad
 
     vad = Vad(Vad.LOOSE, RATE, 0.01)
-    join, pad, longest = int(JOIN_GAP * 100), int(PAD * 100), int(MAX_UTTERANCE * 100)
+    join, pad, longest = int(JOIN_GAP * 100), int(PAD * 100), int(longest_s * 100)
     buf = np.zeros(0, np.int16)  # samples from step `base` on
     base = 0
     speech: list[bool] = []  # per step from `base`

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 #: Steps (10 ms) of quiet added around every utterance.
 PAD_STEPS = 30
 _CONFIG: dict[str, Any] = {"loglevel": "FATAL", "cmn": "batch", "frate": 100, "bestpath": True}
+#: Language-model weight of the phone loop: low, so that the sounds decide more than English phone statistics.
+PHONE_LM_WEIGHT = 0.5
 
 
 def _model(*parts: str) -> str:
@@ -46,13 +48,22 @@ class Recognizer:
                                     lm=None, **_CONFIG)
         return self._decoder
 
+    def load(self, name: str) -> None:
+        """Load the models of search ``name`` ("lm", "allphone") now rather than when first used."""
+        self._use(name)
+
     def _use(self, name: str) -> Any:
         d = self.decoder
         if name not in self._searches:
             if name == "lm":
                 d.add_lm_file("lm", _model("en-us", "en-us.lm.bin"))
             elif name == "allphone":
-                d.add_allphone_file("allphone", _model("en-us", "en-us-phone.lm.bin"))
+                lw = d.config["lw"]
+                d.config["lw"] = PHONE_LM_WEIGHT  # read when the search is made; the other searches keep theirs
+                try:
+                    d.add_allphone_file("allphone", _model("en-us", "en-us-phone.lm.bin"))
+                finally:
+                    d.config["lw"] = lw
             self._searches.add(name)
         d.activate_search(name)
         return d

@@ -38,7 +38,8 @@ def build_parser() -> Parser:
     p.add_argument("--preston_blair", action="store_true", help=".dat output names the shapes MBP, etc, E, AI, "
                    "O, U, FV, L, rest")
     p.add_argument("--recognizer", choices=("pocketsphinx", "phonetic"), default="pocketsphinx",
-                   help="pocketsphinx: English words (default); phonetic: phones only, for any language")
+                   help="pocketsphinx: aligns the --dialog_file's English words (default); phonetic: ignores the "
+                   "transcript, for any language; without a transcript both decode phones")
     p.add_argument("--start", help="use the audio from here (seconds or [hh:]mm:ss)")
     p.add_argument("--end", help="use the audio up to here (seconds or [hh:]mm:ss)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")

@@ -97,3 +97,18 @@ def test_importing_cues_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_forked_workers_decode_every_utterance_in_order(speech):
+    from lipsync_core.cues import _decoded
+    from lipsync_core.cues.audio import Source, utterances
+    from lipsync_core.cues.recognize import PAD_STEPS, Recognizer
+
+    rec = Recognizer()
+    utts = list(utterances(Source.open(speech.wav).chunks(), longest_s=0.8))
+    assert len(utts) > 2
+    found = list(_decoded(rec, iter(utts), 2))
+    assert len(found) == len(utts) and sum(map(bool, found)) > 2
+    # PocketSphinx's decoding depends a little on the utterances it decoded before, so not equality with one process
+    assert all(u.start - PAD_STEPS <= p.start < p.end <= u.start + u.steps + PAD_STEPS
+               for u, ps in zip(utts, found) for p in ps)
