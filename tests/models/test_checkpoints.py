@@ -10,10 +10,15 @@ import torch
 from torch import nn
 
 from lipsync_core.models import identify, load, validator
-from lipsync_core.models.checkpoints import checkpoint_format, extract_state_dict, read_checkpoint, save_stripped
+from lipsync_core.models.checkpoints import (
+    CONVENTIONS,
+    checkpoint_format,
+    extract_state_dict,
+    read_checkpoint,
+    save_stripped,
+)
 from lipsync_core.models.syncnet import SyncNetColor
 from lipsync_core.support.errors import LipsyncError
-from lipsync_core.weights.manifest import CONVENTIONS
 
 
 def tiny_model() -> nn.Module:
