@@ -49,6 +49,7 @@ class SyncStage:
         card = self.model.card.input
         if not pos:
             size = self.model.input_size
+            assert size is not None
             batch.pred = np.zeros((0, size, size, 3), np.float32)
             return
         faces = face_inputs([batch.frames[i] for i in pos], [batch.boxes[i] for i in pos], card)
