@@ -32,7 +32,7 @@ class Int8OnFirstCall(nn.Module):
 
     def __init__(self, module: nn.Module, keep_float: tuple[type[nn.Module], ...] = ()) -> None:
         super().__init__()
-        self.float_module = module
+        self.float_module: nn.Module | None = module
         self.keep_float = keep_float
         self.quantized: nn.Module | None = None
 
@@ -50,6 +50,7 @@ class Int8OnFirstCall(nn.Module):
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
+        assert self.float_module is not None  # converted on the first call, before the float module is dropped
         torch.backends.quantized.engine = ENGINE
         qconfig = get_default_qconfig_mapping(ENGINE)
         for cls in self.keep_float:
