@@ -106,7 +106,7 @@ class RetinaFaceDetector:
         x = torch.from_numpy(np.stack(frames)).to(self.model.device)  # uint8 (B, H, W, 3) BGR; converted on device
         return card.normalise(card.from_bgr(x).permute(0, 3, 1, 2).float())
 
-    def _batches(self, frames: Sequence[np.ndarray]) -> list[Sequence[np.ndarray]]:
+    def _batches(self, frames: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
         batches: list[list[np.ndarray]] = []
         for f in frames:
             if batches and len(batches[-1]) < self.batch_size and batches[-1][0].shape == f.shape:

@@ -96,9 +96,10 @@ def postprocess(maps: Sequence[torch.Tensor], *, candidate_threshold: float = 0.
     # One NMS over the whole batch: offsetting each image's boxes far apart means boxes never overlap across images.
     offset = img.to(boxes.dtype)[:, None] * (boxes.abs().max() * 2 + 2 if boxes.numel() else 0)
     keep = nms((boxes + offset).double(), scores, nms_threshold)  # float64: offsets must not cost precision
-    img, boxes, scores = img[keep].cpu().numpy(), boxes[keep].clamp(min=0).cpu().numpy(), scores[keep].cpu().numpy()
+    kept_img, kept_boxes = img[keep].cpu().numpy(), boxes[keep].clamp(min=0).cpu().numpy()
+    kept_scores = scores[keep].cpu().numpy()
     out: list[list[Detection]] = [[] for _ in range(n_images)]
-    for i, box, score in zip(img, boxes, scores):
+    for i, box, score in zip(kept_img, kept_boxes, kept_scores):
         out[int(i)].append(Detection(box, float(score)))
     return out
 
