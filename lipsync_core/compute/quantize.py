@@ -2,9 +2,9 @@
 
 Weights are quantized per output channel, activations per tensor, with ranges observed on the first item of
 the first call (the clip's own frames or faces, not a fixed calibration set). Modules named in ``keep_float``
-stay float32 (e.g. S3FD's L2 norms, whose squared sums need the range). On this project's CPU (AVX-512 VNNI)
-the quantized convolutions run about 2x faster than bfloat16 and 4x faster than float32 (``bench_detect.py``,
-``bench_variants.py``); the numerical cost is measured per model in ``tests/models/test_cpu_int8.py``.
+stay float32 (e.g. S3FD's L2 norms, whose squared sums need the range). On CPUs with int8 dot-product units
+(VNNI) the quantized convolutions beat bfloat16 and float32 (speed-ups in ``docs/notes.md``); the numerical
+cost per model is bounded in ``tests/models/test_cpu_int8.py``.
 """
 from __future__ import annotations
 

@@ -94,9 +94,8 @@ class Runtime:
         return "int8" if self.int8_for(arch) else str(self.dtype_for(arch)).removeprefix("torch.")
 
     def place(self, module: nn.Module) -> nn.Module:
-        """``module`` on this device in eval mode, channels-last (15-40 % faster convolutions on CPU, measured for
-        Wav2Lip, RRDBNet, BiSeNet and S3FD; the fast layout for cuDNN too). Weights stay float32: a handle applies
-        the compute dtype."""
+        """``module`` on this device in eval mode, channels-last (faster convolutions on CPU, ``docs/notes.md``;
+        the fast layout for cuDNN too). Weights stay float32: a handle applies the compute dtype."""
         module = module.to(self.device).eval()
         if not _four_d(module):  # 3D convolutions (SyncNet's lip tower): no 4D layout
             return module

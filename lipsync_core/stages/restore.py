@@ -113,7 +113,7 @@ class CodeFormerRestore:
         """uint8 BGR (n, S, S, 3) restored faces -> (n, S, S) uint8 class ids, parsed at ``parse_size``.
 
         The paste mask is blurred over ~20 % of the face, so parsing at 256 instead of 512 changes nothing
-        visible and costs a quarter."""
+        visible and costs a quarter (``docs/notes.md``)."""
         assert self.parser is not None
         x = self._net_input(self.parser, faces)
         size = x.shape[-1]
