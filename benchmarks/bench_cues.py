@@ -136,7 +136,12 @@ def accuracy_pass(items: list[dict], cmds: dict, env: dict, work: Path, shapes, 
             row["error"] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-800:].strip()}"
             return row
         truth = json.loads(Path(t["truth"]).read_text())
-        row["accuracy"] = shapes.accuracy(truth, shapes.read_cues(str(out)))
+        cues = shapes.read_cues(str(out))
+        row["accuracy"] = shapes.accuracy(truth, cues)
+        row["idle_only"] = all(shape == "X" for _, shape in cues)  # no mouth movement at all: nothing recognised
+        warnings = [line for line in proc.stderr.splitlines() if "warn" in line.lower()]
+        if warnings:
+            row["warnings"] = warnings[-3:]
         return row
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
@@ -178,6 +183,7 @@ def summarise(items: list[dict], rows: list[dict], sides: list[str], shapes) -> 
                 entry[f"{side}_{mode}"] = pooled(ok)
                 entry[f"{side}_{mode}_failed"] = len(got) - len(ok)
                 entry[f"{side}_{mode}_clip_mean"] = statistics.mean(a for a, _ in ok) if ok else None
+                entry[f"{side}_{mode}_idle_only"] = sum(bool(r.get("idle_only")) for r in got)
         table[label] = entry
     return table
 
@@ -304,6 +310,12 @@ def main() -> None:
               f"pooled; {len(items)} espeak-ng takes of {len({t['sentence'] for t in items})} sentences "
               f"({time.perf_counter() - t0:.0f} s). Rhubarb = {RHUBARB_NOTE}.")
         print_table(table, sides)
+        for side in sides:
+            for mode in MODES:
+                idle = [r["take"] for r in rows if r["side"] == side and r["mode"] == mode and r.get("idle_only")]
+                if idle:
+                    print(f"  {side} {'+text' if mode == 'dialog' else 'audio'}: {len(idle)} of {len(items)} tracks "
+                          f"are idle (X) throughout: {', '.join(idle)}")
         for r in rows:
             if r.get("error"):
                 print(f"  {r['side']} {r['mode']} failed on {r['take']}: {r['error'].splitlines()[-1][:200]}")
