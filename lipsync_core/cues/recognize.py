@@ -84,12 +84,16 @@ class Recognizer:
         d = self.decoder
         ensure_words(words, d.lookup_word, lambda w, p: d.add_word(w, p, True))
         # Optional pauses (filler words) between the words place them best, but often leave the grammar's end
-        # unreached; then the words are aligned back to back.
+        # unreached; then the words are aligned back to back. Where the words are placed but their phones cannot
+        # be (fast speech), each word's span is shared out among its phones.
+        placed: list[tuple[str, int, int]] = []
         for fillers in (True, False):
             d.config["fsgusefiller"] = fillers
             try:
                 d.set_align_text(" ".join(words))
                 self._run(d, pcm)
+                if d.hyp() is not None and not placed:
+                    placed = [(s.word, s.start_frame, s.end_frame + 1) for s in d.seg() if s.word not in _NON_WORDS]
                 d.set_alignment()
                 self._run(d, pcm)
                 alignment = d.get_alignment()
@@ -100,7 +104,10 @@ class Recognizer:
             if alignment is not None:
                 break
         else:
-            return None
+            if not placed:
+                return None
+            log.info("phones shared out within the aligned words")
+            return _shared_out(placed, d.lookup_word, len(pcm) // 160, offset)
         return [_phone(p.name, offset + p.start, offset + p.start + p.duration)
                 for w in alignment for p in w if p.duration > 0]
 
@@ -119,6 +126,26 @@ class Recognizer:
         self._run(d, pcm)
         return [_phone(s.word, offset + s.start_frame, offset + s.end_frame + 1) for s in d.seg()
                 if s.word not in SILENCES]
+
+
+_NON_WORDS = frozenset({"<s>", "</s>", "<sil>"}) | SILENCES
+#: Relative length of a sound when a word's span is shared out among its phones.
+_WEIGHT = {"AA": 2.0, "AE": 2.0, "AH": 1.2, "AO": 2.0, "AW": 2.5, "AY": 2.5, "EH": 1.6, "ER": 1.8, "EY": 2.2,
+           "IH": 1.2, "IY": 1.8, "OW": 2.2, "OY": 2.5, "UH": 1.4, "UW": 1.8}
+
+
+def _shared_out(placed: list[tuple[str, int, int]], lookup: Any, steps: int, offset: int) -> list[Phone]:
+    """Phones of words placed at [start, end) frames (padded time), each word's span split by typical lengths."""
+    phones: list[Phone] = []
+    for word, start, end in placed:
+        start, end = max(start, PAD_STEPS), min(end, PAD_STEPS + steps)
+        names = (lookup(word) or "").split()
+        if not names or end <= start:
+            continue
+        weights = np.array([_WEIGHT.get(n, 1.0) for n in names])
+        cuts = start + np.round(np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * (end - start))
+        phones += [_phone(n, offset + int(a), offset + int(b)) for n, a, b in zip(names, cuts, cuts[1:]) if b > a]
+    return phones
 
 
 def _phone(name: str, start: int, end: int) -> Phone:
