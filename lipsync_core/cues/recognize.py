@@ -92,8 +92,11 @@ class Recognizer:
             try:
                 d.set_align_text(" ".join(words))
                 self._run(d, pcm)
-                if d.hyp() is not None and not placed:
-                    placed = [(s.word, s.start_frame, s.end_frame + 1) for s in d.seg() if s.word not in _NON_WORDS]
+                found = [] if d.hyp() is None else [(s.word, s.start_frame, s.end_frame + 1) for s in d.seg()
+                                                     if s.word not in _NON_WORDS]
+                if [w.split("(")[0] for w, _, _ in found] != words:
+                    raise RuntimeError("the grammar's end was not reached")  # a partial path: words left out
+                placed = placed or found
                 d.set_alignment()
                 self._run(d, pcm)
                 alignment = d.get_alignment()
@@ -107,9 +110,9 @@ class Recognizer:
             if not placed:
                 return None
             log.info("phones shared out within the aligned words")
-            return _shared_out(placed, d.lookup_word, len(pcm) // 160, offset)
-        return [_phone(p.name, offset + p.start, offset + p.start + p.duration)
-                for w in alignment for p in w if p.duration > 0]
+            return _trim_quiet(_shared_out(placed, d.lookup_word, len(pcm) // 160, offset), pcm, offset)
+        return _trim_quiet([_phone(p.name, offset + p.start, offset + p.start + p.duration)
+                            for w in alignment for p in w if p.duration > 0 and p.name not in SILENCES], pcm, offset)
 
     def words(self, pcm: np.ndarray) -> list[str]:
         """The words recognised in ``pcm`` with the en-us language model (fillers and silences dropped)."""
@@ -128,6 +131,11 @@ class Recognizer:
                 if s.word not in SILENCES]
 
 
+#: A sound this many dB below the utterance's loud steps (90th percentile) is quiet.
+QUIET_DB = 25.0
+MIN_PHONE = 3  # steps a trimmed phone keeps
+_VOICED = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split()) | {
+    "M", "N", "NG", "L", "R", "W", "Y"}
 _NON_WORDS = frozenset({"<s>", "</s>", "<sil>"}) | SILENCES
 #: Relative length of a sound when a word's span is shared out among its phones.
 _WEIGHT = {"AA": 2.0, "AE": 2.0, "AH": 1.2, "AO": 2.0, "AW": 2.5, "AY": 2.5, "EH": 1.6, "ER": 1.8, "EY": 2.2,
@@ -146,6 +154,30 @@ def _shared_out(placed: list[tuple[str, int, int]], lookup: Any, steps: int, off
         cuts = start + np.round(np.concatenate([[0], np.cumsum(weights)]) / weights.sum() * (end - start))
         phones += [_phone(n, offset + int(a), offset + int(b)) for n, a, b in zip(names, cuts, cuts[1:]) if b > a]
     return phones
+
+
+def _trim_quiet(phones: list[Phone], pcm: np.ndarray, offset: int) -> list[Phone]:
+    """Aligned phones without the quiet the alignment stretches the first and last voiced sound over: a vowel or
+    sonorant at the utterance's edge ends (begins) where the sound falls :data:`QUIET_DB` below the speech."""
+    if not phones:
+        return phones
+    steps = len(pcm) // 160
+    frames = pcm[:steps * 160].astype(np.float32).reshape(steps, 160)
+    level = 10 * np.log10(np.mean(frames * frames, axis=1) + 1.0)
+    loud = level >= np.percentile(level, 90) - QUIET_DB
+    out = list(phones)
+    first, last = out[0], out[-1]
+    if last.name in _VOICED:
+        end = min(last.end, offset + steps)
+        while end - last.start > MIN_PHONE and end > offset and not loud[end - offset - 1]:
+            end -= 1
+        out[-1] = Phone(last.name, last.start, end)
+    if first.name in _VOICED and len(out) > 1:
+        start = max(first.start, offset)
+        while first.end - start > MIN_PHONE and start - offset < steps and not loud[start - offset]:
+            start += 1
+        out[0] = Phone(first.name, start, first.end)
+    return out
 
 
 def _phone(name: str, start: int, end: int) -> Phone:

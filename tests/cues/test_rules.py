@@ -1,4 +1,5 @@
-"""Pure rules of the cue pipeline (no audio): r-coloured vowels, phones shared out within aligned words."""
+"""Pure rules of the cue pipeline (no audio files): r-coloured vowels, phones shared out within aligned words,
+quiet trimmed from the utterance edges."""
 from __future__ import annotations
 
 from lipsync_core.cues.animate import parts_of
@@ -21,3 +22,16 @@ def test_a_word_span_is_shared_out_among_its_phones_inside_the_utterance():
     assert phones[0].start == 100 and phones[-1].end == 136
     assert all(a.end == b.start for a, b in zip(phones, phones[1:]))
     assert phones[4].steps > phones[3].steps  # vowels longer than consonants
+
+
+def test_a_vowel_at_the_utterance_end_stops_where_the_sound_goes_quiet():
+    import numpy as np
+
+    from lipsync_core.cues.recognize import _trim_quiet
+
+    rng = np.random.default_rng(0)
+    pcm = np.concatenate([rng.integers(-8000, 8000, 40 * 160), rng.integers(-20, 20, 20 * 160)]).astype(np.int16)
+    phones = [Phone("S", 100, 120), Phone("IY", 120, 160)]
+    assert _trim_quiet(phones, pcm, 100)[-1] == Phone("IY", 120, 140)
+    hiss = [Phone("IY", 100, 120), Phone("S", 120, 160)]  # unvoiced sounds can be faint: left alone
+    assert _trim_quiet(hiss, pcm, 100) == hiss
