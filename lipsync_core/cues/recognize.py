@@ -127,8 +127,8 @@ class Recognizer:
         """Phones decoded without words (phone n-gram only): works for any language, English-flavoured."""
         d = self._use("allphone")
         self._run(d, pcm)
-        return [_phone(s.word, offset + s.start_frame, offset + s.end_frame + 1) for s in d.seg()
-                if s.word not in SILENCES]
+        return _trim_quiet([_phone(s.word, offset + s.start_frame, offset + s.end_frame + 1) for s in d.seg()
+                            if s.word not in SILENCES], pcm, offset)
 
 
 #: A sound this many dB below the utterance's loud steps (90th percentile) is quiet.
