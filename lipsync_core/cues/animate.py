@@ -21,9 +21,10 @@ OPEN = ANY - {"A", "G"}
 SUBSTITUTE = {"G": "A", "H": "C", "X": "A"}
 MIN_STEPS = 5  # one frame at 24 fps is 4.17 steps: nothing but a closure may be shorter than 5
 TWEEN_STEPS = 5
-SHORT_PAUSE = 12  # a pause shorter than this (steps) inside speech keeps the mouth moving instead of X
+SHORT_PAUSE = 20  # a pause shorter than this (steps) inside speech keeps the mouth moving instead of X
 CLOSURE_WITHIN = 0.5  # share of a plosive's phone that shows its closure shape
 CLOSURE_BEFORE = 0  # steps of closure shape taken from the sound before it
+VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
 PLOSIVES = {"P": "A", "B": "A", "T": "BF", "D": "BF", "K": "BCEFH", "G": "BCEFH"}
 _FIXED = {
     "AO": "E", "AA": "D", "IY": "B", "UW": "F", "EH": "C", "IH": "B", "UH": "F", "AE": "C",
@@ -78,7 +79,7 @@ def parts_of(phones: Sequence[Phone], total: int, shapes: str = "GHX") -> list[P
     """
     raw: list[Part] = []
     t = 0
-    for ph in sorted(phones, key=lambda p: p.start):
+    for ph in _r_coloured(sorted(phones, key=lambda p: p.start)):
         start, end = max(ph.start, t), min(ph.end, total)
         if end <= start:
             continue
@@ -100,6 +101,20 @@ def parts_of(phones: Sequence[Phone], total: int, shapes: str = "GHX") -> list[P
         if p.allowed == {"X"} and 0 < i < len(raw) - 1 and p.end - p.start < SHORT_PAUSE:
             p = Part(p.start, p.end, ANY)
         out.append(Part(p.start, p.end, _available(p.allowed, shapes)))
+    return out
+
+
+def _r_coloured(phones: Sequence[Phone]) -> list[Phone]:
+    """A vowel and the R after it that no vowel follows ("more", "car", "fire") as one r-coloured vowel: the R
+    keeps the vowel's mouth (in non-rhotic accents it is not spoken at all)."""
+    out: list[Phone] = []
+    for i, ph in enumerate(phones):
+        nxt = phones[i + 1] if i + 1 < len(phones) else None
+        if (ph.name == "R" and out and out[-1].name in VOWELS and out[-1].end == ph.start
+                and (nxt is None or nxt.start > ph.end or nxt.name not in VOWELS)):
+            out[-1] = Phone(out[-1].name, out[-1].start, ph.end)
+        else:
+            out.append(ph)
     return out
 
 
