@@ -22,7 +22,8 @@ from .options import RenderOptions
 
 if TYPE_CHECKING:
     from ..compute.handle import ModelHandle
-    from ..face.types import Detector
+    from ..face.types import Detector, FaceTrack
+    from ..media.face_video import FaceVideo
     from ..stages.base import Stage
     from ..stages.blend import MouthMask
     from ..weights.manifest import Manifest
@@ -50,6 +51,17 @@ class Role:
 
 # -- detectors and stages --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class RenderInputs:
+    """What the render pass renders, for stages that read it when built (the chart stage's cues and mouth chart):
+    the driving speech, the output frame rate, the face video and its track."""
+
+    speech: Path
+    fps: float
+    video: FaceVideo
+    track: FaceTrack
+
+
+@dataclass(frozen=True)
 class BuildContext:
     """What a spec's ``build`` gets: the options it may read and the run's models, ready, by role."""
 
@@ -58,6 +70,7 @@ class BuildContext:
     handle: Callable[..., ModelHandle]  # (role, compile=False) -> the ready model
     path: Callable[[str], Path] | None = None  # role -> the fetched file (weights that are no torch module)
     detector: DetectorSpec | None = None  # the run's detector; None: the user set the box
+    inputs: RenderInputs | None = None  # the render pass's speech, video and track (None outside it)
 
 
 @dataclass(frozen=True)
@@ -139,9 +152,9 @@ class Catalog:
     def variant_weights(self, variant: str) -> dict[str, str]:
         """``{role: weight id}`` for every role the variant can use (its default detector's, every stage's)."""
         v = self.variant(variant)
-        det = self.detectors[v.defaults.get("detector", DEFAULT_DETECTOR)]
-        roles = list(dict.fromkeys(r for name in v.stages for r in self.stages[name].roles))
-        roles += [det.role] if det.role else []
+        name = v.defaults.get("detector", DEFAULT_DETECTOR)  # None: the variant detects nothing unless asked
+        roles = list(dict.fromkeys(r for stage in v.stages for r in self.stages[stage].roles))
+        roles += [r for r in [self.detectors[name].role if name else None] if r]
         return {r: self.weight_id(variant, r) for r in roles}
 
     def other_detector_weights(self, variant: str) -> dict[str, str]:
@@ -248,6 +261,32 @@ def _sharpen(ctx: BuildContext) -> Stage:
     return Sharpen(ctx.render.sharpen, mouth=mouth if ctx.render.mask_region == "mouth" else replace(mouth, scale=1.0))
 
 
+def _chart(ctx: BuildContext) -> Stage:
+    """The chart stage: the mouth followed (with the face track, else by the area around it), the chart (a
+    folder's or the clip's own), and the cues of the speech, made once."""
+    from ..cues import idle_shape, mouth_cues
+    from ..cues.formats import CueFile, to_json
+    from ..stages.chart import ChartStage
+    from .chart import chart_for, read_dialog
+
+    src = ctx.inputs
+    assert src is not None, "the chart stage is built by the render pass"
+    r = ctx.render
+    follows_face = ctx.detector is not None or ctx.detection.keyframed or ctx.detection.box is not None
+    placement = ctx.detector.mouth if ctx.detector is not None else MouthInBox()
+    track, chart = chart_for(src.video, src.track, r, follows_face=follows_face, placement=placement)
+    dialog = read_dialog(r.dialog_file)
+    cues = mouth_cues(src.speech, dialog, extended_shapes=r.extended_shapes, recognizer=r.recognizer)  # type: ignore[arg-type]
+    idle = idle_shape(r.extended_shapes)
+    info = CueFile(sound_file=str(Path(src.speech).resolve()), duration=cues[-1].end if cues else 0.0, idle=idle,
+                   recognizer=r.recognizer, dialog=dialog is not None)
+    return ChartStage(chart, track, [(c.start, c.end, c.value) for c in cues], src.fps, hold_frames=r.hold_frames,
+                      idle=idle, sidecars={".cues.json": to_json(cues, info)})
+
+
+#: The render options only the chart stage reads.
+CHART_OPTIONS = ("mouth_box", "mouth_chart", "hold_frames", "dialog_file", "recognizer", "extended_shapes")
+
 CATALOG = Catalog(
     roles=_table([
         Role("checkpoint", "Wav2Lip generator (wav2lip.pth, wav2lip_gan.pth or a fine-tuned one)", "wav2lip"),
@@ -282,6 +321,7 @@ CATALOG = Catalog(
         StageSpec("codeformer", _codeformer, roles=("codeformer", "parsenet"), needs_landmarks=True,
                   options=("fidelity",), cpu_frames=1),
         StageSpec("sharpen", _sharpen, enabled=lambda r: r.sharpen > 0, options=("sharpen",)),
+        StageSpec("chart", _chart, options=CHART_OPTIONS),
     ]),
     variants=_table([
         Variant("original", "the original method: fastest, best sync, a softer mouth", ("sync", "mouth", "blend")),
@@ -292,5 +332,8 @@ CATALOG = Catalog(
         Variant("codeformer", "CodeFormer restoration of the synced face (fidelity, sharpening, x2 upscale)",
                 ("sync", "mouth", "blend", "upscale", "codeformer", "sharpen"), weights={"checkpoint": "wav2lip_gan"},
                 defaults={"detector": "retinaface"}),
+        Variant("chart", "2D re-dub with the character's own mouth drawings (no Wav2Lip): the mouth followed from "
+                "--mouth_box (with --detector anime or --track_box when given), a drawing per mouth cue",
+                ("chart",), defaults={"detector": None}),
     ]),
 )

@@ -38,6 +38,9 @@ _OUTPUT = "output and messages"
 _SCORE = "sync scoring (LSE-D / LSE-C, A/V offset)"
 _HARD = "2D animation and hard faces"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
+_CHART = "chart variant (2D re-dub with the character's own mouth drawings)"
+#: What ``--recognizer`` accepts (lipsync_core.cues.RECOGNIZERS; repeated so reading the options imports no cues).
+RECOGNIZERS = ("pocketsphinx", "phonetic")
 _OURS = "this package's options"
 
 _CUDA_N = re.compile(r"cuda:\d{1,3}")
@@ -45,6 +48,12 @@ _CUDA_N = re.compile(r"cuda:\d{1,3}")
 
 def _positive(v: float) -> bool:
     return v > 0
+
+
+def _mouth_boxes(uses: tuple[str, ...]) -> bool:
+    from ..face.boxtrack import parse_track_box
+
+    return all(parse_track_box(k.split(), "--mouth_box") for k in uses)
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,21 @@ class RenderOptions:
     sharpen: float = opt(0.0, "unsharp-mask strength on the mouth; 0 = off", _CF, check=lambda v: 0 <= v <= 5,
                          message="--sharpen must be between 0 (off) and 5")
     upscale: int = opt(1, "2 doubles the output resolution (changes every pixel)", _CF, choices=(1, 2))
+    # Chart variant.
+    mouth_box: tuple[str, ...] | None = opt(None, "the mouth box on a frame (no @: the first), followed through the "
+                                            "clip with the face track, else by the area around it; repeat for more "
+                                            "keyframes", _CHART, metavar="BOX", repeat=True, check=_mouth_boxes)
+    mouth_chart: str = opt("auto", "a folder of mouth drawings named by shape (A.png ... H.png, X.png), or auto: "
+                           "the distinct drawings the clip itself shows", _CHART)
+    hold_frames: int = opt(1, "animate on ones, twos or threes (a drawing is held this many frames)", _CHART,
+                           choices=(1, 2, 3))
+    dialog_file: str | None = opt(None, "the transcript (plain text): its words are aligned to the speech, far more "
+                                  "accurate than recognition", _CHART)
+    recognizer: str = opt("pocketsphinx", "pocketsphinx (English words) or phonetic (phones only, any language)",
+                          _CHART, choices=RECOGNIZERS)
+    extended_shapes: str = opt("GHX", "the extended mouth shapes to use, any of G, H, X ('' for none)", _CHART,
+                               check=lambda v: set(v.upper()) <= set("GHX"),
+                               message="--extended_shapes is some of G, H, X (e.g. GHX, or '' for none)")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ..media import audio as audio_mod
 from ..media.face_video import FaceVideo
 from ..stages.base import Batch
 from ..support.errors import LipsyncError
+from .catalog import RenderInputs
 from .options import OutputOptions, RenderOptions
 from .plan import Plan
 from .session import Session
@@ -77,7 +78,7 @@ def _batches(session: Session, plan: Plan, video: FaceVideo, track: FaceTrack, s
         return Batch(indices=list(idx), frames=list(frames), boxes=[track.boxes[s] for s in srcs],
                      mels=audio_mod.mel_windows(speech.mel, video.fps, idx, offset_ms=render.audio_offset_ms,
                                                 quiet=speech.quiet),
-                     landmarks=[landmarks[s] for s in srcs] if landmarks is not None else None)
+                     landmarks=[landmarks[s] for s in srcs] if landmarks is not None else None, sources=list(srcs))
 
     for out_i, (src, frame) in enumerate(video.looped(n_out, track.n_frames)):
         idx.append(out_i)
@@ -92,12 +93,21 @@ def _batches(session: Session, plan: Plan, video: FaceVideo, track: FaceTrack, s
         yield make()
 
 
+def _write_sidecars(stages: list, outfile: Path) -> None:
+    """The files stages write beside a complete output (``<output stem><suffix>``, e.g. the cue file), atomically."""
+    from ..support import files
+
+    for stage in stages:
+        for suffix, text in getattr(stage, "sidecars", {}).items():
+            files.atomic_write_text(outfile.with_name(outfile.stem + suffix), text)
+
+
 def render(session: Session, plan: Plan, video: FaceVideo, track: FaceTrack, speech: Speech, outfile: Path,
            output: OutputOptions) -> int:
     """Render ``video`` with ``track`` lip-synced to ``speech`` into ``outfile``; returns the frames written."""
     from ..media.video import VideoWriter
 
-    stages = session.stages()
+    stages = session.stages(RenderInputs(speech=speech.path, fps=video.fps, video=video, track=track))
     scale = plan.scale
     w, h = video.frame_size
     n_out = speech.frames(video.fps)
@@ -150,7 +160,8 @@ def render(session: Session, plan: Plan, video: FaceVideo, track: FaceTrack, spe
                     writer.write(frame)
                 timings.add("encode", t0)
                 bar.update(len(item.frames))
-            return writer.frames_written
+        _write_sidecars(stages, outfile)
+        return writer.frames_written
     finally:
         bar.close()
         stop.set()  # on an error or Ctrl-C the producer stops within one decoded frame, not the whole video

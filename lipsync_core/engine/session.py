@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..compute.runtime import Runtime
 from ..media.face_video import FaceVideo
 from ..support.errors import LipsyncError
-from .catalog import BuildContext
+from .catalog import BuildContext, RenderInputs
 from .plan import Plan
 
 if TYPE_CHECKING:
@@ -115,14 +115,15 @@ class Session:
         """``role``'s model ready to call: on the device, in its precision (autocast, int8), inference mode."""
         return self.runtime.load(self.arch(role), self.weights[role], compile=compile)
 
-    def build_context(self) -> BuildContext:
+    def build_context(self, inputs: RenderInputs | None = None) -> BuildContext:
         options = self.plan.options
         return BuildContext(render=options.render, detection=options.detection, handle=self.handle,
-                            path=self.weights.__getitem__, detector=self.plan.detector)
+                            path=self.weights.__getitem__, detector=self.plan.detector, inputs=inputs)
 
-    def stages(self) -> list[Stage]:
-        """The render stages of the plan, in order, ready to be called."""
-        ctx = self.build_context()
+    def stages(self, inputs: RenderInputs | None = None) -> list[Stage]:
+        """The render stages of the plan, in order, ready to be called (``inputs``: the render pass's speech,
+        video and face track, for stages that read them when built)."""
+        ctx = self.build_context(inputs)
         return [spec.build(ctx) for spec in self.plan.stages]
 
     # -- the detector ------------------------------------------------------------------------------------

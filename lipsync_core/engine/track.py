@@ -41,7 +41,8 @@ def track_faces(session: Session, video: FaceVideo, detection: DetectionOptions,
         return result.track
     if session.plan.detector is None:
         track = build_track(sampler.watch(frames), None, detection, frame_size=video.frame_size, fps=video.fps)
-        _check_plausible(session, track, sampler)
+        if detection.box is not None:  # else the whole frame: no face is claimed
+            _check_plausible(session, track, sampler)
         return track
     keys = None
     cache_dir = session.plan.options.fetch.cache_dir

@@ -3,7 +3,10 @@
 For drawn characters and faces no detector finds. Each keyframe's box is cut from its frame as a grey
 template (scaled so its longer side is about ``work_side`` pixels) and searched for, frame by frame, forwards
 until the next keyframe and backwards to the previous one (``cv2.matchTemplate``, normalised correlation, at
-three scales around the last one, refined to a fraction of a pixel). A match scoring below ``min_score`` is
+three scales around the last one, then at three in-plane angles around the last one, each refined to a fraction
+of a step): the track follows position, size and rotation (a similarity transform), e.g. a drawn head's tilt.
+A keyframe may exclude a ``hole`` from its template (a region that changes by itself, such as a drawn mouth:
+only the area around it is followed). A match scoring below ``min_score`` is
 unsure: the tracker keeps looking around the last sure place (so a face that comes back is found again) but
 does not move the box. Between two keyframes the forward and backward estimates are cross-faded; frames no
 estimate is sure about are interpolated between the nearest sure frames (held at the ends), then the box is
@@ -42,23 +45,24 @@ class Keyframe:
 
     t: float
     box: Box
+    hole: Box | None = None  # a part of the box left out of the template (it changes by itself)
 
 
-def parse_track_box(values: Sequence[str | int | float]) -> Keyframe:
+def parse_track_box(values: Sequence[str | int | float], flag: str = "--track_box") -> Keyframe:
     """A keyframe from ``TOP BOTTOM LEFT RIGHT [@SECONDS]`` (``@2.5`` or ``@ 2.5``); no time means frame 0."""
     words = [str(v) for v in values]
     text = " ".join(words)
     t = 0.0
     if words and "@" in text:
         head, _, tail = text.partition("@")
-        words, t = head.split(), _seconds(tail.strip(), f"--track_box {text}")
+        words, t = head.split(), _seconds(tail.strip(), f"{flag} {text}")
     if len(words) != 4:
-        raise LipsyncError(f"--track_box {text!r}: give {KEYFRAME_FORMAT}, e.g. 120 380 200 420 @1.5")
+        raise LipsyncError(f"{flag} {text!r}: give {KEYFRAME_FORMAT}, e.g. 120 380 200 420 @1.5")
     try:
         box = tuple(int(round(float(w))) for w in words)
     except ValueError:
-        raise LipsyncError(f"--track_box {text!r}: the box must be 4 numbers ({KEYFRAME_FORMAT})") from None
-    return Keyframe(t, _checked_box(box, f"--track_box {text!r}"))
+        raise LipsyncError(f"{flag} {text!r}: the box must be 4 numbers ({KEYFRAME_FORMAT})") from None
+    return Keyframe(t, _checked_box(box, f"{flag} {text!r}"))
 
 
 def load_keyframes(path: str | Path) -> list[Keyframe]:
@@ -113,12 +117,14 @@ class BoxTrackSettings:
     search: float = 0.35  # search this fraction of the box size around the last sure place, each side
     work_side: int = 96  # the template's longer side, in pixels, after scaling the frames down
     scale_step: float = 0.03  # relative size change tried per frame (each way)
+    angle_step: float = 1.5  # in-plane rotation tried per frame, degrees each way (0: no rotation)
+    max_angle: float = 30.0  # the rotation never leaves ±this (degrees from the keyframe)
     smooth_window: int = 5
     max_backward: int = 250  # frames held for the backward pass before each keyframe
 
     def __post_init__(self) -> None:
         if not -1.0 < self.min_score < 1.0 or self.search <= 0 or self.work_side < 16 or self.max_backward < 0 \
-                or self.smooth_window < 1 or not 0.0 <= self.scale_step < 0.5:
+                or self.smooth_window < 1 or not 0.0 <= self.scale_step < 0.5 or not 0.0 <= self.angle_step < 20:
             raise ValueError(f"invalid box-tracking settings: {self}")
 
 
@@ -126,9 +132,15 @@ class BoxTrackSettings:
 class BoxTrack:
     """The followed box: a face track (a box on every frame), the match score per frame, the unsure ranges."""
 
-    track: FaceTrack
+    track: FaceTrack  # its ``angles`` are the in-plane rotations
     confidence: np.ndarray  # (n,) float32: the best normalised correlation per frame (1 on keyframes)
     unsure: list[tuple[float, float]]  # (start, end) seconds of runs of frames without a sure match
+
+    @property
+    def angles(self) -> np.ndarray:
+        """(n,) float32: the box's rotation per frame, degrees counter-clockwise from its keyframe's."""
+        assert self.track.angles is not None
+        return self.track.angles
 
     def report(self) -> str:
         """One line for the run's log: where to add keyframes, or that every frame was followed."""
@@ -153,18 +165,21 @@ def track_box(frames: Iterable[np.ndarray], keyframes: Sequence[Keyframe], *, fp
         raise LipsyncError(f"no keyframe given: set the face box with --track_box {KEYFRAME_FORMAT}")
     w, h = frame_size
     anchors: dict[int, Box] = {}
+    holes: dict[int, Box] = {}
     for kf in keyframes:
         t, b, l, r = kf.box
         if b > h or r > w:
             raise LipsyncError(f"keyframe box {t} {b} {l} {r} at {kf.t:g} s lies outside the {w}x{h} frame; "
                                "give top bottom left right inside it")
         anchors[int(round(kf.t * fps))] = kf.box
+        if kf.hole is not None:
+            holes[int(round(kf.t * fps))] = kf.hole
     smallest = min(max(b - t, r - l) for t, b, l, r in anchors.values()) * scale
     work = scale * min(1.0, settings.work_side / smallest)  # full-resolution pixels -> work pixels
     matcher = _Matcher(settings, work, scale)
     n = 0
     for i, frame in enumerate(frames):
-        matcher.add(i, frame, anchors.get(i))
+        matcher.add(i, frame, anchors.get(i), holes.get(i))
         n = i + 1
     late = [k for k in anchors if k >= n]
     if late:
@@ -173,17 +188,32 @@ def track_box(frames: Iterable[np.ndarray], keyframes: Sequence[Keyframe], *, fp
     boxes = _fill_unsure(boxes, sure)
     boxes = _smooth(boxes, settings.smooth_window)
     out: list[Box | None] = []
-    for x1, y1, x2, y2 in boxes:
+    for x1, y1, x2, y2 in boxes[:, :4]:
         t, b, l, r = max(0, round(y1)), min(h, round(y2)), max(0, round(x1)), min(w, round(x2))
         out.append((t, b, l, r) if b > t and r > l else None)
-    return BoxTrack(FaceTrack(boxes=out, fps=fps, frame_size=frame_size), conf.astype(np.float32),
-                    _ranges(~sure, fps))
+    track = FaceTrack(boxes=out, fps=fps, frame_size=frame_size, angles=boxes[:, 4].astype(np.float32),
+                      centres=((boxes[:, :2] + boxes[:, 2:4]) / 2).astype(np.float32))
+    return BoxTrack(track, conf.astype(np.float32), _ranges(~sure, fps))
 
 
 @dataclass
 class _Template:
     image: np.ndarray  # float32 grey, work pixels
     box: np.ndarray  # (x1, y1, x2, y2) full-resolution pixels of the keyframe's box
+    mask: np.ndarray | None = None  # float32 1 where the template counts (None: everywhere)
+
+
+def _rotated(image: np.ndarray, mask: np.ndarray | None, angle: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """``image`` and its mask turned ``angle`` degrees counter-clockwise about the centre, same size; the
+    corners that come from outside are masked out."""
+    if angle == 0.0:
+        return image, mask
+    h, w = image.shape
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+    img = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    base = mask if mask is not None else np.ones_like(image)
+    rot = cv2.warpAffine(base, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    return img, rot
 
 
 class _Matcher:
@@ -194,7 +224,7 @@ class _Matcher:
         self.work = work  # full-resolution -> work pixels
         self.rel = work / scale  # given frames -> work pixels
         self.buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=settings.max_backward + 1)
-        self.fwd: dict[int, tuple[np.ndarray, float]] = {}  # frame -> (box full res, score)
+        self.fwd: dict[int, tuple[np.ndarray, float]] = {}  # frame -> ((x1, y1, x2, y2, angle) full res, score)
         self.bwd: dict[int, tuple[np.ndarray, float]] = {}
         self.anchor_of: dict[int, int] = {}  # frame -> keyframe its forward estimate started from
         self.keys: list[int] = []
@@ -208,13 +238,19 @@ class _Matcher:
             g = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
         return g.astype(np.float32)
 
-    def add(self, i: int, frame: np.ndarray, anchor: Box | None) -> None:
+    def add(self, i: int, frame: np.ndarray, anchor: Box | None, hole: Box | None = None) -> None:
         img = self._grey(frame)
         self.buffer.append((i, img))
         if anchor is not None:
             t, b, l, r = anchor
-            box = np.array([l, t, r, b], np.float64)
-            tpl = _Template(_crop(img, box * self.work), box)
+            box = np.array([l, t, r, b, 0.0], np.float64)
+            image = _crop(img, box[:4] * self.work)
+            mask = None
+            if hole is not None:
+                mask = np.ones_like(image)
+                ht, hb, hl, hr = ((np.array(hole, np.float64) - [t, t, l, l]) * self.work).round().astype(int)
+                mask[max(0, ht):max(0, hb), max(0, hl):max(0, hr)] = 0
+            tpl = _Template(image, box[:4], mask)
             self.keys.append(i)
             self.fwd[i] = self.bwd[i] = (box, 1.0)
             self.anchor_of[i] = i
@@ -230,7 +266,7 @@ class _Matcher:
                 self.state = (tpl, found)
 
     def _backward(self, key: int, tpl: _Template) -> None:
-        last = tpl.box
+        last = np.append(tpl.box, 0.0)
         for i, img in reversed(list(self.buffer)[:-1]):
             if i <= self.last_key:
                 break
@@ -240,41 +276,59 @@ class _Matcher:
                 last = found
 
     def _match(self, img: np.ndarray, tpl: _Template, last: np.ndarray) -> tuple[np.ndarray, float]:
-        """The best match of ``tpl`` near ``last`` (full-res boxes) at three sizes around ``last``'s, and its score."""
-        size = (last[2:] - last[:2])
+        """The best match of ``tpl`` near ``last`` ((x1, y1, x2, y2, angle), full res): three sizes around
+        ``last``'s at its angle, then three angles around it at the best size; and its score."""
+        size = (last[2:4] - last[:2])
         rel = float(np.mean(size / (tpl.box[2:] - tpl.box[:2])))
-        centre = (last[:2] + last[2:]) / 2 * self.work
-        results = []
-        for f in (1 - self.s.scale_step, 1.0, 1 + self.s.scale_step) if self.s.scale_step else (1.0,):
-            k = rel * f
-            th, tw = (max(4, round(v * k)) for v in tpl.image.shape)
-            t_img = cv2.resize(tpl.image, (tw, th), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
-            m = self.s.search * max(tw, th)
-            x0, y0 = max(0, int(centre[0] - tw / 2 - m)), max(0, int(centre[1] - th / 2 - m))
-            x1 = min(img.shape[1], int(math.ceil(centre[0] + tw / 2 + m)))
-            y1 = min(img.shape[0], int(math.ceil(centre[1] + th / 2 + m)))
-            if x1 - x0 < tw or y1 - y0 < th:
-                results.append((-1.0, 0.0, 0.0, k))
-                continue
-            res = cv2.matchTemplate(img[y0:y1, x0:x1], t_img, cv2.TM_CCOEFF_NORMED)
-            _, score, _, (px, py) = cv2.minMaxLoc(res)
-            dx, dy = _subpixel(res, px, py)
-            results.append((float(score), x0 + px + dx + tw / 2, y0 + py + dy + th / 2, k))
-        best = max(range(len(results)), key=lambda j: results[j][0])
-        score, cx, cy, k = results[best]
-        if len(results) == 3 and best == 1 and min(r[0] for r in results) > -1:
-            # Parabola through the three scores (in log size): a size between the steps.
-            a, b, c = (r[0] for r in results)
-            den = a - 2 * b + c
-            if den < 0:
-                k *= (1 + self.s.scale_step) ** float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+        centre = (last[:2] + last[2:4]) / 2 * self.work
+        angle = float(last[4])
+        step = self.s.scale_step
+        factors = (1 - step, 1.0, 1 + step) if step else (1.0,)
+        sized = [self._at(img, tpl, centre, rel * f, angle) for f in factors]
+        best = max(range(len(sized)), key=lambda j: sized[j][0])
+        score, cx, cy = sized[best]
+        k = rel * factors[best]
+        if len(sized) == 3 and best == 1 and min(r[0] for r in sized) > -1:
+            k *= (1 + step) ** _vertex(*(r[0] for r in sized))  # a size between the steps
+        a_step = self.s.angle_step
+        if a_step:
+            angles = (angle - a_step, angle + a_step)
+            turned = [self._at(img, tpl, centre, k, a) for a in angles]
+            trio = [turned[0], (score, cx, cy), turned[1]]
+            j = max(range(3), key=lambda n: trio[n][0])
+            score, cx, cy = trio[j]
+            angle += (j - 1) * a_step
+            if j == 1 and min(r[0] for r in trio) > -1:
+                angle += a_step * _vertex(*(r[0] for r in trio))
+            angle = float(np.clip(angle, -self.s.max_angle, self.s.max_angle))
         half = (tpl.box[2:] - tpl.box[:2]) * k / 2
         c_full = np.array([cx, cy]) / self.work
-        return np.concatenate([c_full - half, c_full + half]), score
+        return np.concatenate([c_full - half, c_full + half, [angle]]), score
+
+    def _at(self, img: np.ndarray, tpl: _Template, centre: np.ndarray, k: float,
+            angle: float) -> tuple[float, float, float]:
+        """(score, centre x, centre y) in work pixels of ``tpl`` scaled by ``k`` and turned by ``angle``,
+        searched around ``centre``; score -1 when the search area is smaller than the template."""
+        th, tw = (max(4, round(v * k)) for v in tpl.image.shape)
+        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+        t_img = cv2.resize(tpl.image, (tw, th), interpolation=interp)
+        t_mask = None if tpl.mask is None else cv2.resize(tpl.mask, (tw, th), interpolation=cv2.INTER_NEAREST)
+        t_img, t_mask = _rotated(t_img, t_mask, angle)
+        m = self.s.search * max(tw, th)
+        x0, y0 = max(0, int(centre[0] - tw / 2 - m)), max(0, int(centre[1] - th / 2 - m))
+        x1 = min(img.shape[1], int(math.ceil(centre[0] + tw / 2 + m)))
+        y1 = min(img.shape[0], int(math.ceil(centre[1] + th / 2 + m)))
+        if x1 - x0 < tw or y1 - y0 < th:
+            return -1.0, 0.0, 0.0
+        res = cv2.matchTemplate(img[y0:y1, x0:x1], t_img, cv2.TM_CCOEFF_NORMED, mask=t_mask)
+        res = np.nan_to_num(res, nan=-1.0, posinf=-1.0, neginf=-1.0)
+        _, score, _, (px, py) = cv2.minMaxLoc(res)
+        dx, dy = _subpixel(res, px, py)
+        return float(score), x0 + px + dx + tw / 2, y0 + py + dy + th / 2
 
     def combine(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(n, 4) boxes (x1, y1, x2, y2), (n,) scores and (n,) sure flags from the two passes."""
-        boxes = np.zeros((n, 4))
+        boxes = np.zeros((n, 5))
         conf = np.full(n, -1.0)
         sure = np.zeros(n, bool)
         keys = sorted(self.keys)
@@ -307,6 +361,12 @@ def _crop(img: np.ndarray, box: np.ndarray) -> np.ndarray:
     return img[y1:y2, x1:x2].copy()
 
 
+def _vertex(a: float, b: float, c: float) -> float:
+    """Where the parabola through (-1, a), (0, b), (1, c) peaks, within ±0.5 (0 when it has no maximum)."""
+    den = a - 2 * b + c
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+
 def _subpixel(res: np.ndarray, x: int, y: int) -> tuple[float, float]:
     """Offset of the peak of a parabola through the maximum and its neighbours, per axis (0 at the border)."""
     def peak(a: float, b: float, c: float) -> float:
@@ -325,19 +385,20 @@ def _fill_unsure(boxes: np.ndarray, sure: np.ndarray) -> np.ndarray:
         return boxes
     out = boxes.copy()
     frames = np.arange(len(boxes))
-    for c in range(4):
+    for c in range(boxes.shape[1]):
         out[:, c] = np.interp(frames, idx, boxes[idx, c])
     return out
 
 
 def _smooth(boxes: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving mean of the box centre and size (shrinking at the ends)."""
+    """Centred moving mean of the box centre, size and angle (shrinking at the ends)."""
     if window <= 1 or len(boxes) < 2:
         return boxes
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    size = boxes[:, 2:] - boxes[:, :2]
+    centre = (boxes[:, :2] + boxes[:, 2:4]) / 2
+    size = boxes[:, 2:4] - boxes[:, :2]
     c, s = smooth_centred(centre, window).astype(np.float64), smooth_centred(size, window).astype(np.float64)
-    return np.concatenate([c - s / 2, c + s / 2], axis=1)
+    a = smooth_centred(boxes[:, 4:5], window).astype(np.float64)
+    return np.concatenate([c - s / 2, c + s / 2, a], axis=1)
 
 
 def _ranges(flags: np.ndarray, fps: float) -> list[tuple[float, float]]:

@@ -106,8 +106,8 @@ class DetectionOptions:
 
     @property
     def detects(self) -> bool:
-        """A detector runs (no fixed ``box``, no keyframes)."""
-        return self.box is None and not self.keyframed
+        """A detector runs (no fixed ``box``, no keyframes, a detector chosen: a variant may preset none)."""
+        return self.box is None and not self.keyframed and self.detector is not None
 
     #: The options :func:`finalize_track` applies to the detected track, and their values that leave it raw.
     FINISHING: ClassVar[dict[str, object]] = {"pads": (0, 0, 0, 0), "nosmooth": True}
@@ -139,8 +139,9 @@ def build_track(frames: Iterable[np.ndarray], detector: Detector | None, setting
     """
     if settings.box is not None:
         return fixed_track(settings.box, sum(1 for _ in frames), fps=fps, frame_size=frame_size)
-    if detector is None:
-        raise ValueError("a detector is needed unless settings.box is given")
+    if detector is None:  # nothing to detect (a variant whose stage finds its own region): the whole frame
+        w, h = frame_size
+        return FaceTrack.constant((0, h, 0, w), sum(1 for _ in frames), fps=fps, frame_size=frame_size)
     raw = detect_track(frames, detector, settings, scale=scale, frame_size=frame_size, fps=fps)
     return finalize_track(raw, settings)
 

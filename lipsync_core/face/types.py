@@ -56,6 +56,10 @@ class FaceTrack:
     fps: float
     frame_size: tuple[int, int]  # (width, height) of the full-resolution frames
     landmarks: list[np.ndarray | None] | None = None
+    # A followed box's (:mod:`.boxtrack`) in-plane rotation, degrees counter-clockwise from its keyframe's, and
+    # its exact centre (x, y) per frame; None from detectors. Not cached (keyframed tracks are not).
+    angles: np.ndarray | None = None
+    centres: np.ndarray | None = None
     n_frames: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,7 +91,10 @@ class FaceTrack:
     def head(self, n: int) -> FaceTrack:
         """The track of the first ``n`` frames (all of it when it is shorter)."""
         lm = None if self.landmarks is None else self.landmarks[:n]
-        return FaceTrack(boxes=self.boxes[:n], fps=self.fps, frame_size=self.frame_size, landmarks=lm)
+        angles = None if self.angles is None else self.angles[:n]
+        centres = None if self.centres is None else self.centres[:n]
+        return FaceTrack(boxes=self.boxes[:n], fps=self.fps, frame_size=self.frame_size, landmarks=lm,
+                         angles=angles, centres=centres)
 
     @classmethod
     def load(cls, path: str | Path) -> FaceTrack:

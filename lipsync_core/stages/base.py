@@ -26,6 +26,7 @@ class Batch:
     # Per face (only frames whose box is not None, in order):
     pred: np.ndarray | None = None  # (F, h, w, 3) float32 BGR in [0, 1]: the face to paste into the box
     masks: list[np.ndarray] | None = None  # per face (box_h, box_w) float32 in [0, 1]; None: blend's own mask
+    sources: list[int] | None = None  # the source frame of each output frame (the video loops)
 
     @property
     def face_positions(self) -> list[int]:

@@ -159,3 +159,37 @@ def test_tracking_works_on_downscaled_frames_in_full_resolution_coordinates():
     x, y = where[12]  # moving at 5 px a frame
     t, b, l, r = result.track.boxes[12]
     assert abs(l - x) <= 3 and abs(t - y) <= 3 and result.track.frame_size == (W, H)
+
+
+# ------------------------------------------------------------------------------------------------ rotation
+
+
+def turning_clip(peak: float, n: int = 30) -> tuple[list[np.ndarray], list[float]]:
+    """A drawn face (eyes, nose, a mouth) on a textured background that tilts from 0 to ``peak`` degrees and back
+    about a point below its chin, as a head on a neck does; returns the frames and the true angles."""
+    rng = np.random.default_rng(3)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8), (0, 0), 4)
+    face = background.copy()
+    cv2.ellipse(face, (80, 75), (42, 52), 0, 0, 360, (150, 190, 240), -1)
+    for x in (62, 98):
+        cv2.circle(face, (x, 62), 9, (255, 255, 255), -1)
+        cv2.circle(face, (x + 2, 63), 4, (20, 20, 20), -1)
+    cv2.line(face, (80, 72), (76, 86), (60, 90, 140), 2)
+    cv2.ellipse(face, (80, 102), (14, 5), 0, 0, 180, (40, 40, 170), -1)
+    clip, truth = [], []
+    for i in range(n):
+        a = peak * np.sin(np.pi * i / (n - 1))
+        m = cv2.getRotationMatrix2D((80, 140), a, 1.0)
+        clip.append(cv2.warpAffine(face, m, (160, 160), borderMode=cv2.BORDER_REFLECT))
+        truth.append(a)
+    return clip, truth
+
+
+@pytest.mark.parametrize("peak", [10.0, -10.0])
+def test_the_followed_box_turns_with_a_face_tilted_by_ten_degrees(peak):
+    clip, truth = turning_clip(peak)
+    result = track_box(clip, [Keyframe(0.0, (25, 125, 35, 125))], fps=FPS, frame_size=(160, 160))
+    assert result.unsure == []
+    err = np.abs(result.angles - np.array(truth))
+    assert err.max() < 2.0, (result.angles.round(1), np.round(truth, 1))
+    assert abs(result.angles[len(clip) // 2] - peak) < 1.5

@@ -1,0 +1,64 @@
+"""The chart variant's preparation before its first frame: where the mouth is on every source frame and the
+mouth chart (a folder's drawings, or the clip's own: :func:`~lipsync_core.stages.chart.extract_chart`).
+
+Used by the chart stage's build (the render pass) and by ``lipsync chart extract``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..face.boxtrack import Keyframe, parse_track_box
+from ..face.mouthtrack import MouthTrack, default_mouth, follow_face, ring_track
+from ..face.types import FaceTrack, MouthInBox
+from ..media.face_video import FaceVideo
+from ..stages.chart import MouthChart, extract_chart, load_chart_dir, mouth_patches
+from ..support.errors import LipsyncError
+from .options import RenderOptions
+
+
+def mouth_keyframes(render: RenderOptions) -> list[Keyframe]:
+    """The ``--mouth_box`` keyframes."""
+    return [parse_track_box(k.split(), "--mouth_box") for k in render.mouth_box or ()]
+
+
+def mouth_track(video: FaceVideo, track: FaceTrack, mouths: list[Keyframe], *, follows_face: bool,
+                placement: MouthInBox = MouthInBox()) -> MouthTrack:
+    """The mouth on every frame of ``track``: carried by the face track when the run has one (``follows_face``),
+    else followed by the area around the ``--mouth_box`` keyframes (one more decode of the clip)."""
+    w, h = video.frame_size
+    for kf in mouths:
+        t, b, l, r = kf.box
+        if b > h or r > w:
+            raise LipsyncError(f"--mouth_box {t} {b} {l} {r} lies outside the {w}x{h} frame")
+    if follows_face:
+        return follow_face(track, mouths or default_mouth(track, placement))
+    if not mouths:
+        raise LipsyncError("the chart variant needs the mouth: --mouth_box TOP BOTTOM LEFT RIGHT [@SECONDS] "
+                           "(or a face track: --detector anime or --track_box)")
+    mouth, _ = ring_track(video.frames(max_frames=track.n_frames), mouths, fps=video.fps, frame_size=video.frame_size)
+    return mouth
+
+
+def chart_for(video: FaceVideo, track: FaceTrack, render: RenderOptions, *, follows_face: bool,
+              placement: MouthInBox = MouthInBox()) -> tuple[MouthTrack, MouthChart]:
+    """The mouth track and the chart of a run with ``render`` options."""
+    mouth = mouth_track(video, track, mouth_keyframes(render), follows_face=follows_face, placement=placement)
+    if all(p is None for p in mouth.placements):
+        raise LipsyncError("the mouth is on no frame (no face track there); check --mouth_box")
+    if render.mouth_chart != "auto":
+        return mouth, load_chart_dir(render.mouth_chart, mouth.size)
+    patches = mouth_patches(video.frames(max_frames=track.n_frames), mouth)
+    return mouth, extract_chart(patches, mouth.size, render.extended_shapes)
+
+
+def read_dialog(path: str | None) -> str | None:
+    """The transcript's text (``--dialog_file``), or None without one; a missing or empty file is an error."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise LipsyncError(f"--dialog_file {path}: cannot read it ({exc.strerror or exc})") from None
+    if not any(c.isalnum() for c in text):
+        raise LipsyncError(f"--dialog_file {path} has no words")
+    return text

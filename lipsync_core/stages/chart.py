@@ -1,0 +1,384 @@
+"""The chart stage: a 2D character re-dubbed with its own mouth drawings, one drawing per mouth shape.
+
+A *mouth chart* holds a drawing per Hanna-Barbera shape (A-F, extended G, H, X; see
+``shared/reference/cues/README.md``). It comes from a folder of images named by shape (``A.png`` ... ``X.png``,
+alpha respected, any size: they are scaled together to the mouth box) or from the clip itself
+(:func:`extract_chart`: the mouth crops, stabilised on the mouth's track, grouped into the distinct drawings
+the clip shows, each given a shape from its geometry). Each output frame shows the drawing of the cue at its
+time, pasted at the tracked mouth with its scale and rotation; a sprite from a folder first covers the mouth
+under it with the surrounding colour. Only the mouth region changes: its edge is feathered by ``FEATHER_PX``.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..face.mouthtrack import MouthTrack, Placement
+from ..support.errors import LipsyncError
+from .base import Batch
+
+SHAPES = "ABCDEFGHX"
+#: A missing shape shows the first of these that the chart has (the nearest drawing; Rhubarb's own substitutes
+#: G -> A, H -> C, X -> A come first for the extended shapes). Every list ends in both closed and both open
+#: shapes, so a chart with one closed (A or X) and one open (C or D) drawing resolves every shape.
+FALLBACK: Mapping[str, str] = {
+    "A": "XGBCD", "B": "CGAXD", "C": "BDHEAX", "D": "CHEBAX", "E": "FCDBAX", "F": "EBAXCD",
+    "G": "ABXCD", "H": "CDBAX", "X": "ABCD",
+}
+CLOSED, OPEN = "AX", "CD"
+#: Feathered edge of the pasted region, in pixels of the reference mouth box.
+FEATHER_PX = 2
+#: Margin around the mouth box in an auto chart's patches, as a fraction of its size on each side.
+PATCH_MARGIN = 0.25
+
+
+@dataclass
+class MouthChart:
+    """BGRA uint8 drawings by shape, each ``size`` (w, h) pixels of the reference mouth box's scale.
+
+    ``cover``: the drawings are sprites over the mouth (a folder's): the original mouth is covered first.
+    ``frames``: for an auto chart, the clip frame each drawing was taken from (for the contact sheet).
+    """
+
+    drawings: dict[str, np.ndarray]
+    size: tuple[int, int]
+    cover: bool
+    frames: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_chart(self.drawings, "the mouth chart")
+        self._resolved = {s: self.drawings[next(c for c in s + FALLBACK[s] if c in self.drawings)] for s in SHAPES}
+
+    def drawing(self, shape: str) -> np.ndarray:
+        """The drawing shown for ``shape`` (its own, else the nearest by :data:`FALLBACK`)."""
+        return self._resolved[shape]
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write ``<shape>.png`` for every drawn shape and ``contact_sheet.png``; returns the written paths."""
+        from ..support import files
+
+        folder.mkdir(parents=True, exist_ok=True)
+        out = []
+        for shape, img in self.drawings.items():
+            ok, data = cv2.imencode(".png", img)
+            assert ok
+            files.atomic_write_bytes(folder / f"{shape}.png", data.tobytes())
+            out.append(folder / f"{shape}.png")
+        ok, data = cv2.imencode(".png", contact_sheet(self))
+        assert ok
+        files.atomic_write_bytes(folder / "contact_sheet.png", data.tobytes())
+        return [*out, folder / "contact_sheet.png"]
+
+
+def check_chart(shapes: Iterable[str], where: str) -> None:
+    """Raise :class:`LipsyncError` unless ``shapes`` hold a closed (A or X) and an open (C or D) drawing."""
+    have = set(shapes)
+    missing = [f"a closed drawing ({' or '.join(CLOSED)})" for _ in [0] if not have & set(CLOSED)]
+    missing += [f"an open drawing ({' or '.join(OPEN)})" for _ in [0] if not have & set(OPEN)]
+    if missing:
+        got = ", ".join(sorted(have)) or "none"
+        raise LipsyncError(f"{where} needs {' and '.join(missing)}; it has {got} (name the images by shape: "
+                           "A.png ... H.png, X.png)")
+
+
+def load_chart_dir(folder: str | Path, box: tuple[int, int]) -> MouthChart:
+    """The drawings ``<shape>.png`` (or .jpg/.webp) of ``folder``, scaled together (keeping their relative sizes)
+    so the largest fits the mouth box ``box`` (w, h), each centred on a canvas of that size."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise LipsyncError(f"--mouth_chart {folder}: no such folder (give a folder of A.png ... X.png, or auto)")
+    raw: dict[str, np.ndarray] = {}
+    for path in sorted(root.iterdir()):
+        shape = path.stem.upper()
+        if len(shape) != 1 or shape not in SHAPES or path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            continue
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise LipsyncError(f"--mouth_chart: {path} is not a readable image")
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGRA)
+        elif img.shape[2] == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+        if img.dtype != np.uint8:
+            img = (img / 257).astype(np.uint8)
+        raw[shape] = img
+    check_chart(raw, f"--mouth_chart {folder}")
+    w, h = box
+    k = min(w / max(i.shape[1] for i in raw.values()), h / max(i.shape[0] for i in raw.values()))
+    drawings = {}
+    for shape, img in raw.items():
+        sw, sh = max(1, round(img.shape[1] * k)), max(1, round(img.shape[0] * k))
+        small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+        canvas = np.zeros((h, w, 4), np.uint8)
+        y, x = (h - sh) // 2, (w - sw) // 2
+        canvas[y:y + sh, x:x + sw] = small
+        drawings[shape] = canvas
+    return MouthChart(drawings, (w, h), cover=True)
+
+
+# ---------------------------------------------------------------------------------------------- the auto chart
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """One distinct mouth drawing of a clip: its patch, the frames showing it, and its geometry (fractions of
+    the mouth box: how open and how wide the mouth is, how much dark inside and teeth it shows)."""
+
+    patch: np.ndarray  # BGR uint8, the auto chart's patch size
+    frame: int
+    count: int
+    open: float
+    wide: float
+    dark: float
+    teeth: float
+
+
+class TooFewDrawings(LipsyncError):
+    """The clip shows fewer than three distinct mouth drawings."""
+
+
+def patch_size(mouth: tuple[int, int]) -> tuple[int, int]:
+    """An auto chart's patch: the mouth box with ``PATCH_MARGIN`` on each side."""
+    w, h = mouth
+    return w + 2 * round(PATCH_MARGIN * w), h + 2 * round(PATCH_MARGIN * h)
+
+
+def mouth_patches(frames: Iterable[np.ndarray], track: MouthTrack) -> dict[int, np.ndarray]:
+    """The mouth of every placed frame, turned upright at the reference scale (BGR uint8 patches)."""
+    size = patch_size(track.size)
+    out = {}
+    for i, frame in enumerate(frames):
+        p = track.placements[i] if i < len(track.placements) else None
+        if p is not None:
+            out[i] = cv2.warpAffine(frame, p.patch_to_frame(size), size,
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def group_drawings(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], *, threshold: float = 9.0,
+                   min_frames: int = 2) -> list[Drawing]:
+    """The distinct drawings among ``patches``: leader clustering on the mouth box's pixels (mean absolute
+    difference in grey levels of a small copy below ``threshold``: the same drawing), clusters of at least
+    ``min_frames`` frames, each represented by its medoid frame."""
+    if not patches:
+        return []
+    keys = sorted(patches)
+    pw, ph = patch_size(mouth)
+    mx, my = (pw - mouth[0]) // 2, (ph - mouth[1]) // 2
+    small_w = 32
+    small_h = max(4, round(small_w * mouth[1] / mouth[0]))
+    vecs = np.stack([cv2.resize(patches[k][my:my + mouth[1], mx:mx + mouth[0]], (small_w, small_h),
+                                interpolation=cv2.INTER_AREA).astype(np.float32).ravel() for k in keys])
+    leaders: list[int] = []
+    for n in range(len(keys)):
+        if not leaders or np.abs(vecs[leaders] - vecs[n]).mean(axis=1).min() >= threshold:
+            leaders.append(n)
+    dist = np.stack([np.abs(vecs - vecs[m]).mean(axis=1) for m in leaders], axis=1)
+    label = dist.argmin(axis=1)
+    out = []
+    for c in range(len(leaders)):
+        members = np.flatnonzero(label == c)
+        if len(members) < min_frames:
+            continue
+        sub = vecs[members]
+        medoid = members[int(np.argmin([np.abs(sub - v).mean() for v in sub]))]
+        patch = patches[keys[medoid]]
+        out.append(Drawing(patch, keys[medoid], len(members), *_geometry(patch, mouth)))
+    return out
+
+
+def _geometry(patch: np.ndarray, mouth: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(open, wide, dark, teeth) of a patch: the mouth's height and width (pixels unlike the skin around it,
+    over the box's), and the shares of the box that are dark (the inside) and white (teeth)."""
+    pw, ph = patch.shape[1], patch.shape[0]
+    mx, my = (pw - mouth[0]) // 2, (ph - mouth[1]) // 2
+    border = np.concatenate([patch[:2].reshape(-1, 3), patch[-2:].reshape(-1, 3), patch[:, :2].reshape(-1, 3),
+                             patch[:, -2:].reshape(-1, 3)])
+    skin = np.median(border, axis=0)
+    box = patch[my:my + mouth[1], mx:mx + mouth[0]].astype(np.float32)
+    unlike = np.abs(box - skin).max(axis=2) > 40
+    rows, cols = np.flatnonzero(unlike.sum(axis=1) >= 2), np.flatnonzero(unlike.sum(axis=0) >= 2)
+    tall = (rows[-1] - rows[0] + 1) / mouth[1] if len(rows) else 0.0
+    wide = (cols[-1] - cols[0] + 1) / mouth[0] if len(cols) else 0.0
+    hsv = cv2.cvtColor(patch[my:my + mouth[1], mx:mx + mouth[0]], cv2.COLOR_BGR2HSV).astype(np.float32)
+    dark = float((unlike & (hsv[..., 2] < 90)).mean())
+    teeth = float((unlike & (hsv[..., 2] > 190) & (hsv[..., 1] < 60)).mean())
+    return float(tall), float(wide), dark, teeth
+
+
+#: Each shape's geometry (open, wide, dark, teeth), each feature ranked 0-1 among the clip's drawings.
+_TARGETS: Mapping[str, tuple[float, float, float, float]] = {
+    "X": (0.0, 0.5, 0.0, 0.0), "A": (0.0, 0.4, 0.0, 0.0), "B": (0.35, 0.7, 0.2, 1.0), "C": (0.65, 0.8, 0.6, 0.6),
+    "D": (1.0, 0.9, 1.0, 0.5), "E": (0.6, 0.3, 0.6, 0.2), "F": (0.45, 0.0, 0.4, 0.0), "G": (0.2, 0.6, 0.0, 0.8),
+    "H": (0.75, 0.7, 0.8, 0.3),
+}
+
+
+def assign_shapes(drawings: Sequence[Drawing], extended: str = "GHX") -> dict[str, Drawing]:
+    """Each shape's drawing: the shapes and drawings are matched one to one by geometry (features ranked among
+    the drawings, nearest to :data:`_TARGETS`) as far as there are drawings; X is the most frequent closed one.
+    Shapes left without a drawing fall back by :data:`FALLBACK` when the chart is used."""
+    from scipy.optimize import linear_sum_assignment
+
+    feats = np.array([[d.open, d.wide, d.dark, d.teeth] for d in drawings], np.float64)
+    lo, hi = feats.min(axis=0), feats.max(axis=0)
+    ranked = (feats - lo) / np.where(hi > lo, hi - lo, 1.0)
+    order = [s for s in "ADCBFEXGH" if s in "ABCDEF" or s in extended.upper()]
+    targets = np.array([_TARGETS[s] for s in order])
+    cost = np.abs(targets[:, None, :] - ranked[None, :, :]) @ np.array([2.0, 1.0, 1.5, 1.0])
+    rows, cols = linear_sum_assignment(cost)
+    out = {order[r]: drawings[c] for r, c in zip(rows, cols)}
+    closed = [d for s, d in out.items() if s in "AX"]
+    if "X" in out and len(closed) == 2 and out["A"].count > out["X"].count:
+        out["A"], out["X"] = out["X"], out["A"]
+    return out
+
+
+def extract_chart(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], extended: str = "GHX") -> MouthChart:
+    """The auto chart of a clip from its stabilised mouth patches (:func:`mouth_patches`). Raises
+    :class:`TooFewDrawings` when the clip shows fewer than three distinct drawings."""
+    drawings = group_drawings(patches, mouth)
+    if len(drawings) < 3:
+        raise TooFewDrawings(f"the clip shows {len(drawings)} distinct mouth drawing(s), too few for a chart "
+                             "(at least 3); draw the shapes and pass the folder with --mouth_chart DIR")
+    shapes = assign_shapes(drawings, extended)
+    size = patch_size(mouth)
+    alpha = _paste_alpha([d.patch for d in drawings], mouth)
+    chart = {s: np.dstack([d.patch, alpha]) for s, d in shapes.items()}
+    return MouthChart(chart, size, cover=False, frames={s: d.frame for s, d in shapes.items()})
+
+
+def _paste_alpha(patches: Sequence[np.ndarray], mouth: tuple[int, int]) -> np.ndarray:
+    """Where an auto chart's drawings are pasted: every pixel where the drawings differ from one another (and
+    from the skin), a few pixels wider, feathered; uint8."""
+    stack = np.stack([p.astype(np.int16) for p in patches])
+    varies = (stack.max(axis=0) - stack.min(axis=0)).max(axis=2) > 24
+    pw, ph = patches[0].shape[1], patches[0].shape[0]
+    mx, my = (pw - mouth[0]) // 2, (ph - mouth[1]) // 2
+    inside = np.zeros_like(varies)
+    inside[my:ph - my, mx:pw - mx] = True
+    varies &= inside
+    k = 2 * FEATHER_PX + 1
+    grown = cv2.dilate(varies.astype(np.uint8), np.ones((k, k), np.uint8))
+    soft = cv2.GaussianBlur(grown.astype(np.float32), (k, k), 0) if FEATHER_PX else grown.astype(np.float32)
+    return np.clip(soft * 255, 0, 255).astype(np.uint8)
+
+
+def contact_sheet(chart: MouthChart, cell: int = 160) -> np.ndarray:
+    """Every shape's drawing (fallbacks marked ``A=X``) over a grey checkerboard, labelled: a BGR image."""
+    cells = []
+    for shape in SHAPES:
+        img = chart.drawing(shape)
+        h, w = img.shape[:2]
+        k = (cell - 24) / max(w, h)
+        small = cv2.resize(img, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_NEAREST)
+        board = np.full((cell, cell, 3), 200, np.uint8)
+        board[(np.add.outer(np.arange(cell), np.arange(cell)) // 8) % 2 == 1] = 160
+        sh, sw = small.shape[:2]
+        y, x = 22, (cell - sw) // 2
+        a = small[..., 3:4].astype(np.float32) / 255
+        roi = board[y:y + sh, x:x + sw]
+        roi[:] = (small[..., :3] * a + roi * (1 - a)).astype(np.uint8)
+        own = shape in chart.drawings
+        label = shape if own else f"{shape}={next(c for c in FALLBACK[shape] if c in chart.drawings)}"
+        if own and shape in chart.frames:
+            label += f" (frame {chart.frames[shape]})"
+        cv2.putText(board, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0) if own else (0, 0, 160), 1,
+                    cv2.LINE_AA)
+        cells.append(board)
+    rows = [np.hstack(cells[i:i + 3]) for i in range(0, len(cells), 3)]
+    return np.vstack(rows)
+
+
+# ---------------------------------------------------------------------------------------------------- the stage
+
+
+def _paste(frame: np.ndarray, place: Placement, bgr: np.ndarray, alpha: np.ndarray) -> None:
+    """Blend ``bgr`` (float32) with ``alpha`` (float32 0-1), both in patch space, onto ``frame`` in place."""
+    ph, pw = alpha.shape
+    m = place.patch_to_frame((pw, ph))
+    corners = np.array([[0, 0, 1], [pw - 1, 0, 1], [0, ph - 1, 1], [pw - 1, ph - 1, 1]], np.float64) @ m.T
+    fh, fw = frame.shape[:2]
+    x0, y0 = max(0, int(math.floor(corners[:, 0].min())) - 1), max(0, int(math.floor(corners[:, 1].min())) - 1)
+    x1, y1 = min(fw, int(math.ceil(corners[:, 0].max())) + 2), min(fh, int(math.ceil(corners[:, 1].max())) + 2)
+    if x1 <= x0 or y1 <= y0:
+        return
+    m = m.copy()
+    m[:, 2] -= (x0, y0)
+    size = (x1 - x0, y1 - y0)
+    a = cv2.warpAffine(alpha, m, size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+    src = cv2.warpAffine(bgr, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    roi = frame[y0:y1, x0:x1]
+    touched = a[..., 0] > 0
+    if touched.any():
+        mixed = src * a + roi.astype(np.float32) * (1 - a)
+        roi[touched] = np.clip(mixed[touched] + 0.5, 0, 255).astype(np.uint8)
+
+
+def _cover(frame: np.ndarray, place: Placement, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A patch of the surrounding colour (the median of the patch's border on this frame) and the feathered
+    ellipse of the mouth box it covers."""
+    w, h = size
+    patch = cv2.warpAffine(frame, place.patch_to_frame(size), size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
+    border = np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])
+    colour = np.median(border, axis=0).astype(np.float32)
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, ((w - 1) / 2, (h - 1) / 2), (w / 2 - FEATHER_PX, h / 2 - FEATHER_PX), 0, 0, 360, 1.0, -1)
+    k = 2 * FEATHER_PX + 1
+    mask = cv2.GaussianBlur(mask, (k, k), 0)
+    return np.broadcast_to(colour, (h, w, 3)), mask
+
+
+@dataclass
+class ChartStage:
+    """Each output frame shows the chart's drawing for the cue at its time (``index / fps``, held on
+    ``hold_frames``), pasted at the mouth's placement on its source frame; frames without one pass through.
+
+    ``cues``: (start, end, shape) seconds, sorted. ``sidecars``: files written beside the output once it is
+    complete (suffix -> text: the cue file).
+    """
+
+    chart: MouthChart
+    track: MouthTrack
+    cues: Sequence[tuple[float, float, str]]
+    fps: float
+    hold_frames: int = 1
+    idle: str = "X"
+    sidecars: Mapping[str, str] = field(default_factory=dict)
+    name: str = "chart"
+
+    def __post_init__(self) -> None:
+        self._starts = [c[0] for c in self.cues]
+        self._sprites: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for shape in SHAPES:
+            img = self.chart.drawing(shape)
+            self._sprites[shape] = (img[..., :3].astype(np.float32), img[..., 3].astype(np.float32) / 255)
+
+    def shape_at(self, index: int) -> str:
+        """The shape on output frame ``index``."""
+        held = index - index % self.hold_frames
+        t = held / self.fps + 1e-6
+        k = bisect.bisect_right(self._starts, t) - 1
+        if k < 0 or t >= self.cues[k][1] and k == len(self.cues) - 1:
+            return self.idle
+        return self.cues[k][2]
+
+    def __call__(self, batch: Batch) -> None:
+        sources = batch.sources if batch.sources is not None else batch.indices
+        for j, (out_i, src) in enumerate(zip(batch.indices, sources)):
+            place = self.track.placements[src] if src < len(self.track.placements) else None
+            if place is None or batch.boxes[j] is None:
+                continue
+            frame = batch.frames[j]
+            if self.chart.cover:
+                colour, mask = _cover(frame, place, self.chart.size)
+                _paste(frame, place, colour, mask)
+            bgr, alpha = self._sprites[self.shape_at(out_i)]
+            _paste(frame, place, bgr, alpha)
