@@ -267,14 +267,14 @@ def _chart(ctx: BuildContext) -> Stage:
     from ..cues import idle_shape, mouth_cues
     from ..cues.formats import CueFile, to_json
     from ..stages.chart import ChartStage
-    from .chart import chart_for, read_dialog
+    from .chart import chart_for, follows_face, read_dialog
 
     src = ctx.inputs
     assert src is not None, "the chart stage is built by the render pass"
     r = ctx.render
-    follows_face = ctx.detector is not None or ctx.detection.keyframed or ctx.detection.box is not None
     placement = ctx.detector.mouth if ctx.detector is not None else MouthInBox()
-    track, chart = chart_for(src.video, src.track, r, follows_face=follows_face, placement=placement)
+    track, chart = chart_for(src.video, src.track, r, follows_face=follows_face(ctx.detection, ctx.detector),
+                             placement=placement)
     dialog = read_dialog(r.dialog_file)
     cues = mouth_cues(src.speech, dialog, extended_shapes=r.extended_shapes, recognizer=r.recognizer)  # type: ignore[arg-type]
     idle = idle_shape(r.extended_shapes)

@@ -9,11 +9,18 @@ from pathlib import Path
 
 from ..face.boxtrack import Keyframe, parse_track_box
 from ..face.mouthtrack import MouthTrack, default_mouth, follow_face, ring_track
+from ..face.track import DetectionOptions
 from ..face.types import FaceTrack, MouthInBox
 from ..media.face_video import FaceVideo
 from ..stages.chart import MouthChart, extract_chart, load_chart_dir, mouth_patches
 from ..support.errors import LipsyncError
 from .options import RenderOptions
+
+
+def follows_face(detection: DetectionOptions, detector: object | None) -> bool:
+    """Whether the run has a face track to carry the mouth (a detector, keyframes or a fixed box); else the
+    track is the whole frame and the mouth is followed by the area around it."""
+    return detector is not None or detection.keyframed or detection.box is not None
 
 
 def mouth_keyframes(render: RenderOptions) -> list[Keyframe]:

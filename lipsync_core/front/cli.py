@@ -32,7 +32,8 @@ from ..support.version import __version__
 #: ``lipsync <name> ...`` -> the module whose ``main(argv) -> int`` runs it.
 SUBCOMMANDS = {"weights": "lipsync_core.front.weights_cli", "score": "lipsync_core.front.score_cli",
                "cache": "lipsync_core.front.cache_cli", "batch": "lipsync_core.front.batch_cli",
-               "train": "lipsync_core.front.train_cli", "cues": "lipsync_core.front.cues_cli"}
+               "train": "lipsync_core.front.train_cli", "cues": "lipsync_core.front.cues_cli",
+               "chart": "lipsync_core.front.chart_cli"}
 
 
 class Parser(argparse.ArgumentParser):

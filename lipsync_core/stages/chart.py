@@ -181,42 +181,52 @@ def group_drawings(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], *,
             leaders.append(n)
     dist = np.stack([np.abs(vecs - vecs[m]).mean(axis=1) for m in leaders], axis=1)
     label = dist.argmin(axis=1)
-    out = []
+    chosen = []
     for c in range(len(leaders)):
         members = np.flatnonzero(label == c)
         if len(members) < min_frames:
             continue
         sub = vecs[members]
         medoid = members[int(np.argmin([np.abs(sub - v).mean() for v in sub]))]
-        patch = patches[keys[medoid]]
-        out.append(Drawing(patch, keys[medoid], len(members), *_geometry(patch, mouth)))
-    return out
+        chosen.append((keys[medoid], len(members)))
+    if not chosen:
+        return []
+    region = _varies([patches[k] for k, _ in chosen], mouth) > 0
+    return [Drawing(patches[k], k, n, *_geometry(patches[k], region)) for k, n in chosen]
 
 
-def _geometry(patch: np.ndarray, mouth: tuple[int, int]) -> tuple[float, float, float, float]:
-    """(open, wide, dark, teeth) of a patch: the mouth's height and width (pixels unlike the skin around it,
-    over the box's), and the shares of the box that are dark (the inside) and white (teeth)."""
-    pw, ph = patch.shape[1], patch.shape[0]
-    mx, my = (pw - mouth[0]) // 2, (ph - mouth[1]) // 2
-    border = np.concatenate([patch[:2].reshape(-1, 3), patch[-2:].reshape(-1, 3), patch[:, :2].reshape(-1, 3),
-                             patch[:, -2:].reshape(-1, 3)])
-    skin = np.median(border, axis=0)
-    box = patch[my:my + mouth[1], mx:mx + mouth[0]].astype(np.float32)
-    unlike = np.abs(box - skin).max(axis=2) > 40
+def _geometry(patch: np.ndarray, region: np.ndarray) -> tuple[float, float, float, float]:
+    """(open, wide, dark, teeth) of a patch: the drawn mouth's height and width (pixels unlike the skin inside
+    ``region``, where the clip's drawings differ), over the region's, and the shares of the region that are dark
+    (the inside) and white (teeth)."""
+    ys, xs = np.nonzero(region)
+    if len(ys) == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    skin = np.median(patch[~region], axis=0) if (~region).any() else np.median(patch.reshape(-1, 3), axis=0)
+    box = patch[y0:y1, x0:x1].astype(np.float32)
+    inside = region[y0:y1, x0:x1]
+    unlike = (np.abs(box - skin).max(axis=2) > 40) & inside
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(unlike.astype(np.uint8))
+    if n > 1:  # the drawn mouth: the blob with most pixels in the middle columns (not lines at the region's edge)
+        mid = lab[:, int(0.35 * lab.shape[1]):max(int(0.35 * lab.shape[1]) + 1, int(0.65 * lab.shape[1]))]
+        counts = np.bincount(mid.ravel(), minlength=n)[1:]
+        unlike = lab == 1 + int(np.argmax(counts if counts.any() else stats[1:, cv2.CC_STAT_AREA]))
     rows, cols = np.flatnonzero(unlike.sum(axis=1) >= 2), np.flatnonzero(unlike.sum(axis=0) >= 2)
-    tall = (rows[-1] - rows[0] + 1) / mouth[1] if len(rows) else 0.0
-    wide = (cols[-1] - cols[0] + 1) / mouth[0] if len(cols) else 0.0
-    hsv = cv2.cvtColor(patch[my:my + mouth[1], mx:mx + mouth[0]], cv2.COLOR_BGR2HSV).astype(np.float32)
-    dark = float((unlike & (hsv[..., 2] < 90)).mean())
-    teeth = float((unlike & (hsv[..., 2] > 190) & (hsv[..., 1] < 60)).mean())
+    tall = (rows[-1] - rows[0] + 1) / (y1 - y0) if len(rows) else 0.0
+    wide = (cols[-1] - cols[0] + 1) / (x1 - x0) if len(cols) else 0.0
+    hsv = cv2.cvtColor(patch[y0:y1, x0:x1], cv2.COLOR_BGR2HSV).astype(np.float32)
+    area = max(1, int(inside.sum()))
+    dark = float((unlike & (hsv[..., 2] < 90)).sum() / area)
+    teeth = float((unlike & (hsv[..., 2] > 190) & (hsv[..., 1] < 60)).sum() / area)
     return float(tall), float(wide), dark, teeth
 
 
 #: Each shape's geometry (open, wide, dark, teeth), each feature ranked 0-1 among the clip's drawings.
 _TARGETS: Mapping[str, tuple[float, float, float, float]] = {
-    "X": (0.0, 0.5, 0.0, 0.0), "A": (0.0, 0.4, 0.0, 0.0), "B": (0.35, 0.7, 0.2, 1.0), "C": (0.65, 0.8, 0.6, 0.6),
-    "D": (1.0, 0.9, 1.0, 0.5), "E": (0.6, 0.3, 0.6, 0.2), "F": (0.45, 0.0, 0.4, 0.0), "G": (0.2, 0.6, 0.0, 0.8),
-    "H": (0.75, 0.7, 0.8, 0.3),
+    "X": (0.15, 0.3, 0.0, 0.0), "A": (0.0, 0.55, 0.0, 0.0), "B": (0.4, 0.55, 0.1, 1.0), "C": (0.4, 0.6, 0.15, 0.3),
+    "D": (1.0, 1.0, 1.0, 0.3), "E": (0.8, 0.2, 0.2, 0.4), "F": (0.8, 0.0, 0.2, 0.3), "G": (0.3, 0.1, 0.0, 0.3),
+    "H": (0.45, 0.6, 0.15, 0.3),
 }
 
 
@@ -255,8 +265,16 @@ def extract_chart(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], ext
 
 
 def _paste_alpha(patches: Sequence[np.ndarray], mouth: tuple[int, int]) -> np.ndarray:
-    """Where an auto chart's drawings are pasted: every pixel where the drawings differ from one another (and
-    from the skin), a few pixels wider, feathered; uint8."""
+    """Where an auto chart's drawings are pasted: :func:`_varies`, feathered; uint8."""
+    grown = _varies(patches, mouth)
+    k = 2 * FEATHER_PX + 1
+    soft = cv2.GaussianBlur(grown.astype(np.float32), (k, k), 0) if FEATHER_PX else grown.astype(np.float32)
+    return np.clip(soft * 255, 0, 255).astype(np.uint8)
+
+
+def _varies(patches: Sequence[np.ndarray], mouth: tuple[int, int]) -> np.ndarray:
+    """Every pixel of the mouth box where the drawings differ from one another, a few pixels wider (uint8 0/1):
+    the mouth region of an auto chart."""
     stack = np.stack([p.astype(np.int16) for p in patches])
     varies = (stack.max(axis=0) - stack.min(axis=0)).max(axis=2) > 24
     pw, ph = patches[0].shape[1], patches[0].shape[0]
@@ -265,9 +283,11 @@ def _paste_alpha(patches: Sequence[np.ndarray], mouth: tuple[int, int]) -> np.nd
     inside[my:ph - my, mx:pw - mx] = True
     varies &= inside
     k = 2 * FEATHER_PX + 1
-    grown = cv2.dilate(varies.astype(np.uint8), np.ones((k, k), np.uint8))
-    soft = cv2.GaussianBlur(grown.astype(np.float32), (k, k), 0) if FEATHER_PX else grown.astype(np.float32)
-    return np.clip(soft * 255, 0, 255).astype(np.uint8)
+    n, _ = cv2.connectedComponents(varies.astype(np.uint8))
+    if n > 2:  # the largest blob: the mouth (specks where the band's tracking wobbles are left out)
+        _, lab, stats, _ = cv2.connectedComponentsWithStats(varies.astype(np.uint8))
+        varies = lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return cv2.dilate(varies.astype(np.uint8), np.ones((k, k), np.uint8))
 
 
 def contact_sheet(chart: MouthChart, cell: int = 160) -> np.ndarray:
