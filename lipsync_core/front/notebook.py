@@ -619,28 +619,26 @@ def chart_folder(source: Path, dest: Path) -> Path:
 
 
 def mouth_chart_of(face: Path, audio: Path, variant: str, options: dict[str, Any]) -> tuple[Any, Any]:
-    """The first frame with the ``--mouth_box`` keyframes drawn (None without them) and the mouth chart a run
-    of ``variant`` with ``options`` uses on ``face``, over as many frames as ``audio`` lasts (the run's own
-    chart preparation: :func:`lipsync_core.engine.chart.chart_for`)."""
+    """The first keyframe's frame with its ``--mouth_box`` drawn (None without one) and the mouth chart a run of
+    ``variant`` with ``options`` uses on ``face``: prepared as ``lipsync chart extract`` and the chart stage do
+    (:func:`lipsync_core.engine.chart.chart_for`), over the frames the run shows (as long as ``audio``)."""
     import math
 
-    from ..engine.chart import chart_for, mouth_keyframes
-    from ..engine.plan import Plan, make_config
-    from ..engine.session import Session
+    from ..engine.chart import chart_for, follows_face, mouth_keyframes
+    from ..engine.plan import make_config
     from ..engine.track import track_faces
     from ..face.types import MouthInBox
+    from ..job import session_for
     from ..media.probe import probe
 
     cfg = make_config(variant, **options)
-    session = Session(Plan.from_options(cfg))
+    session = session_for(cfg)
     session.fetch_weights()
     video = session.open_video(face)
     n = max(1, math.ceil((probe(audio).duration or 1.0) * video.fps))
     track = track_faces(session, video, cfg.detection, n)
     det = session.plan.detector
-    # As the chart stage decides (engine.catalog._chart): the face track carries the mouth when there is one.
-    follows_face = det is not None or cfg.detection.keyframed or cfg.detection.box is not None
-    _, chart = chart_for(video, track, cfg.render, follows_face=follows_face,
+    _, chart = chart_for(video, track, cfg.render, follows_face=follows_face(cfg.detection, det),
                          placement=det.mouth if det is not None else MouthInBox())
     keys = mouth_keyframes(cfg.render)
     frame = None
