@@ -16,6 +16,9 @@ from ..stages.chart import MouthChart, extract_chart, load_chart_dir, mouth_patc
 from ..support.errors import LipsyncError
 from .options import RenderOptions
 
+#: Where the mouth is in a face box without a detector's own placement (a --track_box or --box face).
+_PHOTO_MOUTH = MouthInBox()
+
 
 def follows_face(detection: DetectionOptions, detector: object | None) -> bool:
     """Whether the run has a face track to carry the mouth (a detector, keyframes or a fixed box); else the
@@ -29,7 +32,7 @@ def mouth_keyframes(render: RenderOptions) -> list[Keyframe]:
 
 
 def mouth_track(video: FaceVideo, track: FaceTrack, mouths: list[Keyframe], *, follows_face: bool,
-                placement: MouthInBox = MouthInBox()) -> MouthTrack:
+                placement: MouthInBox = _PHOTO_MOUTH) -> MouthTrack:
     """The mouth on every frame of ``track``: carried by the face track when the run has one (``follows_face``),
     else followed by the area around the ``--mouth_box`` keyframes (one more decode of the clip)."""
     w, h = video.frame_size
@@ -47,7 +50,7 @@ def mouth_track(video: FaceVideo, track: FaceTrack, mouths: list[Keyframe], *, f
 
 
 def chart_for(video: FaceVideo, track: FaceTrack, render: RenderOptions, *, follows_face: bool,
-              placement: MouthInBox = MouthInBox()) -> tuple[MouthTrack, MouthChart]:
+              placement: MouthInBox = _PHOTO_MOUTH) -> tuple[MouthTrack, MouthChart]:
     """The mouth track and the chart of a run with ``render`` options."""
     mouth = mouth_track(video, track, mouth_keyframes(render), follows_face=follows_face, placement=placement)
     if all(p is None for p in mouth.placements):

@@ -234,7 +234,7 @@ def assign_shapes(drawings: Sequence[Drawing], extended: str = "GHX") -> dict[st
     """Each shape's drawing: the shapes and drawings are matched one to one by geometry (features ranked among
     the drawings, nearest to :data:`_TARGETS`) as far as there are drawings; X is the most frequent closed one.
     Shapes left without a drawing fall back by :data:`FALLBACK` when the chart is used."""
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
     feats = np.array([[d.open, d.wide, d.dark, d.teeth] for d in drawings], np.float64)
     lo, hi = feats.min(axis=0), feats.max(axis=0)
@@ -350,10 +350,10 @@ def _cover(frame: np.ndarray, place: Placement, size: tuple[int, int]) -> tuple[
     border = np.concatenate([patch[0], patch[-1], patch[:, 0], patch[:, -1]])
     colour = np.median(border, axis=0).astype(np.float32)
     mask = np.zeros((h, w), np.float32)
-    cv2.ellipse(mask, ((w - 1) / 2, (h - 1) / 2), (w / 2 - FEATHER_PX, h / 2 - FEATHER_PX), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(mask, (((w - 1) / 2, (h - 1) / 2), (w - 2 * FEATHER_PX, h - 2 * FEATHER_PX), 0.0), 1.0, -1)
     k = 2 * FEATHER_PX + 1
-    mask = cv2.GaussianBlur(mask, (k, k), 0)
-    return np.broadcast_to(colour, (h, w, 3)), mask
+    soft = cv2.GaussianBlur(mask, (k, k), 0)
+    return np.broadcast_to(colour, (h, w, 3)), soft
 
 
 @dataclass
