@@ -421,6 +421,7 @@ class Job:
         jobs = [{"face": str(face), "audio": a, "outfile": str(folder / f"{_output_stem(a, i)}.mp4")}
                 for i, a in enumerate(self.audios, 1)]
         defaults = {k: v for k, v in {**self.run_options(), **self.audio_options}.items() if v is not None}
+        defaults["variant"] = self.variant  # a row without one runs the original
         if score:
             defaults["score"] = True
         print(f"{len(jobs)} videos into {folder}")
