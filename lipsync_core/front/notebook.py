@@ -1,7 +1,8 @@
 """The helpers behind the Colab/Jupyter notebooks: forms -> options, uploads, Drive, recording, preview, box helper.
 
 A notebook builds one :class:`Job` cell by cell (``setup`` -> weights -> inputs -> settings -> optional
-face box -> run); each cell is a Colab form plus one call. Everything runs in plain Jupyter too: the
+face box -> run; the 2D notebook: inputs -> transcript -> mouth chart -> run and cue files); each cell is a
+Colab form plus one call. Everything runs in plain Jupyter too: the
 Colab-only features (uploads, Drive, recording, the download button) are imported only when used
 and say so in one line elsewhere. Expected errors are raised as :class:`NotebookError`, which a
 notebook shows as its one-line message instead of a traceback.
