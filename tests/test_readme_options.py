@@ -27,7 +27,7 @@ def test_the_committed_option_table_equals_the_generated_one(builder):
 
 
 def test_every_option_and_weight_flag_is_in_the_table(builder):
-    from lipsync_core.engine.options import option_names
+    from lipsync_core.engine.plan import option_names
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index(builder.BEGIN):readme.index(builder.END)]

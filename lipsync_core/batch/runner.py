@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.options import RunOptions
-from ..inputs.resolve import SAME_AS_FACE, resolve_media
+from ..inputs.resolve import SAME_AS_FACE, Kind, resolve_media
 from ..support import files
 from ..support.errors import LipsyncError
 from ..support.paths import cache_dir
@@ -235,7 +235,7 @@ class _Batch:
             return face_path, self._resolve(face, cfg.start, cfg.end, "audio", opts)
         return face_path, self._resolve(audio, cfg.audio_start, cfg.audio_end, "audio", opts)
 
-    def _resolve(self, source: str, start, end, kind: str, opts: dict[str, Any]) -> Path:
+    def _resolve(self, source: str, start, end, kind: Kind, opts: dict[str, Any]) -> Path:
         spec = json.dumps([source, start, end, kind, opts], default=str)
         if spec in self._resolved:
             return self._resolved[spec]
@@ -247,7 +247,7 @@ class _Batch:
         self._resolved[spec] = path
         return path
 
-    def _resolve_into_folder(self, spec: str, source: str, start, end, kind: str, opts: dict[str, Any]) -> Path:
+    def _resolve_into_folder(self, spec: str, source: str, start, end, kind: Kind, opts: dict[str, Any]) -> Path:
         """Download/trim into ``inputs_dir/<hash>/`` (renamed into place when complete, reused on resume)."""
         final = self.inputs_dir / hashlib.sha256(spec.encode()).hexdigest()[:20]
         done = [p for p in final.iterdir() if p.is_file()] if final.is_dir() else []
@@ -390,9 +390,11 @@ class _Batch:
 
 def _written_here(out: Path) -> bool:
     """Whether a live process of this host still has partial files of ``out``."""
-    here = files.owner(files.run_tag())[0]
+    here = files.owner(files.run_tag())
+    assert here is not None  # this process's own tag always parses
     names = [p.name for p in out.parent.glob(f".{out.stem}.run-*")] if out.parent.is_dir() else []
-    return any(files.owner(n)[0] == here and not files.owner_gone(n) for n in names)
+    # A name without a valid run tag was not written by a run of this host.
+    return any((o := files.owner(n)) is not None and o[0] == here[0] and not files.owner_gone(n) for n in names)
 
 
 # -- reporting ----------------------------------------------------------------------------------------------------

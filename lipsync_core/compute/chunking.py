@@ -33,8 +33,8 @@ class AdaptiveChunker:
         """Never more than ``most`` items per chunk from now on (at least one)."""
         self.chunk = max(1, min(self.chunk, most))
 
-    def __call__(self, fn: Callable[..., Any], *inputs: Sequence, combine: Callable[[list], Any] | None = None
-                 ) -> Any:
+    def __call__(self, fn: Callable[..., Any], *inputs: Sequence | torch.Tensor,
+                 combine: Callable[[list], Any] | None = None) -> Any:
         """``fn(*chunk_of_each_input)`` over the first axis of tensors (or lists); the chunks' results are
         concatenated on the first axis (``combine`` joins other kinds of results, e.g. lists)."""
         n = len(inputs[0])

@@ -44,7 +44,8 @@ class CpuInfo:
 
 def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
     """(model name, flags) of the first processor in a ``/proc/cpuinfo`` text."""
-    model, flags = "", frozenset()
+    model = ""
+    flags: frozenset[str] = frozenset()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
@@ -59,7 +60,8 @@ def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
 def cpu_info() -> CpuInfo:
     """This machine's :class:`CpuInfo` (read once). Without ``/proc/cpuinfo`` (macOS, Windows) no flags are
     known, so bfloat16 is never considered fast there."""
-    model, flags = "", frozenset()
+    model = ""
+    flags: frozenset[str] = frozenset()
     try:
         model, flags = parse_cpuinfo(_CPUINFO.read_text(errors="replace"))
     except OSError:

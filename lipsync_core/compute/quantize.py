@@ -2,9 +2,9 @@
 
 Weights are quantized per output channel, activations per tensor, with ranges observed on the first item of
 the first call (the clip's own frames or faces, not a fixed calibration set). Modules named in ``keep_float``
-stay float32 (e.g. S3FD's L2 norms, whose squared sums need the range). On this project's CPU (AVX-512 VNNI)
-the quantized convolutions run about 2x faster than bfloat16 and 4x faster than float32 (``bench_detect.py``,
-``bench_variants.py``); the numerical cost is measured per model in ``tests/models/test_cpu_int8.py``.
+stay float32 (e.g. S3FD's L2 norms, whose squared sums need the range). On CPUs with int8 dot-product units
+(VNNI) the quantized convolutions beat bfloat16 and float32 (speed-ups in ``docs/notes.md``); the numerical
+cost per model is bounded in ``tests/models/test_cpu_int8.py``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Int8OnFirstCall(nn.Module):
 
     def __init__(self, module: nn.Module, keep_float: tuple[type[nn.Module], ...] = ()) -> None:
         super().__init__()
-        self.float_module = module
+        self.float_module: nn.Module | None = module
         self.keep_float = keep_float
         self.quantized: nn.Module | None = None
 
@@ -50,6 +50,7 @@ class Int8OnFirstCall(nn.Module):
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
+        assert self.float_module is not None  # converted on the first call, before the float module is dropped
         torch.backends.quantized.engine = ENGINE
         qconfig = get_default_qconfig_mapping(ENGINE)
         for cls in self.keep_float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -93,13 +94,13 @@ class Runtime:
         return "int8" if self.int8_for(arch) else str(self.dtype_for(arch)).removeprefix("torch.")
 
     def place(self, module: nn.Module) -> nn.Module:
-        """``module`` on this device in eval mode, channels-last (15-40 % faster convolutions on CPU, measured for
-        Wav2Lip, RRDBNet, BiSeNet and S3FD; the fast layout for cuDNN too). Weights stay float32: a handle applies
-        the compute dtype."""
+        """``module`` on this device in eval mode, channels-last (faster convolutions on CPU, ``docs/notes.md``;
+        the fast layout for cuDNN too). Weights stay float32: a handle applies the compute dtype."""
         module = module.to(self.device).eval()
         if not _four_d(module):  # 3D convolutions (SyncNet's lip tower): no 4D layout
             return module
-        return module.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at runtime; torch's overloads for it omit the keyword.
+        return module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def model(self, arch: str, path: str | Path) -> nn.Module:
         """The registry architecture ``arch`` loaded from ``path`` and placed here (float32); loaded once per file.
@@ -142,7 +143,8 @@ class Runtime:
             run = copy.deepcopy(run).to(dtype=dtype)
         if compile:
             # Batches vary in size (faces per batch, the last batch): compile for dynamic shapes once.
-            run = torch.compile(run, dynamic=True)
+            # Compiling a module gives an OptimizedModule (an nn.Module); the stub returns a plain callable.
+            run = cast(nn.Module, torch.compile(run, dynamic=True))
         made = ModelHandle(card, run, self.device, dtype, int8=int8, channels_last=_four_d(module))
         self._handles[key] = (module, made)  # the module is held so that its id is not reused
         return made

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -194,8 +195,9 @@ def _min_length(runs: list[list]) -> list[tuple[int, int, str]]:
         if need <= 0 or shape == "A" or len(runs) == 1:
             i += 1
             continue
+        edge: list[Any] = [0, 0, "A"]  # no neighbour: nothing to spare
         spare = [max(0, r[1] - r[0] - MIN_STEPS) if r[2] != "A" else 0 for r in (
-            runs[i - 1] if i else [0, 0, "A"], runs[i + 1] if i + 1 < len(runs) else [0, 0, "A"])]
+            runs[i - 1] if i else edge, runs[i + 1] if i + 1 < len(runs) else edge)]
         if sum(spare) >= need:
             before = min(spare[0], (need + 1) // 2 if spare[1] >= need // 2 else need)
             after = need - before

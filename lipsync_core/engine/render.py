@@ -8,7 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,7 @@ class Speech:
 
 
 def _batches(session: Session, plan: Plan, video: FaceVideo, track: FaceTrack, speech: Speech,
-             n_out: int) -> Iterator[Batch]:
+             n_out: int) -> Generator[Batch, None, None]:
     """Decoded batches of output frames with their boxes and mel windows (runs in a prefetch thread)."""
     render = plan.options.render
     w, h = video.frame_size

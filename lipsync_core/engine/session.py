@@ -159,8 +159,9 @@ class Session:
     def open_video(self, path: str | Path) -> FaceVideo:
         """The face video as the plan's video options open it."""
         v = self.plan.options.video
+        t, b, l, r = v.crop  # a list when it comes from the command line or JSON
         return FaceVideo.open(path, still_fps=v.fps, static=v.static, resize_factor=v.resize_factor,
-                              rotate=v.rotate, crop=tuple(v.crop))
+                              rotate=v.rotate, crop=(t, b, l, r))
 
     def info(self, message: str) -> None:
         """A summary or info line on stderr, unless ``--quiet``."""

@@ -129,7 +129,7 @@ def _age(t: float) -> str:
     return f"{days * 24:.1f} h ago" if days < 1 else f"{days:.1f} d ago"
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

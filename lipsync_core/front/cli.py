@@ -40,7 +40,8 @@ class Parser(argparse.ArgumentParser):
     """Usage errors as one line with the closest valid flag, exit 2 (no usage dump)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, allow_abbrev=False, **kwargs)
+        kwargs["allow_abbrev"] = False  # a flag's prefix never stands for the flag
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):

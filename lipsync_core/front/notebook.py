@@ -239,7 +239,7 @@ def settings_options(**form: Any) -> dict[str, Any]:
     if any(p is not None for p in pads):
         if any(p is None for p in pads):
             raise ValueError("give all four pad_* fields or none")
-        opts["pads"] = tuple(int(p) for p in pads)
+        opts["pads"] = tuple(int(p) for p in pads if p is not None)  # all four are given
     if "super_resolution" in form:
         opts["no_sr"] = not form["super_resolution"]
     if "segmentation_mask" in form:
@@ -352,8 +352,8 @@ class Job:
         The "use the GAN model" box picks the generator by its manifest id; a checkpoint from the weights
         form wins over it.
         """
-        chosen = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir), ("dialog_file", self.dialog_file))
-                  if v is not None}
+        chosen: dict[str, Any] = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir),
+                                                    ("dialog_file", self.dialog_file)) if v is not None}
         if self.keyframes:
             chosen["track_box"] = tuple(f"{t} {b} {l} {r} @{at:g}"
                                         for at, (t, b, l, r) in sorted(self.keyframes.items()))
@@ -476,7 +476,9 @@ class Job:
             if i in chosen:
                 colour = (0, 0, 230) if unsure[i] else (0, 200, 0)
                 img = frame.copy()
-                t, b, l, r = result.track.boxes[i]
+                box = result.track.boxes[i]
+                assert box is not None  # a followed box is on every frame
+                t, b, l, r = box
                 cv2.rectangle(img, (l, t), (r - 1, b - 1), colour, max(2, round(max(img.shape[:2]) / 320)))
                 cv2.putText(img, f"{i / video.fps:.1f} s", (8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.9, colour, 2)
                 tiles.append(cv2.resize(img, (round(img.shape[1] * 240 / img.shape[0]), 240),
@@ -809,9 +811,9 @@ def score_html(data: dict[str, Any], width: int = 640, height: int = 120) -> str
     """The scores of a run (and of the face video with its own audio) as a line each, and an inline SVG plot of
     the per-second sync confidence of the output's face tracks over time (no plotting library needed)."""
     def line(label: str, d: dict[str, Any] | None) -> str:
-        o = None if d is None else d["overall"]
-        if o is None:
+        if d is None or d["overall"] is None:
             return f"<b>{label}</b>: not scored"
+        o = d["overall"]
         metric = (f"LSE-D {o['lse_d']:.2f} (lower is better), LSE-C {o['lse_c']:.2f} (higher is better)"
                   if d["scorer"] == "syncnet" else f"expert similarity {o['similarity']:.3f}")
         return (f"<b>{label}</b>: {metric}, A/V offset {o['offset_frames']:+d} frames ({o['offset_ms']:+.0f} ms; "
@@ -880,6 +882,8 @@ class BoxHelper:
         from ..engine.session import Session
         from ..engine.track import track_faces
 
+        if job.face is None:
+            raise LipsyncError("no inputs yet: run the inputs cell first")
         self.job = job
         cfg = make_config(job.variant, **{**job.run_options(), "box": None, "track_box": None})
         session = Session(Plan.from_options(cfg))
@@ -942,6 +946,7 @@ class BoxHelper:
     def _changed(self, change: Any) -> None:
         import cv2
 
+        assert self.use_box is not None and self.follow is not None  # observed only once the widgets exist
         # The two switches exclude each other: a fixed box is never tracked.
         if change is not None and change["owner"] is self.use_box and self.use_box.value:
             self.follow.value = False

@@ -81,8 +81,10 @@ def run_parser() -> Parser:
             continue
         group = groups.setdefault(f.metadata["group"], p.add_argument_group(f.metadata["group"]))
         if f.name == "freeze":
+            frozen = f.default
+            assert isinstance(frozen, tuple)  # a plain default (the parts' names), not a factory
             group.add_argument("--freeze", nargs="*", choices=FREEZABLE, default=argparse.SUPPRESS,
-                               help=f"{f.metadata['help']} (default: {' '.join(f.default)}; none: train all)")
+                               help=f"{f.metadata['help']} (default: {' '.join(frozen)}; none: train all)")
         else:
             add_option(group, f, f.default, CATALOG)
     return p

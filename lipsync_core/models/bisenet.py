@@ -169,7 +169,8 @@ class BiSeNet(nn.Module):
         feat8, context8, context16 = self.cp(x)
         fused = self.ffm(feat8, context8)
         heads = (self.conv_out(fused), self.conv_out16(context8), self.conv_out32(context16))
-        return tuple(F.interpolate(h, size=size, mode="bilinear", align_corners=True) for h in heads)
+        out, out16, out32 = (F.interpolate(h, size=size, mode="bilinear", align_corners=True) for h in heads)
+        return out, out16, out32
 
 
 def build_from_state(state: dict[str, torch.Tensor]) -> BiSeNet:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -179,7 +180,7 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(codebook_size, emb_dim)
 
-    def lookup(self, indices: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    def lookup(self, indices: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
         """(B, T) code indices -> (B, emb_dim, H, W) float32 features, token t at row t // W, column t % W."""
         feat = F.embedding(indices, self.embedding.weight.float())  # (B, T, C)
         return feat.transpose(1, 2).reshape(indices.shape[0], -1, *grid)
@@ -246,7 +247,11 @@ class CodeFormer(nn.Module):
                                        for _ in range(cfg.n_layers))
         self.idx_pred_layer = nn.Sequential(nn.LayerNorm(cfg.dim_embd),
                                             nn.Linear(cfg.dim_embd, cfg.codebook_size, bias=False))
-        enc_ch = {res: self.encoder.blocks[i].conv2.out_channels for res, i in self.encoder.taps.items()}
+        enc_ch: dict[int, int] = {}
+        for res, i in self.encoder.taps.items():
+            tap = self.encoder.blocks[i]
+            assert isinstance(tap, ResBlock)  # a stage's last residual block
+            enc_ch[res] = tap.conv2.out_channels
         self.fuse_convs_dict = nn.ModuleDict({str(r): FuseSFTBlock(enc_ch[r], enc_ch[r]) for r in cfg.connect_list})
 
     @property
@@ -255,7 +260,8 @@ class CodeFormer(nn.Module):
 
     def _code_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Codebook logits (B, T, K) in float32 whatever the compute dtype: the argmax over them is discrete."""
-        norm, fc = self.idx_pred_layer
+        # The head is (LayerNorm, Linear) as built in __init__.
+        norm, fc = cast(nn.LayerNorm, self.idx_pred_layer[0]), cast(nn.Linear, self.idx_pred_layer[1])
         t = F.layer_norm(tokens.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
         return F.linear(t, fc.weight.float())
 

@@ -32,7 +32,9 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             pairs += list(zip(names, names[1:]))
         for conv_name, bn_name in pairs:
             conv, bn = _find(parent, conv_name), _find(parent, bn_name)
-            if type(conv) in _NORM_FOR and type(bn) is _NORM_FOR[type(conv)] and bn.running_var is not None:
+            # The exact types (a subclass may change forward); the isinstance checks only narrow for the checker.
+            if (type(conv) in _NORM_FOR and type(bn) is _NORM_FOR[type(conv)] and isinstance(conv, _Conv)
+                    and isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.running_var is not None):
                 if bn.training:
                     raise ValueError("fold_batchnorm needs eval-mode BatchNorm (call .eval() first)")
                 _fold(conv, bn)
@@ -50,9 +52,11 @@ def _find(parent: nn.Module, name: str) -> nn.Module | None:
 @torch.no_grad()
 def _fold(conv: _Conv, bn: nn.modules.batchnorm._BatchNorm) -> None:
     # Per-channel factors in float64 (cheap vectors); the weight is scaled in place in its own dtype.
+    assert bn.running_var is not None and bn.running_mean is not None  # tracked statistics (checked by the caller)
     scale = bn.running_var.double().add(bn.eps).rsqrt()
     shift = -bn.running_mean.double() * scale
     if bn.weight is not None:  # affine
+        assert bn.bias is not None  # affine norms have both
         scale = scale * bn.weight.double()
         shift = shift * bn.weight.double() + bn.bias.double()
     bias = shift if conv.bias is None else conv.bias.double() * scale + shift

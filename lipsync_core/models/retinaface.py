@@ -69,6 +69,10 @@ class ResNetBody(nn.Module):
     """ResNet stem and four stages; returns the outputs of stages 2, 3 and 4 (strides 8, 16, 32)."""
 
     fold_pairs = (("conv1", "bn1"),)
+    layer1: nn.Sequential  # the stages, registered by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, layers: tuple[int, int, int, int], width: int) -> None:
         super().__init__()

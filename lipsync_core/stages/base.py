@@ -32,6 +32,12 @@ class Batch:
     def face_positions(self) -> list[int]:
         return [i for i, b in enumerate(self.boxes) if b is not None]
 
+    def box(self, i: int) -> Box:
+        """The face box of frame ``i``, one of :attr:`face_positions` (it has a box)."""
+        b = self.boxes[i]
+        assert b is not None, f"frame {i} of the batch has no face"
+        return b
+
 
 class Stage(Protocol):
     """One step of the render pass, built ready: its models arrive as handles

@@ -71,7 +71,7 @@ class MouthMask:
     def __call__(self, batch: Batch) -> None:
         out = []
         for k, i in enumerate(batch.face_positions):
-            m = self.weight(batch.boxes[i], None if batch.landmarks is None else batch.landmarks[i])
+            m = self.weight(batch.box(i), None if batch.landmarks is None else batch.landmarks[i])
             out.append(m if batch.masks is None else np.minimum(m, batch.masks[k]))
         batch.masks = out
 
@@ -93,7 +93,7 @@ class BlendStage:
         if batch.pred is None:
             return
         for k, i in enumerate(batch.face_positions):
-            t, b, l, r = batch.boxes[i]
+            t, b, l, r = batch.box(i)
             frame = batch.frames[i]
             if self.mode == "hard":
                 # The original casts to uint8 before resizing; kept for parity.

@@ -85,6 +85,7 @@ class SegmentationMask:
     def network_input(self, crops: list[np.ndarray]) -> torch.Tensor:
         """(F, 3, size, size) float32: BGR uint8 crops resized, in the card's colour order and normalisation."""
         card, size = self.model.card.input, self.size
+        assert size is not None  # set in __post_init__
         net_in = np.stack([card.from_bgr(cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR))
                            for c in crops]).astype(np.float32)
         return torch.from_numpy(card.normalise(net_in)).permute(0, 3, 1, 2)
@@ -109,7 +110,7 @@ class SegmentationMask:
             return
         crops = []
         for i in positions:
-            t, b, l, r = batch.boxes[i]
+            t, b, l, r = batch.box(i)
             crop = batch.frames[i][t:b, l:r]
             if crop.shape[:2] != (b - t, r - l) or crop.size == 0:
                 raise ValueError(f"face box {batch.boxes[i]} is empty or not inside frame {batch.indices[i]}")

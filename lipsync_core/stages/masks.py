@@ -54,7 +54,7 @@ def feather(mask: np.ndarray, width_px: float, *, zero_border: bool = False) -> 
     so the result is also 0 on the crop border and fades in from it. ``width_px <= 0`` returns
     the hard region.
     """
-    inside = (np.asarray(mask) > 0.5).astype(np.uint8)
+    inside: np.ndarray = (np.asarray(mask) > 0.5).astype(np.uint8)
     if width_px <= 0:
         out = inside.astype(np.float32)
         if zero_border:

@@ -54,7 +54,7 @@ def paste_mask(size: int, parse_map: np.ndarray | None = None,
         return mask
     if parse_map.shape != (size, size):
         raise ValueError(f"parse map {parse_map.shape} does not match the face size {size}")
-    parse = (~np.isin(parse_map, excluded)).astype(np.float32)
+    parse: np.ndarray = (~np.isin(parse_map, excluded)).astype(np.float32)
     k, sigma = _odd(101 * size / 512), 11 * size / 512
     parse = cv2.GaussianBlur(cv2.GaussianBlur(parse, (k, k), sigma), (k, k), sigma)
     border = max(1, round(10 * size / 512))
@@ -113,7 +113,7 @@ class CodeFormerRestore:
         """uint8 BGR (n, S, S, 3) restored faces -> (n, S, S) uint8 class ids, parsed at ``parse_size``.
 
         The paste mask is blurred over ~20 % of the face, so parsing at 256 instead of 512 changes nothing
-        visible and costs a quarter."""
+        visible and costs a quarter (``docs/notes.md``)."""
         assert self.parser is not None
         x = self._net_input(self.parser, faces)
         size = x.shape[-1]
@@ -132,10 +132,16 @@ class CodeFormerRestore:
             raise LipsyncError("CodeFormer restoration needs 5-point face landmarks: track faces with RetinaFace")
         size = self.size
         template = face_template(size)
-        todo = [i for i in positions if batch.landmarks[i] is not None]
+        todo: list[int] = []
+        points: list[np.ndarray] = []
+        for i in positions:
+            p = batch.landmarks[i]
+            if p is not None:
+                todo.append(i)
+                points.append(p)
         if not todo:
             return
-        matrices = [estimate_affine(batch.landmarks[i], template) for i in todo]
+        matrices = [estimate_affine(p, template) for p in points]
         aligned = np.stack([warp_face(batch.frames[i], M, size) for i, M in zip(todo, matrices)])
         restored = self._chunker(self._restore, torch.from_numpy(aligned))
         parsed = None if self.parser is None else self._chunker(self._parse, restored).numpy()
@@ -150,9 +156,10 @@ class CodeFormerRestore:
     def _paste_mouth(self, batch: Batch, i: int, face: np.ndarray, M: np.ndarray, mask: np.ndarray) -> None:
         """Paste back, then keep the result only through the mouth region (weight 0 everywhere else)."""
         frame = batch.frames[i]
-        t, b, l, r = batch.boxes[i]
+        assert self.mouth is not None and batch.landmarks is not None
+        t, b, l, r = box = batch.box(i)
         pasted = paste_back(frame[t:b, l:r].copy(), face, _shifted(M, l, t), mask)
-        w = self.mouth.weight(batch.boxes[i], batch.landmarks[i])[..., None]
+        w = self.mouth.weight(box, batch.landmarks[i])[..., None]
         roi = frame[t:b, l:r].astype(np.float32)
         frame[t:b, l:r] = np.clip(np.rint(roi + w * (pasted.astype(np.float32) - roi)), 0, 255).astype(np.uint8)
 
@@ -187,7 +194,7 @@ class Sharpen:
             raise LipsyncError(f"sharpen region must be 'mouth' or 'face', got {self.region!r}")
 
     def _ellipse(self, batch: Batch, i: int) -> Ellipse:
-        box = batch.boxes[i]
+        box = batch.box(i)
         if self.region == "face":
             t, b, l, r = box
             return Ellipse(((l + r) / 2, (t + b) / 2), ((r - l) / 2, (b - t) / 2))

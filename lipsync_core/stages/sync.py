@@ -37,7 +37,8 @@ class SyncStage:
     _chunker: AdaptiveChunker = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # On CPU, small chunks run as fast as large ones (activations stay in cache) and hold far less memory.
+        # On CPU, small chunks run as fast as large ones (activations stay in cache; docs/notes.md) and hold far
+        # less memory.
         cuda = self.model.device.type == "cuda"
         self._chunker = AdaptiveChunker(self.batch_size if cuda else min(self.batch_size, CPU_CHUNK), what="Wav2Lip")
 
@@ -49,6 +50,7 @@ class SyncStage:
         card = self.model.card.input
         if not pos:
             size = self.model.input_size
+            assert size is not None
             batch.pred = np.zeros((0, size, size, 3), np.float32)
             return
         faces = face_inputs([batch.frames[i] for i in pos], [batch.boxes[i] for i in pos], card)

@@ -54,8 +54,8 @@ class UpscaleStage:
             x = card.normalise(x.permute(2, 0, 1)[None].float())
             with torch.inference_mode():
                 y = upscale_tiled(self.model, x, s, self.tile, self.overlap)
-                y = card.to_unit(y[0]).round_().byte().permute(1, 2, 0).cpu().numpy()
-            batch.frames[i] = np.ascontiguousarray(card.to_bgr(y))
-        batch.boxes = [None if b is None else tuple(v * s for v in b) for b in batch.boxes]
+                out = card.to_unit(y[0]).round_().byte().permute(1, 2, 0).cpu().numpy()
+            batch.frames[i] = np.ascontiguousarray(card.to_bgr(out))
+        batch.boxes = [None if b is None else (b[0] * s, b[1] * s, b[2] * s, b[3] * s) for b in batch.boxes]
         if batch.landmarks is not None:
             batch.landmarks = [None if p is None else p * s for p in batch.landmarks]

@@ -366,7 +366,7 @@ def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, pipe
     video = FaceVideo(path, info, FPS, static=False)
     track, cut_list = tracker(pipe)(video)  # pass 1: the run's detector and track cache, raw boxes, shot cuts
     plan = plan_clips(track, np.asarray(cut_list, dtype=bool), n_samples // SAMPLES_PER_FRAME, cfg, name)
-    dropped = Counter({k: v / FPS for k, v in plan.dropped.items()})
+    dropped = {k: v / FPS for k, v in plan.dropped.items()}  # seconds per reason
     partial = root / CLIPS_DIR / f"{name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     kept = _pass2(video, track, plan, wav, n_samples, partial, cfg, sync_check, dropped, pipe.plan.options.progress)
@@ -381,7 +381,7 @@ def prepare_video(path: Path, name: str, root: Path, cfg: PrepareConfig, *, pipe
 
 
 def _pass2(video: FaceVideo, track: FaceTrack, plan: Plan, wav: Path, n_samples: int, partial: Path,
-           cfg: PrepareConfig, sync_check: SyncCheck | None, dropped: Counter, progress: bool) -> list[dict]:
+           cfg: PrepareConfig, sync_check: SyncCheck | None, dropped: dict[str, float], progress: bool) -> list[dict]:
     """Write every planned clip's crops, check each run's sync, then give its clips audio or delete them."""
     if not plan.clips:
         return []
@@ -398,10 +398,13 @@ def _pass2(video: FaceVideo, track: FaceTrack, plan: Plan, wav: Path, n_samples:
             clip = plan.clips[c]
             if clip.run not in sessions:
                 start, end = plan.runs[clip.run]
+                run_boxes = [box for box in track.boxes[start:end] if box is not None]
+                assert len(run_boxes) == end - start  # runs hold frames with a face only (plan_clips)
                 sessions[clip.run] = None if sync_check is None else sync_check.start(
-                    _read_samples(wav, start * SAMPLES_PER_FRAME, (end - start) * SAMPLES_PER_FRAME),
-                    track.boxes[start:end])
-            t, b, left, r = track.boxes[f]
+                    _read_samples(wav, start * SAMPLES_PER_FRAME, (end - start) * SAMPLES_PER_FRAME), run_boxes)
+            box = track.boxes[f]
+            assert box is not None  # a clip's frame has a face
+            t, b, left, r = box
             folder = partial / clip.name.split("/", 1)[1]
             folder.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / f"{f - clip.start}.jpg"), frame[t:b, left:r],
@@ -416,7 +419,7 @@ def _pass2(video: FaceVideo, track: FaceTrack, plan: Plan, wav: Path, n_samples:
 
 
 def _finish_run(run: int, plan: Plan, session: SyncSession | None, wav: Path, n_samples: int, partial: Path,
-                cfg: PrepareConfig, dropped: Counter) -> list[dict]:
+                cfg: PrepareConfig, dropped: dict[str, float]) -> list[dict]:
     """Judge a finished run by its sync verdict; write its clips' audio (shifted if needed) or delete them."""
     start, end = plan.runs[run]
     clips = [c for c in plan.clips if c.run == run]
@@ -428,7 +431,7 @@ def _finish_run(run: int, plan: Plan, session: SyncSession | None, wav: Path, n_
         elif abs(verdict.offset) > cfg.max_shift:
             reason = f"off-sync by more than {cfg.max_shift} frames"
     if reason:
-        dropped[reason] += (end - start) / FPS
+        dropped[reason] = dropped.get(reason, 0) + (end - start) / FPS
         for clip in clips:
             shutil.rmtree(partial / clip.name.split("/", 1)[1], ignore_errors=True)
         return []
@@ -445,7 +448,8 @@ def _finish_run(run: int, plan: Plan, session: SyncSession | None, wav: Path, n_
         for f in missing:  # a shift past either end of the audio: those frames have no sound of their own
             (folder / f"{f - clip.start}.jpg").unlink(missing_ok=True)
         if missing:
-            dropped["no audio after the sync shift"] += len(missing) / FPS
+            key = "no audio after the sync shift"
+            dropped[key] = dropped.get(key, 0) + len(missing) / FPS
         _write_wav(folder / "audio.wav", samples)
         records.append({"name": clip.name, "frames": clip.end - clip.start - len(missing), "start_frame": clip.start,
                         "offset": offset, "confidence": None if verdict is None else verdict.confidence})

