@@ -362,3 +362,21 @@ def test_the_mouth_form_becomes_the_chart_variants_options(tmp_path):
         job.set_chart(mouth_box="1 2 3", preview=False)
     with pytest.raises(ln.NotebookError, match="no inputs yet"):
         job.set_chart()
+
+
+def test_uploaded_drawings_and_transcript_are_used_by_the_run(colab, tmp_path):
+    import io
+    import zipfile
+
+    png = cv2.imencode(".png", np.zeros((8, 8, 4), np.uint8))[1].tobytes()
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as z:
+        for shape in "AD":
+            z.writestr(f"{shape}.png", png)
+    colab.uploads += [{"mouths.zip": data.getvalue()}, {"line.txt": b"Oh no, the paint is wet!\n"}]
+    job = ln.Job("chart", tmp_path / "work")
+    job.set_chart(mouth_chart="upload", mouth_box="10 20 10 30", preview=False)
+    assert job.options["mouth_chart"] == str(tmp_path / "work" / "inputs" / "mouth_chart")
+    assert sorted(p.name for p in Path(job.options["mouth_chart"]).iterdir()) == ["A.png", "D.png"]
+    job.set_transcript("upload")
+    assert job.run_options()["dialog_file"] == str(tmp_path / "work" / "uploads" / "line.txt")
