@@ -502,7 +502,10 @@ class Job:
         else:
             _mount_if_in_drive(text)
             path = Path(text).expanduser()
-            if not (len(text) < 4096 and "\n" not in text and path.suffix.lower() == ".txt" and path.is_file()):
+            named = len(text) < 4096 and not any(c.isspace() for c in text) and path.suffix.lower() == ".txt"
+            if named and not path.is_file():
+                raise LipsyncError(f"transcript: no such file {text} (or type the words themselves)")
+            if not named:
                 path = self.workdir / "inputs" / "transcript.txt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(transcript.strip() + "\n", encoding="utf-8")
@@ -559,12 +562,16 @@ class Job:
         frame, chart = mouth_chart_of(face, audio, self.variant, self.run_options())
         if frame is not None:
             display(Image(data=cv2.imencode(".jpg", frame)[1].tobytes()))
-        sheet = contact_sheet(chart)
-        folder = self.workdir / "chart"
+        display(Image(data=cv2.imencode(".png", contact_sheet(chart))[1].tobytes()))
+        shapes = ", ".join(sorted(chart.drawings))
+        if chart.cover:
+            print(f"Mouth chart (your drawings): {shapes}")
+            return chart
+        folder = self.workdir / "chart"  # as `lipsync chart extract` writes it
+        shutil.rmtree(folder, ignore_errors=True)
         chart.save(folder)
-        display(Image(data=cv2.imencode(".png", sheet)[1].tobytes()))
-        kind = "the clip's own drawings" if not chart.cover else "your drawings"
-        print(f"Mouth chart ({kind}): {', '.join(sorted(chart.drawings))}; saved in {folder}")
+        print(f"Mouth chart (the clip's own drawings): {shapes}. They are saved in {folder} (with the contact "
+              "sheet): to correct a shape, rename or redraw them and give that folder as mouth_chart.")
         return chart
 
     @friendly
@@ -580,7 +587,7 @@ class Job:
             cues = video.with_name(video.stem + ".cues.json")  # where the run writes them
             written += [cues, *write_cue_formats(cues, fps=dat_fps, preston_blair=preston_blair)]
         offer_downloads(written)
-        if copy_to_drive:
+        if copy_to_drive and not (self.audios and self.cache_dir is not None):  # a batch there is in Drive already
             for path in written:
                 save_to_drive(path)
         return written

@@ -344,6 +344,8 @@ def test_the_transcript_is_a_typed_text_or_a_txt_file(tmp_path):
     own.write_text("Wait for five minutes.")
     job.set_transcript(str(own))
     assert job.dialog_file == str(own)
+    with pytest.raises(ln.NotebookError, match="no such file"):
+        job.set_transcript(str(tmp_path / "lost.txt"))
     job.set_transcript("  ")
     assert job.dialog_file is None and "dialog_file" not in job.run_options()
     with pytest.raises(ln.NotebookError, match="has no words"):
