@@ -1,4 +1,4 @@
-"""Write the six notebooks of the suite from one template.
+"""Write the seven notebooks of the suite from one template.
 
     python notebooks/build_notebooks.py          # rewrite notebooks/*.ipynb
     python notebooks/build_notebooks.py --check  # exit 1 if a committed notebook differs
@@ -21,7 +21,7 @@ import nbformat
 
 from lipsync_core import REPO_URL
 from lipsync_core.engine.catalog import CATALOG
-from lipsync_core.engine.options import BLENDS, MASK_REGIONS
+from lipsync_core.engine.options import BLENDS, MASK_REGIONS, RECOGNIZERS
 from lipsync_core.engine.plan import make_config
 from lipsync_core.face.track import DEFAULT_DETECTOR
 from lipsync_core.front.notebook import DRIVE_RESULTS_FOLDER, DRIVE_WEIGHTS_FOLDER, GENERATORS, colab_url
@@ -68,7 +68,13 @@ FINETUNE = Spec("lipsync_finetune.ipynb", "original", "Fine-tune Wav2Lip on your
                 "released generator is fine-tuned on it as the original training does (its losses, the frozen "
                 "lip-sync expert, optionally the GAN discriminator), and a test clip shows the result before and "
                 "after, with sync scores.")
-ALL = (*NOTEBOOKS, SIMPLE, FINETUNE)
+ANIMATION = Spec("lipsync_2d.ipynb", "chart", "2D animation: re-dub with the character's own mouth drawings",
+                 "For cartoons: no Wav2Lip and no photographic face. The mouth is found from a box you give (or the "
+                 "anime face detector) and followed through the clip; the speech becomes mouth cues (Rhubarb's "
+                 "shapes A-H and X, from the transcript when you give one); each frame shows the character's own "
+                 "drawing of its cue's shape: the drawings the clip itself shows, or yours. You get the re-dubbed "
+                 "video and the cues for an animation program (TSV, JSON, XML, Moho .dat).")
+ALL = (*NOTEBOOKS, SIMPLE, FINETUNE, ANIMATION)
 
 
 # -- form lines ----------------------------------------------------------------------------------------------------
@@ -398,6 +404,83 @@ def compare_cell() -> str:
     return form("5. Before and after", lines, code)
 
 
+# -- the 2D animation notebook -------------------------------------------------------------------------------------
+def animation_intro() -> str:
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(ANIMATION.file)})"
+    parts = [badge, "", f"# {ANIMATION.title}", "", ANIMATION.summary, "",
+             "Run the cells from top to bottom. Open a cell's form to change its fields; the code behind each form "
+             "is one call into `lipsync_core.front.notebook`. No GPU is needed, and nothing is downloaded unless "
+             "you pick the `anime` detector (OpenCV's anime-face cascade, a small file).", "",
+             "**The mouth chart.** `auto` takes the distinct mouth drawings the clip shows and names each by its "
+             "shape; the mouth cell shows them as a contact sheet (a shape the clip lacks shows the nearest one, "
+             "marked `A=X`). For a still image, or a clip with fewer than three mouth drawings, upload your own: a "
+             "zip of `A.png` ... `H.png`, `X.png` (any size, transparency respected); at least one closed (A or "
+             "X) and one open (C or D) drawing.", "",
+             f"Source code, issues and the command-line tool (`lipsync --variant chart`): <{REPO_URL}>."]
+    return "\n".join(parts)
+
+
+def animation_inputs_cell() -> str:
+    lines = ["#@markdown **face**: the cartoon clip or still image; leave empty to upload it, or give",
+             f"#@markdown {_SOURCES_HELP}.",
+             param("face", ""),
+             "#@markdown Use only part of the clip (seconds or mm:ss; empty = from the start / to the end):",
+             param("start", ""), param("end", ""),
+             "#@markdown **audio**: the new speech; the same kinds of sources, empty to upload, `record` to record",
+             "#@markdown in the browser (Colab), `same` to keep the clip's own sound.",
+             param("audio", ""), param("audio_start", ""), param("audio_end", ""),
+             "#@markdown **cookies**: only if YouTube asks you to sign in: a `cookies.txt` exported from your",
+             "#@markdown browser (its path, or `upload`).",
+             param("cookies", "")]
+    code = call("job.set_inputs", ["start", "end", "audio_start", "audio_end", "cookies"], ("face", "audio"))
+    return form("2. Inputs", lines, code)
+
+
+def transcript_cell() -> str:
+    lines = ["#@markdown Optional: what the speech says. Its words are aligned to the speech, which places the",
+             "#@markdown mouth shapes far more accurately than recognising them. Type the words, give the path of a",
+             "#@markdown `.txt` file, or `upload` one; empty: the words are recognised.",
+             param("transcript", "")]
+    return form("3. Transcript", lines, "job.set_transcript(transcript)")
+
+
+def mouth_cell() -> str:
+    cfg = make_config(ANIMATION.variant)
+    lines = ["#@markdown **mouth_chart**: `auto` (the drawings the clip shows), `upload` (a zip of `A.png` ...",
+             "#@markdown `X.png`), or the path of such a folder or zip (e.g. in your Drive).",
+             param("mouth_chart", cfg.mouth_chart, choices(("auto", "upload"), allow_input=True)),
+             "#@markdown **mouth_box**: where the mouth is, in pixels of the clip: `TOP BOTTOM LEFT RIGHT`, on the",
+             "#@markdown first frame, or add `@SECONDS` for another frame; several keyframes separated by `;`.",
+             "#@markdown It is followed through the clip (with the face when a detector is picked).",
+             param("mouth_box", ""),
+             "#@markdown **detector**: `none` follows the area around the mouth box; `anime` finds the face in",
+             "#@markdown every frame (anime/manga faces) and places the mouth in it.",
+             param("detector", "none", choices(("none", *CATALOG.detectors))),
+             "#@markdown **hold_frames**: animate on ones, twos or threes (each drawing held that many frames).",
+             param("hold_frames", cfg.hold_frames, slider(1, 3, 1)),
+             "#@markdown **extended_shapes**: which of Rhubarb's extended shapes G, H, X the character has",
+             "#@markdown (empty for none); **recognizer**: `pocketsphinx` (English words) or `phonetic` (any",
+             "#@markdown language).",
+             param("extended_shapes", cfg.extended_shapes),
+             param("recognizer", cfg.recognizer, choices(RECOGNIZERS))]
+    code = call("chart = job.set_chart", names(lines))
+    return form("4. Mouth chart", lines, code)
+
+
+def animation_run_cell() -> str:
+    lines = ["#@markdown Re-dubs the clip, then shows the video with a download button, and the mouth cues as",
+             "#@markdown files for animation programs: JSON, TSV and XML (Rhubarb Lip Sync's formats) and Moho",
+             "#@markdown switch data (`.dat`, at `dat_fps` frames per second; `preston_blair` names the shapes",
+             "#@markdown MBP, etc, E, AI, O, U, FV, L, rest).",
+             param("dat_fps", 24), param("preston_blair", False),
+             f"#@markdown Tick to also copy the video and the cue files to your Google Drive "
+             f"(`MyDrive/{DRIVE_RESULTS_FOLDER}`):",
+             param("copy_to_drive", False)]
+    code = ("result = job.run(copy_to_drive=copy_to_drive)\n"
+            + call("cues = job.cue_files", ["dat_fps", "preston_blair", "copy_to_drive"]))
+    return form("5. Re-dub", lines, code)
+
+
 # -- notebooks -----------------------------------------------------------------------------------------------------
 def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
     """The notebook for ``spec`` (no outputs)."""
@@ -406,11 +489,17 @@ def build(spec: Spec, manifest: Manifest) -> nbformat.NotebookNode:
     def code(cell_id: str, source: str) -> nbformat.NotebookNode:
         return v4.new_code_cell(source, id=cell_id, metadata={"cellView": "form"})
 
-    first = finetune_intro(manifest) if spec is FINETUNE else intro(spec, manifest)
+    if spec is FINETUNE:
+        first = finetune_intro(manifest)
+    else:
+        first = animation_intro() if spec is ANIMATION else intro(spec, manifest)
     cells = [v4.new_markdown_cell(first, id="intro"), code("setup", setup_cell(spec))]
     if spec is FINETUNE:
         cells += [code("workspace", workspace_cell()), code("clips", clips_cell()), code("train", train_cell()),
                   code("compare", compare_cell())]
+    elif spec is ANIMATION:
+        cells += [code("inputs", animation_inputs_cell()), code("transcript", transcript_cell()),
+                  code("mouth", mouth_cell()), code("run", animation_run_cell())]
     elif spec is SIMPLE:
         cells += [code("inputs", simple_inputs_cell()), code("run", simple_run_cell())]
     else:

@@ -198,7 +198,14 @@ def _parts(tp: Any) -> tuple[set[type], tuple | None]:
     return scalars, tup
 
 
+def _repeated(name: str) -> bool:
+    """Whether option ``name`` may be given several times (``--track_box``, ``--mouth_box``: keyframes)."""
+    return name in OPTIONS and bool(OPTIONS[name].metadata.get("repeat"))
+
+
 def _describe(name: str) -> str:
+    if _repeated(name):
+        return "text, or several (a list; in a CSV cell separated by ;)"
     scalars, tup = _parts(_field_type(name))
     if tup is not None:
         return f"{len(tup)} whole numbers"
@@ -216,6 +223,8 @@ def parse_text(name: str, text: str) -> Any:
     scalars, tup = _parts(_field_type(name))
     text = text.strip()
     bad = LipsyncError(f"--{name} {text!r}: expected {_describe(name)}")
+    if _repeated(name):
+        return tuple(k.strip() for k in text.split(";") if k.strip())
     if tup is not None:
         try:
             values = tuple(int(v) for v in text.replace(",", " ").split())
@@ -244,6 +253,11 @@ def check_native(name: str, value: Any) -> Any:
         raise LipsyncError(f"unknown option {name}")
     scalars, tup = _parts(_field_type(name))
     bad = LipsyncError(f"--{name} {value!r}: expected {_describe(name)}")
+    if _repeated(name):
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+            raise bad
+        return tuple(values)
     if tup is not None and isinstance(value, (list, tuple)):
         if len(value) != len(tup) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise bad

@@ -1,7 +1,8 @@
 """The helpers behind the Colab/Jupyter notebooks: forms -> options, uploads, Drive, recording, preview, box helper.
 
 A notebook builds one :class:`Job` cell by cell (``setup`` -> weights -> inputs -> settings -> optional
-face box -> run); each cell is a Colab form plus one call. Everything runs in plain Jupyter too: the
+face box -> run; the 2D notebook: inputs -> transcript -> mouth chart -> run and cue files); each cell is a
+Colab form plus one call. Everything runs in plain Jupyter too: the
 Colab-only features (uploads, Drive, recording, the download button) are imported only when used
 and say so in one line elsewhere. Expected errors are raised as :class:`NotebookError`, which a
 notebook shows as its one-line message instead of a traceback.
@@ -101,9 +102,11 @@ def gpu_report() -> str:
 
 def setup(variant: str, workdir: str | os.PathLike = "lipsync") -> Job:
     """The setup cell: report the GPU and start a :class:`Job` for ``variant`` (files go under ``workdir``)."""
+    from ..engine.catalog import CATALOG
     from ..support.version import __version__
 
-    print(f"lipsync_core {__version__}, variant {variant}. {gpu_report()}")
+    needs = gpu_report() if CATALOG.variant_weights(variant) else "It needs no GPU."
+    print(f"lipsync_core {__version__}, variant {variant}. {needs}")
     return Job(variant, Path(workdir))
 
 
@@ -268,6 +271,7 @@ class Job:
     audios: list[str] = field(default_factory=list)
     audio_options: dict[str, Any] = field(default_factory=dict)  # audio trims and cookies for each of them
     results: list[Any] = field(default_factory=list)  # the batch's JobResults
+    dialog_file: str | None = None  # the 2D notebook's transcript (--dialog_file)
 
     @friendly
     def set_weights(self, *, cache_in_drive: bool = False, **fields: str) -> None:
@@ -348,7 +352,8 @@ class Job:
         The "use the GAN model" box picks the generator by its manifest id; a checkpoint from the weights
         form wins over it.
         """
-        chosen: dict[str, Any] = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir)) if v is not None}
+        chosen: dict[str, Any] = {k: v for k, v in (("box", self.box), ("cache_dir", self.cache_dir),
+                                                    ("dialog_file", self.dialog_file)) if v is not None}
         if self.keyframes:
             chosen["track_box"] = tuple(f"{t} {b} {l} {r} @{at:g}"
                                         for at, (t, b, l, r) in sorted(self.keyframes.items()))
@@ -417,6 +422,7 @@ class Job:
         jobs = [{"face": str(face), "audio": a, "outfile": str(folder / f"{_output_stem(a, i)}.mp4")}
                 for i, a in enumerate(self.audios, 1)]
         defaults = {k: v for k, v in {**self.run_options(), **self.audio_options}.items() if v is not None}
+        defaults["variant"] = self.variant  # a row without one runs the original
         if score:
             defaults["score"] = True
         print(f"{len(jobs)} videos into {folder}")
@@ -481,6 +487,111 @@ class Job:
         print(result.report())
         return result
 
+    # -- the 2D notebook (chart variant) -------------------------------------------------------------------
+    @friendly
+    def set_transcript(self, transcript: str = "") -> None:
+        """The transcript form (``--dialog_file``): empty for none (the speech is recognised), ``upload`` for a
+        .txt file, a path to one, or the words themselves (written to a file for the run)."""
+        text = transcript.strip()
+        self.dialog_file = None
+        if not text:
+            print("No transcript: the words are recognised from the speech.")
+            return
+        if text.lower() == "upload":
+            path = upload_file(self.workdir / "uploads", "transcript (a plain-text .txt file)")
+        else:
+            _mount_if_in_drive(text)
+            path = Path(text).expanduser()
+            named = len(text) < 4096 and not any(c.isspace() for c in text) and path.suffix.lower() == ".txt"
+            if named and not path.is_file():
+                raise LipsyncError(f"transcript: no such file {text} (or type the words themselves)")
+            if not named:
+                path = self.workdir / "inputs" / "transcript.txt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(transcript.strip() + "\n", encoding="utf-8")
+        from ..engine.chart import read_dialog
+
+        words = (read_dialog(str(path)) or "").split()
+        self.dialog_file = str(path)
+        print(f"Transcript: {len(words)} words ({' '.join(words[:12])}{' ...' if len(words) > 12 else ''})")
+
+    @friendly
+    def set_chart(self, *, mouth_chart: str = "auto", mouth_box: str = "", detector: str = "none",
+                  hold_frames: int = 1, extended_shapes: str = "GHX", recognizer: str = "pocketsphinx",
+                  preview: bool = True) -> Any:
+        """The 2D notebook's mouth form -> the chart variant's options, checked now; with ``preview``, the clip's
+        frame with the mouth box and the chart's contact sheet (what ``lipsync chart extract`` writes).
+
+        ``mouth_chart``: ``auto`` (the drawings the clip shows), ``upload`` (a zip of ``A.png`` ... ``X.png``),
+        or a folder or zip of them. ``mouth_box``: ``TOP BOTTOM LEFT RIGHT`` with an optional ``@SECONDS``,
+        several keyframes separated by ``;``. ``detector``: ``none`` (follow the area around the mouth box) or a
+        face detector (``anime``) whose track carries the mouth.
+        """
+        from ..engine.plan import make_config
+
+        chart = mouth_chart.strip() or "auto"
+        if chart.lower() == "upload":
+            chart = str(upload_file(self.workdir / "uploads", "mouth drawings (a .zip of A.png ... X.png)"))
+        elif chart.lower() == "auto":
+            chart = "auto"
+        else:
+            _mount_if_in_drive(chart)
+        if chart != "auto":
+            chart = str(chart_folder(Path(chart).expanduser(), self.workdir / "inputs" / "mouth_chart"))
+        options: dict[str, Any] = {"mouth_chart": chart, "hold_frames": int(hold_frames),
+                                   "extended_shapes": extended_shapes.strip().upper(), "recognizer": recognizer}
+        boxes = tuple(k.strip() for k in mouth_box.split(";") if k.strip())
+        if boxes:
+            options["mouth_box"] = boxes
+        if detector.strip().lower() not in ("", "none"):
+            options["detector"] = detector.strip()
+        make_config(self.variant, **{**options, **self.overrides})
+        self.options = options
+        return self.show_chart() if preview else None
+
+    @friendly
+    def show_chart(self) -> Any:
+        """The mouth chart the run will use, as a contact sheet (every shape's drawing; fallbacks marked ``A=X``),
+        after the first frame with the mouth box(es) drawn; returns the chart."""
+        import cv2
+        from IPython.display import Image, display
+
+        from ..stages.chart import contact_sheet
+
+        face, audio = self._require_inputs()
+        frame, chart = mouth_chart_of(face, audio, self.variant, self.run_options())
+        if frame is not None:
+            display(Image(data=cv2.imencode(".jpg", frame)[1].tobytes()))
+        display(Image(data=cv2.imencode(".png", contact_sheet(chart))[1].tobytes()))
+        shapes = ", ".join(sorted(chart.drawings))
+        if chart.cover:
+            print(f"Mouth chart (your drawings): {shapes}")
+            return chart
+        folder = self.workdir / "chart"  # as `lipsync chart extract` writes it
+        shutil.rmtree(folder, ignore_errors=True)
+        chart.save(folder)
+        print(f"Mouth chart (the clip's own drawings): {shapes}. They are saved in {folder} (with the contact "
+              "sheet): to correct a shape, rename or redraw them and give that folder as mouth_chart.")
+        return chart
+
+    @friendly
+    def cue_files(self, *, dat_fps: int = 24, preston_blair: bool = False, copy_to_drive: bool = False) -> list[Path]:
+        """After a 2D run: the mouth cues it wrote (``<output>.cues.json``) also as TSV, XML and Moho ``.dat``
+        (:mod:`lipsync_core.cues.formats`), each offered for download (and copied to Drive when asked)."""
+        made = [self.result] if self.result is not None and not self.audios else \
+            [Path(r.outfile) for r in self.results if r.status in ("done", "skipped")]
+        if not made:
+            raise LipsyncError("no video yet: run the lip-sync cell first")
+        written = []
+        for video in made:
+            cues = video.with_name(video.stem + ".cues.json")  # where the run writes them
+            written += [cues, *write_cue_formats(cues, fps=dat_fps, preston_blair=preston_blair)]
+        offer_downloads(written)
+        if copy_to_drive and not (self.audios and self.cache_dir is not None):  # a batch there is in Drive already
+            for path in written:
+                save_to_drive(path)
+        return written
+
     @friendly
     def box_helper(self, at: Any = 0) -> BoxHelper:
         """Show the frame at ``at`` (seconds or mm:ss) with the face box and sliders to fix it."""
@@ -490,6 +601,88 @@ class Job:
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)
         helper.show()
         return helper
+
+
+# -- the 2D notebook -----------------------------------------------------------------------------------------------
+def chart_folder(source: Path, dest: Path) -> Path:
+    """A folder of mouth drawings (``A.png`` ... ``X.png``): ``source`` itself, or where its zip is unpacked
+    (``dest``; the drawings may sit in a subfolder of the zip)."""
+    import zipfile
+
+    from ..stages.chart import SHAPES
+
+    if source.is_dir():
+        return source
+    if not zipfile.is_zipfile(source):
+        raise LipsyncError(f"mouth chart: {source} is neither a folder nor a zip of drawings (A.png ... X.png); "
+                           "or use auto")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    with zipfile.ZipFile(source) as z:
+        z.extractall(dest)
+
+    def drawn(folder: Path) -> int:
+        return sum(1 for f in folder.iterdir() if f.is_file() and f.stem.upper() in SHAPES and len(f.stem) == 1)
+
+    folders = sorted((d for d in [dest, *dest.rglob("*")] if d.is_dir() and "__MACOSX" not in d.parts),
+                     key=lambda d: (-drawn(d), len(d.parts)))
+    return folders[0]
+
+
+def mouth_chart_of(face: Path, audio: Path, variant: str, options: dict[str, Any]) -> tuple[Any, Any]:
+    """The first keyframe's frame with its ``--mouth_box`` drawn (None without one) and the mouth chart a run of
+    ``variant`` with ``options`` uses on ``face``: prepared as ``lipsync chart extract`` and the chart stage do
+    (:func:`lipsync_core.engine.chart.chart_for`), over the frames the run shows (as long as ``audio``)."""
+    import math
+
+    from ..engine.chart import chart_for, follows_face, mouth_keyframes
+    from ..engine.plan import make_config
+    from ..engine.track import track_faces
+    from ..face.types import MouthInBox
+    from ..job import session_for
+    from ..media.probe import probe
+
+    cfg = make_config(variant, **options)
+    session = session_for(cfg)
+    session.fetch_weights()
+    video = session.open_video(face)
+    n = max(1, math.ceil((probe(audio).duration or 1.0) * video.fps))
+    track = track_faces(session, video, cfg.detection, n)
+    det = session.plan.detector
+    _, chart = chart_for(video, track, cfg.render, follows_face=follows_face(cfg.detection, det),
+                         placement=det.mouth if det is not None else MouthInBox())
+    keys = mouth_keyframes(cfg.render)
+    frame = None
+    if keys:  # the first keyframe's frame
+        decoded = list(video.frames(max_frames=round(keys[0].t * video.fps) + 1))
+        frame = draw_boxes(decoded[-1], None, keys[0].box) if decoded else None
+    return frame, chart
+
+
+def write_cue_formats(cues_json: Path, *, fps: int = 24, preston_blair: bool = False) -> list[Path]:
+    """The cues of a run's ``<output>.cues.json`` written beside it as TSV, XML and Moho ``.dat``
+    (:func:`lipsync_core.cues.formats.render`); returns the written files."""
+    import json
+
+    from ..cues import MouthCue
+    from ..cues.formats import CueFile, render
+
+    if not cues_json.is_file():
+        raise LipsyncError(f"no cue file beside the video ({cues_json.name}); was it made by the 2D (chart) run?")
+    doc = json.loads(cues_json.read_text(encoding="utf-8"))
+    meta = doc.get("metadata", {})
+    cues = [MouthCue(float(c["start"]), float(c["end"]), str(c["value"])) for c in doc["mouthCues"]]
+    idle = cues[-1].value if cues else "X"
+    info = CueFile(sound_file=str(meta.get("soundFile", "")), duration=float(meta.get("duration", 0.0)), idle=idle,
+                   recognizer=str(meta.get("recognizer", "pocketsphinx")), dialog=bool(meta.get("dialog", False)))
+    stem = cues_json.name.removesuffix(".json")
+    out = []
+    for fmt in ("tsv", "xml", "dat"):
+        path = cues_json.with_name(f"{stem}.{fmt}")
+        path.write_text(render(cues, info, fmt, fps=fps, preston_blair=preston_blair and fmt == "dat"),
+                        encoding="utf-8")
+        out.append(path)
+    return out
 
 
 def _several(audio: str) -> list[str]:
@@ -577,7 +770,7 @@ def show_results(results: list[Any], preview: bool = True) -> None:
 
 def show_result(path: str | os.PathLike) -> None:
     """Preview the video inline and offer it for download (a button on Colab, a link in Jupyter)."""
-    from IPython.display import HTML, FileLink, display
+    from IPython.display import HTML, display
 
     path = Path(path)
     size = path.stat().st_size
@@ -585,22 +778,31 @@ def show_result(path: str | os.PathLike) -> None:
         display(HTML(video_html(path)))
     else:
         print(f"{path.name} is {size / 2**20:.0f} MB: too big to preview here; download it instead.")
+    offer_downloads([path])
+
+
+def offer_downloads(paths: list[Path]) -> None:
+    """A download button per file on Colab (with its name when there are several), a link each in Jupyter."""
+    from IPython.display import FileLink, display
+
     widgets = _widgets()
     if not in_colab() or widgets is None:
-        display(FileLink(os.path.relpath(path)))
+        for path in paths:
+            display(FileLink(os.path.relpath(path)))
         return
+    for path in paths:
+        button = widgets.Button(description="Download" if len(paths) == 1 else path.name, icon="download",
+                                button_style="success", layout=widgets.Layout(width="auto"))
+        out = widgets.Output()
 
-    button = widgets.Button(description="Download", icon="download", button_style="success")
-    out = widgets.Output()
+        def download(_: Any, path: Path = path, out: Any = out) -> None:
+            from google.colab import files
 
-    def download(_: Any) -> None:
-        from google.colab import files
+            with out:
+                files.download(str(path))
 
-        with out:
-            files.download(str(path))
-
-    button.on_click(download)
-    display(widgets.VBox([button, out]))
+        button.on_click(download)
+        display(widgets.VBox([button, out]))
 
 
 def show_scores(report: str | os.PathLike) -> None:

@@ -49,6 +49,24 @@ def test_json_lines_use_native_types(media):
     assert job.options == {"pads": (0, 5, 0, 0), "nosmooth": True, "audio_offset_ms": 40.0}
 
 
+def test_keyframe_options_take_one_box_or_several(media):
+    """Repeatable options (--track_box, --mouth_box): a text or a list natively, ';'-separated in a CSV cell."""
+    rows = [{"face": "face.mp4", "audio": "a1.wav", "outfile": "o.mp4", "variant": "chart",
+             "mouth_box": ["10 30 10 40", "12 32 11 41 @1"]},
+            {"face": "face.mp4", "audio": "a1.wav", "outfile": "p.mp4", "track_box": "0 60 0 60"}]
+    native = load_jobs(write(media / "jobs.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n"))
+    assert native[0].options["mouth_box"] == ("10 30 10 40", "12 32 11 41 @1")
+    assert native[1].options["track_box"] == ("0 60 0 60",)
+    cell, = load_jobs(write(media / "jobs.csv", "face,audio,outfile,variant,mouth_box\n"
+                                                "face.mp4,a1.wav,o.mp4,chart,10 30 10 40; 12 32 11 41 @1\n"))
+    assert cell.options["mouth_box"] == native[0].options["mouth_box"]
+    cfg, = resolve_jobs(native[:1], defaults={"hold_frames": 2})
+    assert cfg.mouth_box == ("10 30 10 40", "12 32 11 41 @1") and cfg.hold_frames == 2
+    bad, = load_jobs(write(media / "bad.jsonl", json.dumps({**rows[1], "track_box": [0, 60, 0, 60]}) + "\n"))
+    with pytest.raises(JobListError, match="track_box .*several"):
+        resolve_jobs([bad])
+
+
 def test_every_bad_row_is_reported_at_once_and_nothing_runs(media):
     path = write(media / "jobs.csv", "face,audio,outfile,pads,static,variant\n"
                                      "face.mp4,a1.wav,o1.mp4,0 20 0,,\n"  # three numbers for four

@@ -48,3 +48,24 @@ def test_with_weights_cached_in_drive_the_batch_and_its_state_live_in_drive(tmp_
     job.face = clip
     job.audios = ["a.wav", "b.wav"]
     assert job.batch_folder() == colab.root / "MyDrive" / ln.DRIVE_RESULTS_FOLDER / "face_original"
+
+
+def test_a_2d_batch_runs_the_chart_variant_and_offers_each_videos_cues(tmp_path, clip, speeches):  # noqa: F811
+    import cv2
+    import numpy as np
+
+    drawings = tmp_path / "mouths"
+    drawings.mkdir()
+    for shape, height in (("X", 2), ("A", 3), ("C", 8), ("D", 12)):
+        img = np.zeros((16, 24, 4), np.uint8)
+        cv2.ellipse(img, (12, 8), (10, height // 2), 0, 0, 360, (40, 30, 120, 255), -1)
+        cv2.imwrite(str(drawings / f"{shape}.png"), img)
+    job = ln.Job("chart", tmp_path / "work")
+    job.set_inputs(str(clip), f"{speeches[0]};{speeches[1]}")
+    job.set_chart(mouth_chart=str(drawings), mouth_box="38 52 20 44", preview=False)
+    job.options.update(no_progress=True, preset="ultrafast")
+    made = job.run(preview=False)
+    assert len(made) == 2 and all(p.is_file() for p in made)
+    cues = job.cue_files()
+    assert sorted(p.name for p in cues) == sorted(f"{p.stem}.cues.{f}" for p in made for f in ("json", "tsv", "xml",
+                                                                                                "dat"))

@@ -5,6 +5,7 @@ this checkout through its environment (``kernel_env``), so the setup cell skips 
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest
 
 from lipsync_core.media.audio import load_audio
 from lipsync_core.media.probe import probe
-from lipsync_core.media.video import read_frames
+from lipsync_core.media.video import VideoWriter, read_frames
+from lipsync_core.testing.media import draw_face, speech_wav
+from tests.conftest import shared_media
 from tests.notebooks import nbrun
 
 
@@ -102,6 +105,44 @@ def test_expected_errors_show_as_one_line(kernel_env, media, form, message):
     errors = [out for c in nb.cells for out in c.get("outputs", []) if out.output_type == "error"]
     assert len(errors) == 1
     assert len(errors[0].traceback) == 1 and message in errors[0].traceback[0]
+
+
+def cartoon_form(tmp_path: Path) -> tuple[dict, float]:
+    """The 2D notebook's form for a short cartoon re-dub, and the seconds of audio: Sita's clip and a new line
+    (with the words it says) where ../shared/media has them, else a drawn face whose mouth takes four shapes
+    in turn and speech-like noise (no transcript)."""
+    sita, line = shared_media("anime2d/sita_redub_source_7s.mp4"), shared_media("anime2d/sita_redub_line.wav")
+    if sita is not None and line is not None:  # "Oh no, the paint is wet!" ends at 1.9 s, a pause follows
+        return {"face": str(sita), "start": "0", "end": "3", "audio": str(line), "audio_start": "0",
+                "audio_end": "2.2", "transcript": "Oh no, the paint is wet!", "mouth_box": "188 216 228 284"}, 2.2
+    face, size, fps = tmp_path / "cartoon.mp4", (192, 192), 25.0
+    with VideoWriter(face, size=size, fps=fps, crf=18, preset="ultrafast") as writer:
+        for k in range(75):
+            writer.write(draw_face(size, k / fps, (0.0, 0.35, 0.7, 1.0)[(k // 3) % 4]))
+    audio = speech_wav(tmp_path / "line.wav", 1.6)
+    return {"face": str(face), "start": "", "end": "", "audio": str(audio), "audio_start": "", "audio_end": "",
+            "transcript": "", "mouth_box": "116 162 66 126"}, 1.6
+
+
+def test_2d_notebook_redubs_a_cartoon_with_its_own_mouth_drawings(kernel_env, tmp_path):
+    form, seconds = cartoon_form(tmp_path)
+    nb = nbrun.read("lipsync_2d.ipynb")
+    nbrun.set_form_params(nb, **form, hold_frames=2, dat_fps=25)
+    nbrun.execute(nb, kernel_env)
+    out = the_result(kernel_env, seconds)
+    assert probe(out).frame_size == probe(Path(form["face"])).frame_size
+    assert_ran_installed_copy(nb)
+    assert_previewed(nb)
+    mouth = nbrun.cell(nb, "mouth")
+    assert "Mouth chart (the clip's own drawings)" in nbrun.outputs_text(mouth)
+    assert sum("image/png" in o.get("data", {}) for o in mouth.outputs) == 1  # the contact sheet
+    assert (kernel_env / "lipsync" / "chart" / "contact_sheet.png").is_file()
+    cues = json.loads(out.with_name(out.stem + ".cues.json").read_text())
+    assert cues["mouthCues"] and cues["metadata"]["dialog"] is bool(form["transcript"])
+    for fmt in ("tsv", "xml", "dat"):
+        assert out.with_name(f"{out.stem}.cues.{fmt}").stat().st_size > 0
+    dat = out.with_name(out.stem + ".cues.dat").read_text().splitlines()
+    assert dat[0] == "MohoSwitch1" and int(dat[-1].split()[0]) == 1 + math.floor(25 * cues["mouthCues"][-1]["end"])
 
 
 @pytest.mark.slow  # a full-size generator trained, validated and rendered on a CPU: ~3 min

@@ -298,3 +298,87 @@ def test_box_helper_sets_a_keyframe_to_follow_and_previews_the_tracked_box(haar_
 def test_preview_without_a_keyframe_says_what_to_do(haar_job):
     with pytest.raises(LipsyncError, match="tick 'follow'"):
         haar_job.preview_track()
+
+
+# -- the 2D notebook -------------------------------------------------------------------------------------------------
+def test_a_zip_of_mouth_drawings_unpacks_to_the_folder_that_holds_them(tmp_path):
+    import zipfile
+
+    png = cv2.imencode(".png", np.zeros((8, 8, 4), np.uint8))[1].tobytes()
+    with zipfile.ZipFile(tmp_path / "mouths.zip", "w") as z:
+        z.writestr("__MACOSX/sita/._A.png", b"")
+        z.writestr("readme.txt", "drawn by hand")
+        for shape in "ACDX":
+            z.writestr(f"sita/{shape}.png", png)
+    folder = ln.chart_folder(tmp_path / "mouths.zip", tmp_path / "chart")
+    assert folder == tmp_path / "chart" / "sita"
+    assert ln.chart_folder(folder, tmp_path / "unused") == folder  # a folder is used where it is
+    (tmp_path / "notes.txt").write_text("not a zip")
+    with pytest.raises(LipsyncError, match="neither a folder nor a zip"):
+        ln.chart_folder(tmp_path / "notes.txt", tmp_path / "chart")
+
+
+def test_the_runs_cue_json_is_also_written_as_tsv_xml_and_dat(tmp_path):
+    from lipsync_core.cues import MouthCue
+    from lipsync_core.cues.formats import CueFile, render
+
+    cues = [MouthCue(0.0, 0.2, "X"), MouthCue(0.2, 0.45, "B"), MouthCue(0.45, 0.7, "D"), MouthCue(0.7, 1.1, "X")]
+    info = CueFile(sound_file="/abs/line.wav", duration=1.1, recognizer="phonetic", dialog=True)
+    run_json = tmp_path / "out.cues.json"
+    run_json.write_text(render(cues, info, "json"))
+    written = ln.write_cue_formats(run_json, fps=30, preston_blair=True)
+    assert [p.name for p in written] == ["out.cues.tsv", "out.cues.xml", "out.cues.dat"]
+    assert written[0].read_text() == render(cues, info, "tsv")
+    assert written[1].read_text() == render(cues, info, "xml")
+    assert written[2].read_text() == render(cues, info, "dat", fps=30, preston_blair=True)
+    with pytest.raises(LipsyncError, match="no cue file"):
+        ln.write_cue_formats(tmp_path / "missing.cues.json")
+
+
+def test_the_transcript_is_a_typed_text_or_a_txt_file(tmp_path):
+    job = ln.Job("chart", tmp_path / "work")
+    job.set_transcript("Oh no, the paint is wet!")
+    assert Path(job.dialog_file).read_text() == "Oh no, the paint is wet!\n"
+    assert job.run_options()["dialog_file"] == job.dialog_file
+    own = tmp_path / "line.txt"
+    own.write_text("Wait for five minutes.")
+    job.set_transcript(str(own))
+    assert job.dialog_file == str(own)
+    with pytest.raises(ln.NotebookError, match="no such file"):
+        job.set_transcript(str(tmp_path / "lost.txt"))
+    job.set_transcript("  ")
+    assert job.dialog_file is None and "dialog_file" not in job.run_options()
+    with pytest.raises(ln.NotebookError, match="has no words"):
+        job.set_transcript("...")
+
+
+def test_the_mouth_form_becomes_the_chart_variants_options(tmp_path):
+    job = ln.Job("chart", tmp_path / "work")
+    job.set_chart(mouth_box="188 216 228 284; 190 218 230 286 @1.5", detector="none", hold_frames=2,
+                  extended_shapes="gx", recognizer="phonetic", preview=False)
+    assert job.options == {"mouth_chart": "auto", "hold_frames": 2, "extended_shapes": "GX",
+                           "recognizer": "phonetic", "mouth_box": ("188 216 228 284", "190 218 230 286 @1.5")}
+    job.set_chart(detector="anime", preview=False)
+    assert job.options["detector"] == "anime" and "mouth_box" not in job.options
+    with pytest.raises(ln.NotebookError, match="mouth_box"):
+        job.set_chart(mouth_box="1 2 3", preview=False)
+    with pytest.raises(ln.NotebookError, match="no inputs yet"):
+        job.set_chart()
+
+
+def test_uploaded_drawings_and_transcript_are_used_by_the_run(colab, tmp_path):
+    import io
+    import zipfile
+
+    png = cv2.imencode(".png", np.zeros((8, 8, 4), np.uint8))[1].tobytes()
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as z:
+        for shape in "AD":
+            z.writestr(f"{shape}.png", png)
+    colab.uploads += [{"mouths.zip": data.getvalue()}, {"line.txt": b"Oh no, the paint is wet!\n"}]
+    job = ln.Job("chart", tmp_path / "work")
+    job.set_chart(mouth_chart="upload", mouth_box="10 20 10 30", preview=False)
+    assert job.options["mouth_chart"] == str(tmp_path / "work" / "inputs" / "mouth_chart")
+    assert sorted(p.name for p in Path(job.options["mouth_chart"]).iterdir()) == ["A.png", "D.png"]
+    job.set_transcript("upload")
+    assert job.run_options()["dialog_file"] == str(tmp_path / "work" / "uploads" / "line.txt")

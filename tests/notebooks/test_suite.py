@@ -19,7 +19,7 @@ from tests.notebooks import nbrun
 
 FULL = {"lipsync_original.ipynb": "original", "lipsync_hq.ipynb": "hq", "lipsync_hq_gan.ipynb": "hq_gan",
         "lipsync_codeformer.ipynb": "codeformer"}
-ALL = [*FULL, "lipsync_simple.ipynb", "lipsync_finetune.ipynb"]
+ALL = [*FULL, "lipsync_simple.ipynb", "lipsync_finetune.ipynb", "lipsync_2d.ipynb"]
 SETTINGS_ONLY = {"use_gan_model"}  # settings fields that are not RunOptions options
 
 
@@ -40,7 +40,7 @@ def manifest():
     return load_manifest(REPO / "weights_manifest.json")
 
 
-def test_the_suite_is_exactly_the_six_notebooks():
+def test_the_suite_is_exactly_the_seven_notebooks():
     assert sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")) == sorted(ALL)
 
 
@@ -156,6 +156,18 @@ def test_cells_hold_forms_and_calls_only(name):
                 if line and not line.startswith("#@") and not nbrun.PARAM.match(line)]
         statements = [line for line in code if not line.startswith((" ", ")"))]
         assert statements and all(re.match(r"(\w+ = )?job\.\w+\(", s) for s in statements), statements
+
+
+def test_2d_notebook_runs_the_chart_variant_with_its_defaults():
+    nb = nbrun.read("lipsync_2d.ipynb")
+    assert 'job = ln.setup("chart")' in nbrun.cell(nb, "setup").source
+    form = nbrun.fields(nbrun.cell(nb, "mouth"))
+    assert set(form) == {"mouth_chart", "mouth_box", "detector", "hold_frames", "extended_shapes", "recognizer"}
+    cfg = make_config("chart")
+    assert (form["mouth_chart"], form["hold_frames"], form["extended_shapes"], form["recognizer"]) == (
+        cfg.mouth_chart, cfg.hold_frames, cfg.extended_shapes, cfg.recognizer)
+    assert form["mouth_box"] == "" and cfg.mouth_box is None and form["detector"] == "none" and cfg.detector is None
+    assert set(nbrun.fields(nbrun.cell(nb, "transcript"))) == {"transcript"}
 
 
 def test_notebooks_pass_ruff():
