@@ -1,24 +1,16 @@
 """README.md's option table is the one ``docs/build_readme_options.py`` writes from the options' metadata."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
 from tests.conftest import REPO
+from tests.support.scripts import script_module
 
 
 @pytest.fixture(scope="module")
 def builder():
-    spec = importlib.util.spec_from_file_location("build_readme_options", REPO / "docs" / "build_readme_options.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    try:
-        spec.loader.exec_module(module)
+    with script_module(REPO / "docs" / "build_readme_options.py") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def test_the_committed_option_table_equals_the_generated_one(builder):

@@ -12,6 +12,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ._host import LipsyncError
@@ -28,7 +29,7 @@ RECOGNIZERS = ("pocketsphinx", "phonetic")
 PIECE_SECONDS = 10.0  # speech decoded without a transcript is cut into pieces this long, shared out to the cores
 PARALLEL_FROM = 20.0  # seconds of audio from which pieces are decoded in worker processes
 
-__all__ = ["MouthCue", "RECOGNIZERS", "idle_shape", "mouth_cues"]
+__all__ = ["MouthCue", "RECOGNIZERS", "idle_shape", "mouth_cues", "read_dialog"]
 
 
 @dataclass(frozen=True)
@@ -221,3 +222,20 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def read_dialog(path: str | None) -> str | None:
+    """The transcript's text (``--dialog_file``), or None: without one, and, with a warning, when it cannot be
+    read or has no words (the speech is then recognised without it)."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        log.warning("cannot read the transcript %s (%s); recognising the speech without it", path,
+                    exc.strerror or exc)
+        return None
+    if not any(c.isalnum() for c in text):
+        log.warning("the transcript %s has no words; recognising the speech without it", path)
+        return None
+    return text

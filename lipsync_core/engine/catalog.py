@@ -264,10 +264,10 @@ def _sharpen(ctx: BuildContext) -> Stage:
 def _chart(ctx: BuildContext) -> Stage:
     """The chart stage: the mouth followed (with the face track, else by the area around it), the chart (a
     folder's or the clip's own), and the cues of the speech, made once."""
-    from ..cues import idle_shape, mouth_cues
+    from ..cues import idle_shape, mouth_cues, read_dialog
     from ..cues.formats import CueFile, to_json
     from ..stages.chart import ChartStage
-    from .chart import chart_for, follows_face, read_dialog
+    from .chart import chart_for, follows_face
 
     src = ctx.inputs
     assert src is not None, "the chart stage is built by the render pass"

@@ -5,8 +5,6 @@ Used by the chart stage's build (the render pass) and by ``lipsync chart extract
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..face.boxtrack import Keyframe, parse_track_box
 from ..face.mouthtrack import MouthTrack, default_mouth, follow_face, ring_track
 from ..face.track import DetectionOptions
@@ -61,14 +59,3 @@ def chart_for(video: FaceVideo, track: FaceTrack, render: RenderOptions, *, foll
     return mouth, extract_chart(patches, mouth.size, render.extended_shapes)
 
 
-def read_dialog(path: str | None) -> str | None:
-    """The transcript's text (``--dialog_file``), or None without one; a missing or empty file is an error."""
-    if path is None:
-        return None
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise LipsyncError(f"--dialog_file {path}: cannot read it ({exc.strerror or exc})") from None
-    if not any(c.isalnum() for c in text):
-        raise LipsyncError(f"--dialog_file {path} has no words")
-    return text

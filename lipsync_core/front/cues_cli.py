@@ -73,11 +73,11 @@ def main(argv: Sequence[str]) -> int:
 
 def _write(a: argparse.Namespace, fmt: str, shapes: str, start: float | None, end: float | None) -> int:
     """Make the cues and write the file (the options are already checked)."""
-    from ..cues import idle_shape, mouth_cues
+    from ..cues import idle_shape, mouth_cues, read_dialog
     from ..cues.formats import CueFile, render
     from ..support import files
 
-    dialog = _dialog(a.dialog_file)
+    dialog = read_dialog(a.dialog_file)
     with tempfile.TemporaryDirectory(prefix="lipsync-cues-") as work:
         audio = _local_audio(a.audio, start, end, Path(work), progress=not (a.no_progress or a.quiet))
         if audio != Path(a.audio):
@@ -96,22 +96,6 @@ def _write(a: argparse.Namespace, fmt: str, shapes: str, start: float | None, en
     files.atomic_write_text(out, text)
     print(out)
     return 0
-
-
-def _dialog(path: str | None) -> str | None:
-    """The transcript's text, or None with a warning when it cannot be read or has no words."""
-    if path is None:
-        return None
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        log.warning("cannot read the transcript %s (%s); recognising the speech without it", path,
-                    exc.strerror or exc)
-        return None
-    if not any(c.isalnum() for c in text):
-        log.warning("the transcript %s has no words; recognising the speech without it", path)
-        return None
-    return text
 
 
 def _local_audio(source: str, start: float | None, end: float | None, work: Path, *, progress: bool) -> Path:

@@ -509,7 +509,7 @@ class Job:
                 path = self.workdir / "inputs" / "transcript.txt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(transcript.strip() + "\n", encoding="utf-8")
-        from ..engine.chart import read_dialog
+        from ..cues import read_dialog
 
         words = (read_dialog(str(path)) or "").split()
         self.dialog_file = str(path)

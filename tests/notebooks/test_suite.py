@@ -16,6 +16,7 @@ from lipsync_core.front.notebook import GENERATORS, colab_url, settings_options
 from lipsync_core.weights.manifest import load_manifest
 from tests.conftest import REPO
 from tests.notebooks import nbrun
+from tests.support.scripts import script_module
 
 FULL = {"lipsync_original.ipynb": "original", "lipsync_hq.ipynb": "hq", "lipsync_hq_gan.ipynb": "hq_gan",
         "lipsync_codeformer.ipynb": "codeformer"}
@@ -25,14 +26,8 @@ SETTINGS_ONLY = {"use_gan_model"}  # settings fields that are not RunOptions opt
 
 @pytest.fixture(scope="module")
 def builder():
-    spec = importlib.util.spec_from_file_location("build_notebooks", REPO / "notebooks" / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
-    try:
-        spec.loader.exec_module(module)
+    with script_module(REPO / "notebooks" / "build_notebooks.py") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture(scope="module")
