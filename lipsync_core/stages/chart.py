@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..face.mouthtrack import MouthTrack, Placement
+from ..face.mouthtrack import MouthTrack, Placement, patch_from_crop
 from ..support.errors import LipsyncError
 from .base import Batch
 
@@ -149,16 +149,29 @@ def patch_size(mouth: tuple[int, int]) -> tuple[int, int]:
     return w + 2 * round(PATCH_MARGIN * w), h + 2 * round(PATCH_MARGIN * h)
 
 
-def mouth_patches(frames: Iterable[np.ndarray], track: MouthTrack) -> dict[int, np.ndarray]:
-    """The mouth of every placed frame, turned upright at the reference scale (BGR uint8 patches)."""
+def mouth_patches(frames: Iterable[np.ndarray], track: MouthTrack,
+                  frame_size: tuple[int, int] | None = None) -> dict[int, np.ndarray]:
+    """The mouth of every placed frame, turned upright at the reference scale (BGR uint8 patches): from the
+    track's kept crops (``frame_size`` given) where they hold it, else from ``frames`` (only iterated then)."""
     size = patch_size(track.size)
     out = {}
+    for i, p in enumerate(track.placements):
+        crop = track.crops.get(i)
+        if p is not None and crop is not None and frame_size is not None:
+            patch = patch_from_crop(crop, frame_size, p.patch_to_frame(size), size)
+            if patch is not None:
+                out[i] = patch
+    wanted = {i for i, p in enumerate(track.placements) if p is not None and i not in out}
+    if not wanted:
+        return out
     for i, frame in enumerate(frames):
-        p = track.placements[i] if i < len(track.placements) else None
-        if p is not None:
-            out[i] = cv2.warpAffine(frame, p.patch_to_frame(size), size,
+        if i in wanted:
+            out[i] = cv2.warpAffine(frame, track.placements[i].patch_to_frame(size), size,  # type: ignore[union-attr]
                                     flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    return out
+            wanted.discard(i)
+            if not wanted:
+                break
+    return dict(sorted(out.items()))
 
 
 def group_drawings(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], *, threshold: float = 9.0,
@@ -234,20 +247,58 @@ def assign_shapes(drawings: Sequence[Drawing], extended: str = "GHX") -> dict[st
     """Each shape's drawing: the shapes and drawings are matched one to one by geometry (features ranked among
     the drawings, nearest to :data:`_TARGETS`) as far as there are drawings; X is the most frequent closed one.
     Shapes left without a drawing fall back by :data:`FALLBACK` when the chart is used."""
-    from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
-
     feats = np.array([[d.open, d.wide, d.dark, d.teeth] for d in drawings], np.float64)
     lo, hi = feats.min(axis=0), feats.max(axis=0)
     ranked = (feats - lo) / np.where(hi > lo, hi - lo, 1.0)
     order = [s for s in "ADCBFEXGH" if s in "ABCDEF" or s in extended.upper()]
     targets = np.array([_TARGETS[s] for s in order])
     cost = np.abs(targets[:, None, :] - ranked[None, :, :]) @ np.array([2.0, 1.0, 1.5, 1.0])
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = min_cost_matching(cost)
     out = {order[r]: drawings[c] for r, c in zip(rows, cols)}
     closed = [d for s, d in out.items() if s in "AX"]
     if "X" in out and len(closed) == 2 and out["A"].count > out["X"].count:
         out["A"], out["X"] = out["X"], out["A"]
     return out
+
+
+def min_cost_matching(cost: np.ndarray) -> tuple[list[int], list[int]]:
+    """The one-to-one matching of rows and columns (as many pairs as the smaller side) with the least total
+    cost: (rows, columns), sorted by row. The Hungarian method, O(n^2 m) (``scipy.optimize.linear_sum_assignment``
+    without importing scipy: the chart's matrices are at most 9 rows)."""
+    flip = cost.shape[0] > cost.shape[1]
+    a = np.asarray(cost.T if flip else cost, np.float64)
+    n, m = a.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    match = np.zeros(m + 1, int)  # column -> its row (1-based; 0: free)
+    way = np.zeros(m + 1, int)
+    for i in range(1, n + 1):
+        match[0], j0 = i, 0
+        minv = np.full(m + 1, np.inf)
+        used = np.zeros(m + 1, bool)
+        while True:
+            used[j0] = True
+            i0 = match[j0]
+            free = ~used[1:]
+            reduced = a[i0 - 1] - u[i0] - v[1:]
+            better = free & (reduced < minv[1:])
+            minv[1:][better] = reduced[better]
+            way[1:][better] = j0
+            j1 = 1 + int(np.argmin(np.where(free, minv[1:], np.inf)))
+            delta = minv[j1]
+            u[match[used]] += delta
+            v[used] -= delta
+            minv[1:][free] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    pairs = sorted((int(match[j]) - 1, j - 1) for j in range(1, m + 1) if match[j])
+    if flip:
+        pairs = sorted((c, r) for r, c in pairs)
+    return [r for r, _ in pairs], [c for _, c in pairs]
 
 
 def extract_chart(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], extended: str = "GHX") -> MouthChart:
