@@ -157,7 +157,13 @@ def ring_track(frames: Iterable[np.ndarray], mouths: Sequence[Keyframe], *, fps:
             if x1 > x0 and y1 > y0:
                 crops[i] = (x0, y0, frame[y0:y1, x0:x1].copy())
 
-    followed = track_box(frames, rings, fps=fps, frame_size=frame_size, settings=RING_SETTINGS, seen=seen)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # small images: OpenCV's worker threads cost more than they save (and the decoder,
+    # the cue process and the encoder share the cores)
+    try:
+        followed = track_box(frames, rings, fps=fps, frame_size=frame_size, settings=RING_SETTINGS, seen=seen)
+    finally:
+        cv2.setNumThreads(threads)
     mouth = follow_face(followed.track, mouths)
     mouth.crops = crops
     return mouth, followed
