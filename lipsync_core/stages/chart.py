@@ -2,7 +2,8 @@
 
 A *mouth chart* holds a drawing per Hanna-Barbera shape (A-F, extended G, H, X; see
 ``shared/reference/cues/README.md``). It comes from a folder of images named by shape (``A.png`` ... ``X.png``,
-alpha respected, any size: they are scaled together to the mouth box) or from the clip itself
+alpha respected, any size: they are scaled together to the mouth box, or, with the folder's ``chart.json`` that
+``lipsync chart extract`` writes, placed by the mouth box it records: :data:`CHART_FILE`) or from the clip itself
 (:func:`extract_chart`: the mouth crops, stabilised on the mouth's track, grouped into the distinct drawings
 the clip shows, each given a shape from its geometry). Each output frame shows the drawing of the cue at its
 time, pasted at the tracked mouth with its scale and rotation; a sprite from a folder first covers the mouth
@@ -36,6 +37,10 @@ CLOSED, OPEN = "AX", "CD"
 FEATHER_PX = 2
 #: Margin around the mouth box in an auto chart's patches, as a fraction of its size on each side.
 PATCH_MARGIN = 0.25
+#: Beside a folder's drawings: ``{"mouth": [x, y, w, h], "cover": false}``, the mouth box in the drawings' pixels
+#: (the drawings are scaled so it matches the run's mouth box and centred on it) and whether the mouth under them
+#: is covered first (false: the drawings' alpha already hides it, as an extracted chart's does).
+CHART_FILE = "chart.json"
 
 
 @dataclass
@@ -44,12 +49,15 @@ class MouthChart:
 
     ``cover``: the drawings are sprites over the mouth (a folder's): the original mouth is covered first.
     ``frames``: for an auto chart, the clip frame each drawing was taken from (for the contact sheet).
+    ``mouth``: (x, y, w, h) of the reference mouth box in the drawings' pixels (centred), written to
+    :data:`CHART_FILE` by :meth:`save`.
     """
 
     drawings: dict[str, np.ndarray]
     size: tuple[int, int]
     cover: bool
     frames: dict[str, int] = field(default_factory=dict)
+    mouth: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         check_chart(self.drawings, "the mouth chart")
@@ -60,7 +68,10 @@ class MouthChart:
         return self._resolved[shape]
 
     def save(self, folder: Path) -> list[Path]:
-        """Write ``<shape>.png`` for every drawn shape and ``contact_sheet.png``; returns the written paths."""
+        """Write ``<shape>.png`` for every drawn shape, ``contact_sheet.png`` and (with ``mouth``)
+        :data:`CHART_FILE`; returns the written paths, the contact sheet last."""
+        import json
+
         from ..support import files
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -70,6 +81,10 @@ class MouthChart:
             assert ok
             files.atomic_write_bytes(folder / f"{shape}.png", data.tobytes())
             out.append(folder / f"{shape}.png")
+        if self.mouth is not None:
+            meta = {"mouth": [round(v, 2) for v in self.mouth], "cover": self.cover}
+            files.atomic_write_text(folder / CHART_FILE, json.dumps(meta) + "\n")
+            out.append(folder / CHART_FILE)
         ok, data = cv2.imencode(".png", contact_sheet(self))
         assert ok
         files.atomic_write_bytes(folder / "contact_sheet.png", data.tobytes())
@@ -89,7 +104,9 @@ def check_chart(shapes: Iterable[str], where: str) -> None:
 
 def load_chart_dir(folder: str | Path, box: tuple[int, int]) -> MouthChart:
     """The drawings ``<shape>.png`` (or .jpg/.webp) of ``folder``, scaled together (keeping their relative sizes)
-    so the largest fits the mouth box ``box`` (w, h), each centred on a canvas of that size."""
+    so the largest fits the mouth box ``box`` (w, h), each centred on a canvas of that size; with the folder's
+    :data:`CHART_FILE`, scaled so its mouth box matches ``box`` and centred on it instead (an extracted chart
+    keeps its margin around the mouth)."""
     root = Path(folder)
     if not root.is_dir():
         raise LipsyncError(f"--mouth_chart {folder}: no such folder (give a folder of A.png ... X.png, or auto)")
@@ -109,6 +126,9 @@ def load_chart_dir(folder: str | Path, box: tuple[int, int]) -> MouthChart:
             img = (img / 257).astype(np.uint8)
         raw[shape] = img
     check_chart(raw, f"--mouth_chart {folder}")
+    meta = _chart_file(root / CHART_FILE)
+    if meta is not None:
+        return _placed(raw, box, *meta)
     w, h = box
     k = min(w / max(i.shape[1] for i in raw.values()), h / max(i.shape[0] for i in raw.values()))
     drawings = {}
@@ -120,6 +140,45 @@ def load_chart_dir(folder: str | Path, box: tuple[int, int]) -> MouthChart:
         canvas[y:y + sh, x:x + sw] = small
         drawings[shape] = canvas
     return MouthChart(drawings, (w, h), cover=True)
+
+
+def _chart_file(path: Path) -> tuple[tuple[float, float, float, float], bool] | None:
+    """(mouth box, cover) from a folder's :data:`CHART_FILE`, None without one; a malformed one is an error."""
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        x, y, w, h = (float(v) for v in meta["mouth"])
+        cover = meta.get("cover", False)
+        if w <= 0 or h <= 0 or not isinstance(cover, bool):
+            raise ValueError("the mouth box needs a positive size, cover true or false")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise LipsyncError(f"--mouth_chart: {path} is not a chart file ({exc}); write "
+                           '{"mouth": [x, y, w, h], "cover": false} or remove it') from None
+    return (x, y, w, h), cover
+
+
+def _placed(raw: Mapping[str, np.ndarray], box: tuple[int, int], mouth: tuple[float, float, float, float],
+            cover: bool) -> MouthChart:
+    """Drawings whose ``mouth`` box (x, y, w, h) is known, scaled so it has the area of ``box`` (w, h) and each
+    centred on it, on canvases of one size."""
+    x, y, w, h = mouth
+    k = math.sqrt(box[0] * box[1] / (w * h))
+    cx, cy = (x + w / 2) * k, (y + h / 2) * k  # the mouth's centre in the scaled drawings
+    half_w = max(max(cx, i.shape[1] * k - cx) for i in raw.values())
+    half_h = max(max(cy, i.shape[0] * k - cy) for i in raw.values())
+    cw, ch = math.ceil(2 * half_w), math.ceil(2 * half_h)
+    drawings = {}
+    for shape, img in raw.items():
+        # scale by k, then move the mouth's centre to the canvas's centre ((cw - 1) / 2, (ch - 1) / 2)
+        m = np.array([[k, 0, (k - 1) / 2 + cw / 2 - cx], [0, k, (k - 1) / 2 + ch / 2 - cy]])
+        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+        drawings[shape] = cv2.warpAffine(img, m, (cw, ch), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                                         borderValue=(0, 0, 0, 0))
+    mw, mh = w * k, h * k
+    return MouthChart(drawings, (cw, ch), cover=cover, mouth=((cw - mw) / 2, (ch - mh) / 2, mw, mh))
 
 
 # ---------------------------------------------------------------------------------------------- the auto chart
@@ -312,7 +371,8 @@ def extract_chart(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], ext
     size = patch_size(mouth)
     alpha = _paste_alpha([d.patch for d in drawings], mouth)
     chart = {s: np.dstack([d.patch, alpha]) for s, d in shapes.items()}
-    return MouthChart(chart, size, cover=False, frames={s: d.frame for s, d in shapes.items()})
+    mouth_at = ((size[0] - mouth[0]) / 2, (size[1] - mouth[1]) / 2, float(mouth[0]), float(mouth[1]))
+    return MouthChart(chart, size, cover=False, frames={s: d.frame for s, d in shapes.items()}, mouth=mouth_at)
 
 
 def _paste_alpha(patches: Sequence[np.ndarray], mouth: tuple[int, int]) -> np.ndarray:

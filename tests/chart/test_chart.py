@@ -2,6 +2,7 @@
 that leaves every other pixel alone, ``lipsync chart extract`` and an offline run without Wav2Lip weights."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -18,7 +19,15 @@ from lipsync_core.face.boxtrack import Keyframe
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.media.face_video import FaceVideo
 from lipsync_core.media.ffmpeg import run_ffmpeg
-from lipsync_core.stages.chart import FALLBACK, MouthChart, TooFewDrawings, extract_chart, load_chart_dir, mouth_patches
+from lipsync_core.stages.chart import (
+    FALLBACK,
+    MouthChart,
+    TooFewDrawings,
+    extract_chart,
+    load_chart_dir,
+    min_cost_matching,
+    mouth_patches,
+)
 from lipsync_core.support.errors import LipsyncError
 from tests.conftest import REPO, shared_media
 
@@ -209,5 +218,41 @@ def test_chart_extract_writes_the_drawings_and_a_contact_sheet(cartoon, tmp_path
     assert "contact_sheet.png" in names and {"A.png", "D.png"} <= set(names)
     assert cv2.imread(str(out / "contact_sheet.png")) is not None
     assert capsys.readouterr().out.strip() == str(out)
+    assert json.loads((out / "chart.json").read_text()) == {"mouth": [11.0, 6.0, 44.0, 24.0], "cover": False}
     back = load_chart_dir(out, (44, 24))  # the folder works as --mouth_chart DIR
-    assert back.cover and set(back.drawings) == {n[0] for n in names if n != "contact_sheet.png"}
+    assert not back.cover and set(back.drawings) == {n[0] for n in names if n.endswith(".png")} - {"c"}
+
+
+def test_an_extracted_chart_comes_back_with_its_margin_and_without_it_is_scaled_to_the_mouth_box(cartoon, tmp_path):
+    chart = auto_chart(cartoon)
+    chart.save(tmp_path / "chart")
+    back = load_chart_dir(tmp_path / "chart", (44, 24))  # the extracting run's mouth box: the same drawings
+    assert back.size == chart.size and not back.cover and back.mouth == chart.mouth
+    for shape, img in chart.drawings.items():
+        assert np.array_equal(back.drawings[shape], img)
+    bigger = load_chart_dir(tmp_path / "chart", (88, 48))  # a mouth twice the size: the drawings too, centred
+    assert bigger.size == (2 * chart.size[0], 2 * chart.size[1]) and bigger.mouth == (22.0, 12.0, 88.0, 48.0)
+    a, b = chart.drawings["D"][..., 3] > 128, bigger.drawings["D"][..., 3] > 128
+    assert abs(b.sum() / a.sum() - 4) < 0.3
+    centre = lambda m: np.argwhere(m).mean(axis=0) / m.shape  # noqa: E731
+    assert np.allclose(centre(a), centre(b), atol=0.02)
+    (tmp_path / "chart" / "chart.json").unlink()  # sprites without it: scaled to the mouth box, covering
+    plain = load_chart_dir(tmp_path / "chart", (44, 24))
+    assert plain.size == (44, 24) and plain.cover
+    (tmp_path / "chart" / "chart.json").write_text('{"mouth": [1, 2]}')
+    with pytest.raises(LipsyncError, match="chart.json is not a chart file"):
+        load_chart_dir(tmp_path / "chart", (44, 24))
+
+
+def test_the_shape_matching_is_the_least_costly_one_to_one_matching():
+    rng = np.random.default_rng(0)
+    for n, m in [(5, 7), (6, 4), (5, 5), (1, 3), (3, 1)]:
+        for _ in range(20):
+            cost = np.round(rng.random((n, m)) * 4)
+            rows, cols = min_cost_matching(cost)
+            assert len(rows) == len(set(rows)) == len(set(cols)) == min(n, m)
+            if n <= m:
+                best = min(sum(cost[i, c] for i, c in enumerate(p)) for p in itertools.permutations(range(m), n))
+            else:
+                best = min(sum(cost[r, j] for j, r in enumerate(p)) for p in itertools.permutations(range(n), m))
+            assert cost[rows, cols].sum() == pytest.approx(best)
