@@ -263,8 +263,50 @@ def group_drawings(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], *,
         chosen.append((keys[medoid], len(members)))
     if not chosen:
         return []
+    chosen = _merged(chosen, patches, mouth, threshold)
     region = _varies([patches[k] for k, _ in chosen], mouth) > 0
     return [Drawing(patches[k], k, n, *_geometry(patches[k], region)) for k, n in chosen]
+
+
+#: Clusters closer than this fraction of the median distance between the clip's clusters (and than the
+#: clustering threshold), at the best shift of up to ``SHIFT`` of the mouth box, are one drawing seen twice (the
+#: track's sub-pixel wobble or a slight turn split it): merged, so they do not take two shapes.
+SAME_DRAWING = 0.3
+SHIFT = 0.03
+
+
+def _merged(chosen: list[tuple[int, int]], patches: Mapping[int, np.ndarray], mouth: tuple[int, int],
+            threshold: float) -> list[tuple[int, int]]:
+    """``chosen`` (frame, count) clusters with the copies of one drawing merged (:data:`SAME_DRAWING`): each
+    group keeps the frame of its largest cluster and the summed count."""
+    n = len(chosen)
+    if n < 3:
+        return chosen
+    pw, ph = patch_size(mouth)
+    mx, my = (pw - mouth[0]) // 2, (ph - mouth[1]) // 2
+    s = max(1, round(SHIFT * max(mouth)))
+    s = min(s, mx, my)
+    core = [patches[k][my:my + mouth[1], mx:mx + mouth[0]].astype(np.float32) for k, _ in chosen]
+    dist = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            b = patches[chosen[j][0]].astype(np.float32)
+            dist[i, j] = dist[j, i] = min(float(np.abs(core[i] - b[my + dy:my + dy + mouth[1],
+                                                                    mx + dx:mx + dx + mouth[0]]).mean())
+                                          for dy in range(-s, s + 1) for dx in range(-s, s + 1))
+    limit = min(threshold, SAME_DRAWING * float(np.median(dist[np.triu_indices(n, 1)])))
+    group = list(range(n))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+    for i, j in zip(*np.nonzero(np.triu(dist < limit, 1))):
+        group[root(int(j))] = root(int(i))
+    merged: dict[int, list[tuple[int, int]]] = {}
+    for i, c in enumerate(chosen):
+        merged.setdefault(root(i), []).append(c)
+    return [(max(members, key=lambda c: c[1])[0], sum(c[1] for c in members)) for members in merged.values()]
 
 
 def _geometry(patch: np.ndarray, region: np.ndarray) -> tuple[float, float, float, float]:

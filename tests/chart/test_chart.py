@@ -24,9 +24,11 @@ from lipsync_core.stages.chart import (
     MouthChart,
     TooFewDrawings,
     extract_chart,
+    group_drawings,
     load_chart_dir,
     min_cost_matching,
     mouth_patches,
+    patch_size,
 )
 from lipsync_core.support.errors import LipsyncError
 from tests.conftest import REPO, shared_media
@@ -116,6 +118,21 @@ def test_the_sita_chart_has_her_distinct_mouth_drawings():
     classes = json.loads(Path(f"{sita}.track.json").read_text())["classes"]  # the rig's mouth per frame
     assert classes[chart.frames["D"]] == "AA" and classes[chart.frames["X"]] in ("rest", "MBP")
     assert classes[chart.frames["F"]] == "O"
+
+
+def test_copies_of_one_drawing_split_by_the_tracks_wobble_are_one_drawing():
+    t, b, l, r = MOUTH_BOX
+    size = patch_size((r - l, b - t))
+    y0, x0 = t - (size[1] - (b - t)) // 2, l - (size[0] - (r - l)) // 2
+    patches = {}
+    for m in range(4):
+        for k in range(3):  # each drawing on three frames, the first one also one pixel off on three more
+            patches[len(patches)] = face_frame(m)[y0:y0 + size[1], x0:x0 + size[0]].copy()
+            if m == 0:
+                patches[len(patches)] = face_frame(m)[y0 + 1:y0 + 1 + size[1], x0 + 1:x0 + 1 + size[0]].copy()
+    assert len(group_drawings(patches, (r - l, b - t), threshold=9.0)) == 4
+    split = group_drawings(patches, (r - l, b - t), threshold=1.0)  # the pixel's shift over the threshold
+    assert len(split) == 4 and sorted(d.count for d in split) == [3, 3, 3, 6]
 
 
 def test_a_clip_with_fewer_than_three_drawings_says_how_many_it_found(tmp_path):
