@@ -126,7 +126,7 @@ def test_copies_of_one_drawing_split_by_the_tracks_wobble_are_one_drawing():
     y0, x0 = t - (size[1] - (b - t)) // 2, l - (size[0] - (r - l)) // 2
     patches = {}
     for m in range(4):
-        for k in range(3):  # each drawing on three frames, the first one also one pixel off on three more
+        for _ in range(3):  # each drawing on three frames, the first one also one pixel off on three more
             patches[len(patches)] = face_frame(m)[y0:y0 + size[1], x0:x0 + size[0]].copy()
             if m == 0:
                 patches[len(patches)] = face_frame(m)[y0 + 1:y0 + 1 + size[1], x0 + 1:x0 + 1 + size[0]].copy()
