@@ -267,16 +267,17 @@ def _chart(ctx: BuildContext) -> Stage:
     from ..cues import idle_shape, mouth_cues, read_dialog
     from ..cues.formats import CueFile, to_json
     from ..stages.chart import ChartStage
-    from .chart import chart_for, follows_face
+    from .chart import chart_for, follows_face, started
 
     src = ctx.inputs
     assert src is not None, "the chart stage is built by the render pass"
     r = ctx.render
     placement = ctx.detector.mouth if ctx.detector is not None else MouthInBox()
+    dialog = read_dialog(r.dialog_file)
+    cues_of = started(mouth_cues, src.speech, dialog, extended_shapes=r.extended_shapes, recognizer=r.recognizer)
     track, chart = chart_for(src.video, src.track, r, follows_face=follows_face(ctx.detection, ctx.detector),
                              placement=placement)
-    dialog = read_dialog(r.dialog_file)
-    cues = mouth_cues(src.speech, dialog, extended_shapes=r.extended_shapes, recognizer=r.recognizer)  # type: ignore[arg-type]
+    cues = cues_of()
     idle = idle_shape(r.extended_shapes)
     info = CueFile(sound_file=str(Path(src.speech).resolve()), duration=cues[-1].end if cues else 0.0, idle=idle,
                    recognizer=r.recognizer, dialog=dialog is not None)

@@ -21,6 +21,9 @@ from .session import Session
 
 log = logging.getLogger(__name__)
 
+#: The longest side frames are decoded at when they are only counted.
+COUNT_SIZE = 32
+
 
 def track_faces(session: Session, video: FaceVideo, detection: DetectionOptions, n_needed: int) -> FaceTrack:
     """The face track over the first ``n_needed`` frames of ``video``.
@@ -30,6 +33,12 @@ def track_faces(session: Session, video: FaceVideo, detection: DetectionOptions,
     detection.
     """
     t0 = time.perf_counter()
+    if session.plan.detector is None and detection.box is None and not detection.keyframed:
+        # Nothing to detect (a variant whose stage finds its own region): the frames are only counted, decoded
+        # at a thumbnail's size.
+        w, h = video.frame_size
+        counted = sum(1 for _ in session.timed(video.frames(max_frames=n_needed, det_size=COUNT_SIZE), "decode"))
+        return FaceTrack.constant((0, h, 0, w), counted, fps=video.fps, frame_size=video.frame_size)
     frames = session.timed(video.frames(max_frames=n_needed, det_size=detection.detect_size), "decode")
     sampler = MotionSampler()
     if detection.keyframed:

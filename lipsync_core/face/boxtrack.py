@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +121,14 @@ class BoxTrackSettings:
     max_angle: float = 30.0  # the rotation never leaves ±this (degrees from the keyframe)
     smooth_window: int = 5
     max_backward: int = 250  # frames held for the backward pass before each keyframe
+    near: float = 0.0  # first search only this fraction around the last place (the full ``search`` when the
+    # match lands on that area's edge or is unsure); 0: always the full search
+    alternate: bool = False  # sizes on even frames and angles on odd ones (3 matches a frame, not 5)
 
     def __post_init__(self) -> None:
         if not -1.0 < self.min_score < 1.0 or self.search <= 0 or self.work_side < 16 or self.max_backward < 0 \
-                or self.smooth_window < 1 or not 0.0 <= self.scale_step < 0.5 or not 0.0 <= self.angle_step < 20:
+                or self.smooth_window < 1 or not 0.0 <= self.scale_step < 0.5 or not 0.0 <= self.angle_step < 20 \
+                or not 0.0 <= self.near <= self.search:
             raise ValueError(f"invalid box-tracking settings: {self}")
 
 
@@ -152,9 +156,13 @@ class BoxTrack:
 
 
 def track_box(frames: Iterable[np.ndarray], keyframes: Sequence[Keyframe], *, fps: float,
-              frame_size: tuple[int, int], scale: float = 1.0,
-              settings: BoxTrackSettings | None = None) -> BoxTrack:
+              frame_size: tuple[int, int], scale: float = 1.0, settings: BoxTrackSettings | None = None,
+              seen: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> BoxTrack:
     """Follow the keyframes' box through ``frames`` (uint8 BGR, downscaled by the caller by ``scale``).
+
+    ``seen(i, frame, box)``, if given, is called with each frame as it is matched and the box's forward estimate
+    there ((x1, y1, x2, y2, angle) in ``frame_size`` pixels; before the first keyframe, that keyframe's box), so a
+    caller can keep what it needs of the frames without decoding them again.
 
     Keyframe boxes and the result are in ``frame_size`` = (width, height) pixels. A keyframe time is rounded to
     the nearest frame; the latest of several on one frame wins. Raises LipsyncError for a keyframe box outside
@@ -177,9 +185,13 @@ def track_box(frames: Iterable[np.ndarray], keyframes: Sequence[Keyframe], *, fp
     smallest = min(max(b - t, r - l) for t, b, l, r in anchors.values()) * scale
     work = scale * min(1.0, settings.work_side / smallest)  # full-resolution pixels -> work pixels
     matcher = _Matcher(settings, work, scale)
+    first = anchors[min(anchors)]
+    before = np.array([first[2], first[0], first[3], first[1], 0.0], np.float64)
     n = 0
     for i, frame in enumerate(frames):
         matcher.add(i, frame, anchors.get(i), holes.get(i))
+        if seen is not None:
+            seen(i, frame, matcher.fwd[i][0] if i in matcher.fwd else before)
         n = i + 1
     late = [k for k in anchors if k >= n]
     if late:
@@ -230,6 +242,7 @@ class _Matcher:
         self.keys: list[int] = []
         self.state: tuple[_Template, np.ndarray] | None = None  # template, last sure box
         self.last_key = -1
+        self.turn = 0  # frames matched (``alternate``: even ones try sizes, odd ones angles)
 
     def _grey(self, frame: np.ndarray) -> np.ndarray:
         g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
@@ -277,23 +290,33 @@ class _Matcher:
 
     def _match(self, img: np.ndarray, tpl: _Template, last: np.ndarray) -> tuple[np.ndarray, float]:
         """The best match of ``tpl`` near ``last`` ((x1, y1, x2, y2, angle), full res): three sizes around
-        ``last``'s at its angle, then three angles around it at the best size; and its score."""
+        ``last``'s at its angle, then three angles around it at the best size (``alternate``: one or the other);
+        and its score."""
         size = (last[2:4] - last[:2])
         rel = float(np.mean(size / (tpl.box[2:] - tpl.box[:2])))
         centre = (last[:2] + last[2:4]) / 2 * self.work
         angle = float(last[4])
-        step = self.s.scale_step
+        self.turn += 1
+        sizes, turns = (self.turn % 2 == 0, self.turn % 2 == 1) if self.s.alternate else (True, True)
+        search = self.s.search
+        here: tuple[float, float, float] | None = None
+        if self.s.near:  # the last size and angle near the last place; the full search if it lands on the edge
+            score, cx, cy, edge = self._at(img, tpl, centre, rel, angle, self.s.near)
+            if score >= self.s.min_score and not edge:
+                search, centre, here = self.s.near, np.array([cx, cy]), (score, cx, cy)
+        step = self.s.scale_step if sizes else 0.0
         factors = (1 - step, 1.0, 1 + step) if step else (1.0,)
-        sized = [self._at(img, tpl, centre, rel * f, angle) for f in factors]
+        sized = [here if f == 1.0 and here is not None else self._at(img, tpl, centre, rel * f, angle, search)[:3]
+                 for f in factors]
         best = max(range(len(sized)), key=lambda j: sized[j][0])
         score, cx, cy = sized[best]
         k = rel * factors[best]
         if len(sized) == 3 and best == 1 and min(r[0] for r in sized) > -1:
             k *= (1 + step) ** _vertex(*(r[0] for r in sized))  # a size between the steps
-        a_step = self.s.angle_step
+        a_step = self.s.angle_step if turns else 0.0
         if a_step:
             angles = (angle - a_step, angle + a_step)
-            turned = [self._at(img, tpl, centre, k, a) for a in angles]
+            turned = [self._at(img, tpl, centre, k, a, search)[:3] for a in angles]
             trio = [turned[0], (score, cx, cy), turned[1]]
             j = max(range(3), key=lambda n: trio[n][0])
             score, cx, cy = trio[j]
@@ -305,26 +328,28 @@ class _Matcher:
         c_full = np.array([cx, cy]) / self.work
         return np.concatenate([c_full - half, c_full + half, [angle]]), score
 
-    def _at(self, img: np.ndarray, tpl: _Template, centre: np.ndarray, k: float,
-            angle: float) -> tuple[float, float, float]:
-        """(score, centre x, centre y) in work pixels of ``tpl`` scaled by ``k`` and turned by ``angle``,
-        searched around ``centre``; score -1 when the search area is smaller than the template."""
+    def _at(self, img: np.ndarray, tpl: _Template, centre: np.ndarray, k: float, angle: float,
+            search: float) -> tuple[float, float, float, bool]:
+        """(score, centre x, centre y, on the search area's edge) in work pixels of ``tpl`` scaled by ``k`` and
+        turned by ``angle``, searched ``search`` of its size around ``centre``; score -1 when the search area is
+        smaller than the template."""
         th, tw = (max(4, round(v * k)) for v in tpl.image.shape)
         interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
         t_img = cv2.resize(tpl.image, (tw, th), interpolation=interp)
         t_mask = None if tpl.mask is None else cv2.resize(tpl.mask, (tw, th), interpolation=cv2.INTER_NEAREST)
         t_img, t_mask = _rotated(t_img, t_mask, angle)
-        m = self.s.search * max(tw, th)
+        m = max(2.0, search * max(tw, th))
         x0, y0 = max(0, int(centre[0] - tw / 2 - m)), max(0, int(centre[1] - th / 2 - m))
         x1 = min(img.shape[1], int(math.ceil(centre[0] + tw / 2 + m)))
         y1 = min(img.shape[0], int(math.ceil(centre[1] + th / 2 + m)))
         if x1 - x0 < tw or y1 - y0 < th:
-            return -1.0, 0.0, 0.0
+            return -1.0, 0.0, 0.0, True
         res = cv2.matchTemplate(img[y0:y1, x0:x1], t_img, cv2.TM_CCOEFF_NORMED, mask=t_mask)
         res = np.nan_to_num(res, nan=-1.0, posinf=-1.0, neginf=-1.0)
         _, score, _, (px, py) = cv2.minMaxLoc(res)
         dx, dy = _subpixel(res, px, py)
-        return float(score), x0 + px + dx + tw / 2, y0 + py + dy + th / 2
+        edge = px in (0, res.shape[1] - 1) or py in (0, res.shape[0] - 1)
+        return float(score), x0 + px + dx + tw / 2, y0 + py + dy + th / 2, edge
 
     def combine(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(n, 4) boxes (x1, y1, x2, y2), (n,) scores and (n,) sure flags from the two passes."""

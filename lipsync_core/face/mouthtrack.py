@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
-from .boxtrack import BoxTrack, Keyframe, track_box
+from .boxtrack import BoxTrack, BoxTrackSettings, Keyframe, track_box
 from .types import Box, FaceTrack, MouthInBox
 
 #: The followed band around the mouth box, in mouth-box sizes on each side (x, y).
 RING = (0.9, 1.1)
 #: Pixels added around the mouth box before it is left out of the band's template.
 HOLE_MARGIN = 3
+#: How the band is followed: near the last place first, sizes and angles on alternate frames (a drawn head
+#: moves little from one frame to the next; the full search takes over when the match lands on the edge).
+RING_SETTINGS = BoxTrackSettings(near=0.1, alternate=True)
+#: A kept crop's margin around the patch's reach, as a fraction of its size (the final placement is smoothed
+#: and cross-faded, so it strays a little from the forward estimate the crop was centred on).
+KEEP_MARGIN = 0.15
+
+#: (x0, y0, BGR pixels) of a frame's part kept around the mouth.
+Crop = tuple[int, int, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class MouthTrack:
 
     placements: list[Placement | None]
     size: tuple[int, int]
+    crops: dict[int, Crop] = field(default_factory=dict, repr=False)  # kept while tracking (ring_track's keep)
 
 
 def _rot(angle: float, v: np.ndarray) -> np.ndarray:
@@ -123,11 +134,59 @@ def ring_keyframe(mouth: Keyframe, frame_size: tuple[int, int]) -> Keyframe:
 
 
 def ring_track(frames: Iterable[np.ndarray], mouths: Sequence[Keyframe], *, fps: float,
-               frame_size: tuple[int, int]) -> tuple[MouthTrack, BoxTrack]:
+               frame_size: tuple[int, int], keep: tuple[int, int] | None = None) -> tuple[MouthTrack, BoxTrack]:
     """The mouth followed through ``frames`` by the band around it (no face track): the band's track, as a face
-    track, carries the mouth keyframes."""
-    followed = track_box(frames, [ring_keyframe(m, frame_size) for m in mouths], fps=fps, frame_size=frame_size)
-    return follow_face(followed.track, mouths), followed
+    track, carries the mouth keyframes. ``keep`` (w, h): a patch of that size in mouth-box pixels, centred on the
+    mouth, is wanted from every frame later: each frame's part that holds it is kept in ``crops`` as the clip
+    goes by (:func:`patch_from_crop`), so the clip is decoded once."""
+    rings = [ring_keyframe(m, frame_size) for m in mouths]
+    crops: dict[int, Crop] = {}
+    seen = None
+    if keep is not None:
+        anchors = sorted(((int(round(m.t * fps)), m.box, r.box) for m, r in zip(mouths, rings)), key=lambda a: a[0])
+        radius = math.hypot(*keep) / 2 + KEEP_MARGIN * max(keep)
+
+        def seen(i: int, frame: np.ndarray, est: np.ndarray) -> None:
+            _, (t, b, l, r), (rt, rb, rl, rr) = next((a for a in reversed(anchors) if a[0] <= i), anchors[0])
+            k = (est[2] - est[0]) / (rr - rl)
+            offset = np.array([(l + r) / 2 - (rl + rr) / 2, (t + b) / 2 - (rt + rb) / 2]) * k
+            cx, cy = (est[:2] + est[2:4]) / 2 + _rot(float(est[4]), offset)
+            half = radius * k + 3
+            x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+            x1, y1 = min(frame.shape[1], int(math.ceil(cx + half))), min(frame.shape[0], int(math.ceil(cy + half)))
+            if x1 > x0 and y1 > y0:
+                crops[i] = (x0, y0, frame[y0:y1, x0:x1].copy())
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # small images: OpenCV's worker threads cost more than they save (and the decoder,
+    # the cue process and the encoder share the cores)
+    try:
+        followed = track_box(frames, rings, fps=fps, frame_size=frame_size, settings=RING_SETTINGS, seen=seen)
+    finally:
+        cv2.setNumThreads(threads)
+    mouth = follow_face(followed.track, mouths)
+    mouth.crops = crops
+    return mouth, followed
+
+
+def patch_from_crop(crop: Crop, frame_size: tuple[int, int], m: np.ndarray,
+                    size: tuple[int, int]) -> np.ndarray | None:
+    """The patch of ``size`` (w, h) that the 2x3 map ``m`` (patch -> frame) takes from a frame of
+    ``frame_size``, from the frame's kept ``crop`` (as ``cv2.warpAffine`` with ``WARP_INVERSE_MAP`` and replicated
+    borders would take it from the whole frame); None when the patch reaches outside the crop."""
+    x0, y0, img = crop
+    h, w = img.shape[:2]
+    pw, ph = size
+    corners = np.array([[-1, -1, 1], [pw, -1, 1], [-1, ph, 1], [pw, ph, 1]], np.float64) @ m.T
+    fw, fh = frame_size
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    if (x0 > 0 and lo[0] < x0) or (y0 > 0 and lo[1] < y0) or (x0 + w < fw and hi[0] > x0 + w - 1) \
+            or (y0 + h < fh and hi[1] > y0 + h - 1):
+        return None
+    local = m.copy()
+    local[:, 2] -= (x0, y0)
+    return cv2.warpAffine(img, local, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def box_of(p: Placement, size: tuple[int, int]) -> Box:

@@ -1,7 +1,8 @@
 """``lipsync chart extract CLIP --out DIR [--mouth_box TOP BOTTOM LEFT RIGHT [@SECONDS]]... [detection options]``:
 the mouth chart the chart variant takes from a clip (``--mouth_chart auto``), written as PNGs named by shape
-(``A.png`` ... ``X.png``) and ``contact_sheet.png``, so a user can check, rename or redraw them and pass the folder
-back with ``--mouth_chart DIR``. stdout carries only the folder; exit codes as ``lipsync``'s.
+(``A.png`` ... ``X.png``), ``chart.json`` (where the mouth box is in them, so the folder keeps their margin) and
+``contact_sheet.png``, so a user can check, rename or redraw them and pass the folder back with
+``--mouth_chart DIR``. stdout carries only the folder; exit codes as ``lipsync``'s.
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def main(argv: Sequence[str]) -> int:
         _, chart = chart_for(video, track, cfg.render, follows_face=follows_face(cfg.detection, det),
                              placement=det.mouth if det is not None else MouthInBox())
     written = chart.save(out)
-    session.info(f"{len(written) - 1} drawings and the contact sheet: {', '.join(p.name for p in written)}")
+    drawn = sum(p.name != "contact_sheet.png" and p.suffix == ".png" for p in written)
+    session.info(f"{drawn} drawings, the chart file and the contact sheet: {', '.join(p.name for p in written)}")
     print(out)
     return 0
 

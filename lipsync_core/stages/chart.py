@@ -2,7 +2,8 @@
 
 A *mouth chart* holds a drawing per Hanna-Barbera shape (A-F, extended G, H, X; see
 ``shared/reference/cues/README.md``). It comes from a folder of images named by shape (``A.png`` ... ``X.png``,
-alpha respected, any size: they are scaled together to the mouth box) or from the clip itself
+alpha respected, any size: they are scaled together to the mouth box, or, with the folder's ``chart.json`` that
+``lipsync chart extract`` writes, placed by the mouth box it records: :data:`CHART_FILE`) or from the clip itself
 (:func:`extract_chart`: the mouth crops, stabilised on the mouth's track, grouped into the distinct drawings
 the clip shows, each given a shape from its geometry). Each output frame shows the drawing of the cue at its
 time, pasted at the tracked mouth with its scale and rotation; a sprite from a folder first covers the mouth
@@ -19,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..face.mouthtrack import MouthTrack, Placement
+from ..face.mouthtrack import MouthTrack, Placement, patch_from_crop
 from ..support.errors import LipsyncError
 from .base import Batch
 
@@ -36,6 +37,10 @@ CLOSED, OPEN = "AX", "CD"
 FEATHER_PX = 2
 #: Margin around the mouth box in an auto chart's patches, as a fraction of its size on each side.
 PATCH_MARGIN = 0.25
+#: Beside a folder's drawings: ``{"mouth": [x, y, w, h], "cover": false}``, the mouth box in the drawings' pixels
+#: (the drawings are scaled so it matches the run's mouth box and centred on it) and whether the mouth under them
+#: is covered first (false: the drawings' alpha already hides it, as an extracted chart's does).
+CHART_FILE = "chart.json"
 
 
 @dataclass
@@ -44,12 +49,15 @@ class MouthChart:
 
     ``cover``: the drawings are sprites over the mouth (a folder's): the original mouth is covered first.
     ``frames``: for an auto chart, the clip frame each drawing was taken from (for the contact sheet).
+    ``mouth``: (x, y, w, h) of the reference mouth box in the drawings' pixels (centred), written to
+    :data:`CHART_FILE` by :meth:`save`.
     """
 
     drawings: dict[str, np.ndarray]
     size: tuple[int, int]
     cover: bool
     frames: dict[str, int] = field(default_factory=dict)
+    mouth: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         check_chart(self.drawings, "the mouth chart")
@@ -60,7 +68,10 @@ class MouthChart:
         return self._resolved[shape]
 
     def save(self, folder: Path) -> list[Path]:
-        """Write ``<shape>.png`` for every drawn shape and ``contact_sheet.png``; returns the written paths."""
+        """Write ``<shape>.png`` for every drawn shape, ``contact_sheet.png`` and (with ``mouth``)
+        :data:`CHART_FILE`; returns the written paths, the contact sheet last."""
+        import json
+
         from ..support import files
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -70,6 +81,10 @@ class MouthChart:
             assert ok
             files.atomic_write_bytes(folder / f"{shape}.png", data.tobytes())
             out.append(folder / f"{shape}.png")
+        if self.mouth is not None:
+            meta = {"mouth": [round(v, 2) for v in self.mouth], "cover": self.cover}
+            files.atomic_write_text(folder / CHART_FILE, json.dumps(meta) + "\n")
+            out.append(folder / CHART_FILE)
         ok, data = cv2.imencode(".png", contact_sheet(self))
         assert ok
         files.atomic_write_bytes(folder / "contact_sheet.png", data.tobytes())
@@ -89,7 +104,9 @@ def check_chart(shapes: Iterable[str], where: str) -> None:
 
 def load_chart_dir(folder: str | Path, box: tuple[int, int]) -> MouthChart:
     """The drawings ``<shape>.png`` (or .jpg/.webp) of ``folder``, scaled together (keeping their relative sizes)
-    so the largest fits the mouth box ``box`` (w, h), each centred on a canvas of that size."""
+    so the largest fits the mouth box ``box`` (w, h), each centred on a canvas of that size; with the folder's
+    :data:`CHART_FILE`, scaled so its mouth box matches ``box`` and centred on it instead (an extracted chart
+    keeps its margin around the mouth)."""
     root = Path(folder)
     if not root.is_dir():
         raise LipsyncError(f"--mouth_chart {folder}: no such folder (give a folder of A.png ... X.png, or auto)")
@@ -109,6 +126,9 @@ def load_chart_dir(folder: str | Path, box: tuple[int, int]) -> MouthChart:
             img = (img / 257).astype(np.uint8)
         raw[shape] = img
     check_chart(raw, f"--mouth_chart {folder}")
+    meta = _chart_file(root / CHART_FILE)
+    if meta is not None:
+        return _placed(raw, box, *meta)
     w, h = box
     k = min(w / max(i.shape[1] for i in raw.values()), h / max(i.shape[0] for i in raw.values()))
     drawings = {}
@@ -120,6 +140,45 @@ def load_chart_dir(folder: str | Path, box: tuple[int, int]) -> MouthChart:
         canvas[y:y + sh, x:x + sw] = small
         drawings[shape] = canvas
     return MouthChart(drawings, (w, h), cover=True)
+
+
+def _chart_file(path: Path) -> tuple[tuple[float, float, float, float], bool] | None:
+    """(mouth box, cover) from a folder's :data:`CHART_FILE`, None without one; a malformed one is an error."""
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        x, y, w, h = (float(v) for v in meta["mouth"])
+        cover = meta.get("cover", False)
+        if w <= 0 or h <= 0 or not isinstance(cover, bool):
+            raise ValueError("the mouth box needs a positive size, cover true or false")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise LipsyncError(f"--mouth_chart: {path} is not a chart file ({exc}); write "
+                           '{"mouth": [x, y, w, h], "cover": false} or remove it') from None
+    return (x, y, w, h), cover
+
+
+def _placed(raw: Mapping[str, np.ndarray], box: tuple[int, int], mouth: tuple[float, float, float, float],
+            cover: bool) -> MouthChart:
+    """Drawings whose ``mouth`` box (x, y, w, h) is known, scaled so it has the area of ``box`` (w, h) and each
+    centred on it, on canvases of one size."""
+    x, y, w, h = mouth
+    k = math.sqrt(box[0] * box[1] / (w * h))
+    cx, cy = (x + w / 2) * k, (y + h / 2) * k  # the mouth's centre in the scaled drawings
+    half_w = max(max(cx, i.shape[1] * k - cx) for i in raw.values())
+    half_h = max(max(cy, i.shape[0] * k - cy) for i in raw.values())
+    cw, ch = math.ceil(2 * half_w), math.ceil(2 * half_h)
+    drawings = {}
+    for shape, img in raw.items():
+        # scale by k, then move the mouth's centre to the canvas's centre ((cw - 1) / 2, (ch - 1) / 2)
+        m = np.array([[k, 0, (k - 1) / 2 + cw / 2 - cx], [0, k, (k - 1) / 2 + ch / 2 - cy]])
+        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+        drawings[shape] = cv2.warpAffine(img, m, (cw, ch), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                                         borderValue=(0, 0, 0, 0))
+    mw, mh = w * k, h * k
+    return MouthChart(drawings, (cw, ch), cover=cover, mouth=((cw - mw) / 2, (ch - mh) / 2, mw, mh))
 
 
 # ---------------------------------------------------------------------------------------------- the auto chart
@@ -149,16 +208,29 @@ def patch_size(mouth: tuple[int, int]) -> tuple[int, int]:
     return w + 2 * round(PATCH_MARGIN * w), h + 2 * round(PATCH_MARGIN * h)
 
 
-def mouth_patches(frames: Iterable[np.ndarray], track: MouthTrack) -> dict[int, np.ndarray]:
-    """The mouth of every placed frame, turned upright at the reference scale (BGR uint8 patches)."""
+def mouth_patches(frames: Iterable[np.ndarray], track: MouthTrack,
+                  frame_size: tuple[int, int] | None = None) -> dict[int, np.ndarray]:
+    """The mouth of every placed frame, turned upright at the reference scale (BGR uint8 patches): from the
+    track's kept crops (``frame_size`` given) where they hold it, else from ``frames`` (only iterated then)."""
     size = patch_size(track.size)
     out = {}
+    for i, p in enumerate(track.placements):
+        crop = track.crops.get(i)
+        if p is not None and crop is not None and frame_size is not None:
+            patch = patch_from_crop(crop, frame_size, p.patch_to_frame(size), size)
+            if patch is not None:
+                out[i] = patch
+    wanted = {i for i, p in enumerate(track.placements) if p is not None and i not in out}
+    if not wanted:
+        return out
     for i, frame in enumerate(frames):
-        p = track.placements[i] if i < len(track.placements) else None
-        if p is not None:
-            out[i] = cv2.warpAffine(frame, p.patch_to_frame(size), size,
+        if i in wanted:
+            out[i] = cv2.warpAffine(frame, track.placements[i].patch_to_frame(size), size,  # type: ignore[union-attr]
                                     flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    return out
+            wanted.discard(i)
+            if not wanted:
+                break
+    return dict(sorted(out.items()))
 
 
 def group_drawings(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], *, threshold: float = 9.0,
@@ -191,8 +263,50 @@ def group_drawings(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], *,
         chosen.append((keys[medoid], len(members)))
     if not chosen:
         return []
+    chosen = _merged(chosen, patches, mouth, threshold)
     region = _varies([patches[k] for k, _ in chosen], mouth) > 0
     return [Drawing(patches[k], k, n, *_geometry(patches[k], region)) for k, n in chosen]
+
+
+#: Clusters closer than this fraction of the median distance between the clip's clusters (and than the
+#: clustering threshold), at the best shift of up to ``SHIFT`` of the mouth box, are one drawing seen twice (the
+#: track's sub-pixel wobble or a slight turn split it): merged, so they do not take two shapes.
+SAME_DRAWING = 0.3
+SHIFT = 0.03
+
+
+def _merged(chosen: list[tuple[int, int]], patches: Mapping[int, np.ndarray], mouth: tuple[int, int],
+            threshold: float) -> list[tuple[int, int]]:
+    """``chosen`` (frame, count) clusters with the copies of one drawing merged (:data:`SAME_DRAWING`): each
+    group keeps the frame of its largest cluster and the summed count."""
+    n = len(chosen)
+    if n < 3:
+        return chosen
+    pw, ph = patch_size(mouth)
+    mx, my = (pw - mouth[0]) // 2, (ph - mouth[1]) // 2
+    s = max(1, round(SHIFT * max(mouth)))
+    s = min(s, mx, my)
+    core = [patches[k][my:my + mouth[1], mx:mx + mouth[0]].astype(np.float32) for k, _ in chosen]
+    dist = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            b = patches[chosen[j][0]].astype(np.float32)
+            dist[i, j] = dist[j, i] = min(float(np.abs(core[i] - b[my + dy:my + dy + mouth[1],
+                                                                    mx + dx:mx + dx + mouth[0]]).mean())
+                                          for dy in range(-s, s + 1) for dx in range(-s, s + 1))
+    limit = min(threshold, SAME_DRAWING * float(np.median(dist[np.triu_indices(n, 1)])))
+    group = list(range(n))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+    for i, j in zip(*np.nonzero(np.triu(dist < limit, 1))):
+        group[root(int(j))] = root(int(i))
+    merged: dict[int, list[tuple[int, int]]] = {}
+    for i, c in enumerate(chosen):
+        merged.setdefault(root(i), []).append(c)
+    return [(max(members, key=lambda c: c[1])[0], sum(c[1] for c in members)) for members in merged.values()]
 
 
 def _geometry(patch: np.ndarray, region: np.ndarray) -> tuple[float, float, float, float]:
@@ -234,20 +348,58 @@ def assign_shapes(drawings: Sequence[Drawing], extended: str = "GHX") -> dict[st
     """Each shape's drawing: the shapes and drawings are matched one to one by geometry (features ranked among
     the drawings, nearest to :data:`_TARGETS`) as far as there are drawings; X is the most frequent closed one.
     Shapes left without a drawing fall back by :data:`FALLBACK` when the chart is used."""
-    from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
-
     feats = np.array([[d.open, d.wide, d.dark, d.teeth] for d in drawings], np.float64)
     lo, hi = feats.min(axis=0), feats.max(axis=0)
     ranked = (feats - lo) / np.where(hi > lo, hi - lo, 1.0)
     order = [s for s in "ADCBFEXGH" if s in "ABCDEF" or s in extended.upper()]
     targets = np.array([_TARGETS[s] for s in order])
     cost = np.abs(targets[:, None, :] - ranked[None, :, :]) @ np.array([2.0, 1.0, 1.5, 1.0])
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = min_cost_matching(cost)
     out = {order[r]: drawings[c] for r, c in zip(rows, cols)}
     closed = [d for s, d in out.items() if s in "AX"]
     if "X" in out and len(closed) == 2 and out["A"].count > out["X"].count:
         out["A"], out["X"] = out["X"], out["A"]
     return out
+
+
+def min_cost_matching(cost: np.ndarray) -> tuple[list[int], list[int]]:
+    """The one-to-one matching of rows and columns (as many pairs as the smaller side) with the least total
+    cost: (rows, columns), sorted by row. The Hungarian method, O(n^2 m) (``scipy.optimize.linear_sum_assignment``
+    without importing scipy: the chart's matrices are at most 9 rows)."""
+    flip = cost.shape[0] > cost.shape[1]
+    a = np.asarray(cost.T if flip else cost, np.float64)
+    n, m = a.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    match = np.zeros(m + 1, int)  # column -> its row (1-based; 0: free)
+    way = np.zeros(m + 1, int)
+    for i in range(1, n + 1):
+        match[0], j0 = i, 0
+        minv = np.full(m + 1, np.inf)
+        used = np.zeros(m + 1, bool)
+        while True:
+            used[j0] = True
+            i0 = match[j0]
+            free = ~used[1:]
+            reduced = a[i0 - 1] - u[i0] - v[1:]
+            better = free & (reduced < minv[1:])
+            minv[1:][better] = reduced[better]
+            way[1:][better] = j0
+            j1 = 1 + int(np.argmin(np.where(free, minv[1:], np.inf)))
+            delta = minv[j1]
+            u[match[used]] += delta
+            v[used] -= delta
+            minv[1:][free] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    pairs = sorted((int(match[j]) - 1, j - 1) for j in range(1, m + 1) if match[j])
+    if flip:
+        pairs = sorted((c, r) for r, c in pairs)
+    return [r for r, _ in pairs], [c for _, c in pairs]
 
 
 def extract_chart(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], extended: str = "GHX") -> MouthChart:
@@ -261,7 +413,8 @@ def extract_chart(patches: Mapping[int, np.ndarray], mouth: tuple[int, int], ext
     size = patch_size(mouth)
     alpha = _paste_alpha([d.patch for d in drawings], mouth)
     chart = {s: np.dstack([d.patch, alpha]) for s, d in shapes.items()}
-    return MouthChart(chart, size, cover=False, frames={s: d.frame for s, d in shapes.items()})
+    mouth_at = ((size[0] - mouth[0]) / 2, (size[1] - mouth[1]) / 2, float(mouth[0]), float(mouth[1]))
+    return MouthChart(chart, size, cover=False, frames={s: d.frame for s, d in shapes.items()}, mouth=mouth_at)
 
 
 def _paste_alpha(patches: Sequence[np.ndarray], mouth: tuple[int, int]) -> np.ndarray:

@@ -2,6 +2,7 @@
 that leaves every other pixel alone, ``lipsync chart extract`` and an offline run without Wav2Lip weights."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -18,7 +19,17 @@ from lipsync_core.face.boxtrack import Keyframe
 from lipsync_core.face.types import FaceTrack
 from lipsync_core.media.face_video import FaceVideo
 from lipsync_core.media.ffmpeg import run_ffmpeg
-from lipsync_core.stages.chart import FALLBACK, MouthChart, TooFewDrawings, extract_chart, load_chart_dir, mouth_patches
+from lipsync_core.stages.chart import (
+    FALLBACK,
+    MouthChart,
+    TooFewDrawings,
+    extract_chart,
+    group_drawings,
+    load_chart_dir,
+    min_cost_matching,
+    mouth_patches,
+    patch_size,
+)
 from lipsync_core.support.errors import LipsyncError
 from tests.conftest import REPO, shared_media
 
@@ -107,6 +118,21 @@ def test_the_sita_chart_has_her_distinct_mouth_drawings():
     classes = json.loads(Path(f"{sita}.track.json").read_text())["classes"]  # the rig's mouth per frame
     assert classes[chart.frames["D"]] == "AA" and classes[chart.frames["X"]] in ("rest", "MBP")
     assert classes[chart.frames["F"]] == "O"
+
+
+def test_copies_of_one_drawing_split_by_the_tracks_wobble_are_one_drawing():
+    t, b, l, r = MOUTH_BOX
+    size = patch_size((r - l, b - t))
+    y0, x0 = t - (size[1] - (b - t)) // 2, l - (size[0] - (r - l)) // 2
+    patches = {}
+    for m in range(4):
+        for _ in range(3):  # each drawing on three frames, the first one also one pixel off on three more
+            patches[len(patches)] = face_frame(m)[y0:y0 + size[1], x0:x0 + size[0]].copy()
+            if m == 0:
+                patches[len(patches)] = face_frame(m)[y0 + 1:y0 + 1 + size[1], x0 + 1:x0 + 1 + size[0]].copy()
+    assert len(group_drawings(patches, (r - l, b - t), threshold=9.0)) == 4
+    split = group_drawings(patches, (r - l, b - t), threshold=1.0)  # the pixel's shift over the threshold
+    assert len(split) == 4 and sorted(d.count for d in split) == [3, 3, 3, 6]
 
 
 def test_a_clip_with_fewer_than_three_drawings_says_how_many_it_found(tmp_path):
@@ -209,5 +235,41 @@ def test_chart_extract_writes_the_drawings_and_a_contact_sheet(cartoon, tmp_path
     assert "contact_sheet.png" in names and {"A.png", "D.png"} <= set(names)
     assert cv2.imread(str(out / "contact_sheet.png")) is not None
     assert capsys.readouterr().out.strip() == str(out)
+    assert json.loads((out / "chart.json").read_text()) == {"mouth": [11.0, 6.0, 44.0, 24.0], "cover": False}
     back = load_chart_dir(out, (44, 24))  # the folder works as --mouth_chart DIR
-    assert back.cover and set(back.drawings) == {n[0] for n in names if n != "contact_sheet.png"}
+    assert not back.cover and set(back.drawings) == {n[0] for n in names if n.endswith(".png")} - {"c"}
+
+
+def test_an_extracted_chart_comes_back_with_its_margin_and_without_it_is_scaled_to_the_mouth_box(cartoon, tmp_path):
+    chart = auto_chart(cartoon)
+    chart.save(tmp_path / "chart")
+    back = load_chart_dir(tmp_path / "chart", (44, 24))  # the extracting run's mouth box: the same drawings
+    assert back.size == chart.size and not back.cover and back.mouth == chart.mouth
+    for shape, img in chart.drawings.items():
+        assert np.array_equal(back.drawings[shape], img)
+    bigger = load_chart_dir(tmp_path / "chart", (88, 48))  # a mouth twice the size: the drawings too, centred
+    assert bigger.size == (2 * chart.size[0], 2 * chart.size[1]) and bigger.mouth == (22.0, 12.0, 88.0, 48.0)
+    a, b = chart.drawings["D"][..., 3] > 128, bigger.drawings["D"][..., 3] > 128
+    assert abs(b.sum() / a.sum() - 4) < 0.3
+    centre = lambda m: np.argwhere(m).mean(axis=0) / m.shape  # noqa: E731
+    assert np.allclose(centre(a), centre(b), atol=0.02)
+    (tmp_path / "chart" / "chart.json").unlink()  # sprites without it: scaled to the mouth box, covering
+    plain = load_chart_dir(tmp_path / "chart", (44, 24))
+    assert plain.size == (44, 24) and plain.cover
+    (tmp_path / "chart" / "chart.json").write_text('{"mouth": [1, 2]}')
+    with pytest.raises(LipsyncError, match="chart.json is not a chart file"):
+        load_chart_dir(tmp_path / "chart", (44, 24))
+
+
+def test_the_shape_matching_is_the_least_costly_one_to_one_matching():
+    rng = np.random.default_rng(0)
+    for n, m in [(5, 7), (6, 4), (5, 5), (1, 3), (3, 1)]:
+        for _ in range(20):
+            cost = np.round(rng.random((n, m)) * 4)
+            rows, cols = min_cost_matching(cost)
+            assert len(rows) == len(set(rows)) == len(set(cols)) == min(n, m)
+            if n <= m:
+                best = min(sum(cost[i, c] for i, c in enumerate(p)) for p in itertools.permutations(range(m), n))
+            else:
+                best = min(sum(cost[r, j] for j, r in enumerate(p)) for p in itertools.permutations(range(n), m))
+            assert cost[rows, cols].sum() == pytest.approx(best)
