@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ._host import LipsyncError
+from ..support.errors import LipsyncError
 from .animate import SUBSTITUTE
 from .animate import animate as _animate
 from .audio import Source, Utterance, utterances

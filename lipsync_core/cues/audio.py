@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._host import FfmpegProcess, LipsyncError, probe
+from ..media.ffmpeg import FfmpegProcess
+from ..media.probe import probe
+from ..support.errors import LipsyncError
 
 RATE = 16000
 FRAME = RATE // 100  # samples per 10 ms step

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from ._host import LipsyncError
+from ..support.errors import LipsyncError
 
 FORMATS = ("tsv", "json", "xml", "dat")
 DAT_FPS = (24, 100)

@@ -18,6 +18,7 @@ from dataclasses import Field, dataclass, field, fields
 from dataclasses import replace as _replace
 from typing import Any
 
+from ..cues import RECOGNIZERS
 from ..face.track import DetectionOptions
 from ..stages.masks import MAX_MOUTH_SCALE
 from ..support.options import is_option, opt
@@ -39,8 +40,6 @@ _SCORE = "sync scoring (LSE-D / LSE-C, A/V offset)"
 _HARD = "2D animation and hard faces"
 _BOX4 = ("TOP", "BOTTOM", "LEFT", "RIGHT")
 _CHART = "chart variant (2D re-dub with the character's own mouth drawings)"
-#: What ``--recognizer`` accepts (lipsync_core.cues.RECOGNIZERS; repeated so reading the options imports no cues).
-RECOGNIZERS = ("pocketsphinx", "phonetic")
 _OURS = "this package's options"
 
 _CUDA_N = re.compile(r"cuda:\d{1,3}")

@@ -38,12 +38,16 @@ SAMPLES = {
     "silence_gate_db": (-45.0, 5.0), "score": (True, None), "scorer": ("expert", "wav2lip"), "fix_offset": (True, None),
     "track_box": (("10 90 10 90 @1.5",), ("10 90 @x",)), "box_keyframes": ("keyframes.json", None),
     "mask_region": ("mouth", "nose"), "mouth_scale": (1.5, 0.0),
+    "mouth_box": (("10 40 20 60 @0.5",), ("10 40 @y",)), "mouth_chart": ("drawings", None), "hold_frames": (2, 4),
+    "dialog_file": ("line.txt", None), "recognizer": ("phonetic", "whisper"), "extended_shapes": ("GX", "GQ"),
 }
 #: Other options a sample needs (``--mouth_scale`` sizes the ``--mask_region mouth`` region).
 NEEDS = {"mouth_scale": {"mask_region": "mouth"}}
 #: Options that belong to a variant's stages: sampled with that variant.
 VARIANT_OF = {"no_sr": "hq", "no_segmentation": "hq", "mask_feather": "hq", "mask_lower_face": "hq",
-              "fidelity": "codeformer", "sharpen": "codeformer", "upscale": "codeformer"}
+              "fidelity": "codeformer", "sharpen": "codeformer", "upscale": "codeformer",
+              **{name: "chart" for name in ("mouth_box", "mouth_chart", "hold_frames", "dialog_file", "recognizer",
+                                             "extended_shapes")}}
 
 
 def test_every_option_has_a_sample():
