@@ -511,7 +511,10 @@ class Job:
                 path.write_text(transcript.strip() + "\n", encoding="utf-8")
         from ..cues import read_dialog
 
-        words = (read_dialog(str(path)) or "").split()
+        dialog = read_dialog(str(path))  # None, with a warning, when it has no words: the speech is recognised
+        if dialog is None:
+            return
+        words = dialog.split()
         self.dialog_file = str(path)
         print(f"Transcript: {len(words)} words ({' '.join(words[:12])}{' ...' if len(words) > 12 else ''})")
 

@@ -348,8 +348,14 @@ def test_the_transcript_is_a_typed_text_or_a_txt_file(tmp_path):
         job.set_transcript(str(tmp_path / "lost.txt"))
     job.set_transcript("  ")
     assert job.dialog_file is None and "dialog_file" not in job.run_options()
-    with pytest.raises(ln.NotebookError, match="has no words"):
-        job.set_transcript("...")
+
+
+def test_a_transcript_without_words_warns_and_the_speech_is_recognised(tmp_path, caplog):
+    job = ln.Job("chart", tmp_path / "work")
+    job.set_transcript("Oh no, the paint is wet!")
+    job.set_transcript("...")
+    assert job.dialog_file is None and "dialog_file" not in job.run_options()
+    assert "has no words; recognising the speech without it" in caplog.text
 
 
 def test_the_mouth_form_becomes_the_chart_variants_options(tmp_path):
