@@ -15,6 +15,7 @@ import numpy as np
 from ..media.ffmpeg import FfmpegProcess
 from ..media.probe import probe
 from ..support.errors import LipsyncError
+from ..support.times import parse_time
 
 RATE = 16000
 FRAME = RATE // 100  # samples per 10 ms step
@@ -50,7 +51,7 @@ class Source:
              ) -> Source:
         """Check ``path`` has an audio stream; raises :class:`LipsyncError` (one line) when it is unusable."""
         info = probe(path).require_audio()
-        s, end = parse_time(start, "start") or 0.0, parse_time(end, "end")
+        s, end = parse_time(start, name="start") or 0.0, parse_time(end, name="end")
         if s < 0 or (end is not None and end <= s):
             raise LipsyncError(f"bad audio span: start {s:g} s, end {end:g} s (end must be after start)")
         stop = info.duration if end is None or (info.duration and end > info.duration) else float(end)
@@ -142,22 +143,3 @@ def _closed(speech: list[bool], join: int, pad: int, longest: int) -> tuple[int,
     return None
 
 
-def parse_time(value: str | float | None, name: str = "time") -> float | None:
-    """Seconds from ``12.5``, ``"12.5"``, ``"1:02.5"`` or ``"1:00:02"``; None stays None.
-
-    Raises :class:`LipsyncError` naming ``name`` for anything else or a negative time.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        try:
-            seconds = 0.0
-            for part in str(value).strip().split(":"):
-                seconds = seconds * 60 + float(part)
-        except ValueError:
-            raise LipsyncError(f"{name} must be seconds or [hh:]mm:ss; got {value!r}") from None
-    if seconds < 0 or seconds != seconds:
-        raise LipsyncError(f"{name} must not be negative; got {value!r}")
-    return seconds

@@ -50,8 +50,8 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str]) -> int:
     """Run ``lipsync cues <argv>``; returns the exit status (LipsyncError propagates to ``lipsync``'s main)."""
     from ..cues import check_shapes
-    from ..cues.audio import parse_time
     from ..cues.formats import check_dat_options, format_for
+    from ..support.times import parse_time
 
     p = build_parser()
     a = p.parse_args(list(argv))
@@ -59,7 +59,7 @@ def main(argv: Sequence[str]) -> int:
     try:  # option errors: one line naming the option, exit 2, before any work
         check_dat_options(fmt, a.dat_fps, a.preston_blair)
         shapes = check_shapes(a.extended_shapes)
-        start, end = parse_time(a.start, "--start"), parse_time(a.end, "--end")
+        start, end = parse_time(a.start, name="--start"), parse_time(a.end, name="--end")
     except LipsyncError as exc:
         p.exit(2, f"{p.prog}: error: {exc}\n")
     level = log.level

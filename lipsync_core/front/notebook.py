@@ -598,7 +598,7 @@ class Job:
     @friendly
     def box_helper(self, at: Any = 0) -> BoxHelper:
         """Show the frame at ``at`` (seconds or mm:ss) with the face box and sliders to fix it."""
-        from ..inputs.resolve import parse_time
+        from ..support.times import parse_time
 
         self._require_inputs()
         helper = BoxHelper(self, parse_time(at, name="frame time") or 0.0)

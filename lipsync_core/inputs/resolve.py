@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,13 +23,13 @@ from ..media.ffmpeg import run_ffmpeg
 from ..media.probe import IMAGE_SUFFIXES, MediaInfo, probe
 from ..support import files
 from ..support.errors import LipsyncError
+from ..support.times import TimeLike, parse_time
 from ..weights import download
 from . import youtube
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["face", "audio"]
-TimeLike = float | int | str | None
 
 #: The audio source that means "the face video's own sound" (an empty value or None means the same).
 SAME_AS_FACE = "same"
@@ -42,29 +41,10 @@ MEDIA_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".f
                            ) | AUDIO_SUFFIXES | IMAGE_SUFFIXES
 
 _ROLE = {"face": "face video", "audio": "audio"}
-_CLOCK = re.compile(r"^(?:(?:(?P<h>\d+):)?(?P<m>\d+):)?(?P<s>\d+(?:\.\d*)?|\.\d+)$")
 # How far a trimmed or downloaded section may differ from the duration asked for, beyond one frame.
 _DURATION_SLACK = 0.1
 # H.264 settings for every re-encoded cut (here and in yt-dlp's section downloads): near-transparent, fast.
 _X264 = ("-preset", "veryfast", "-crf", "18")
-
-
-def parse_time(value: TimeLike, *, name: str = "time") -> float | None:
-    """Seconds from a number or a ``"12.5"``, ``"mm:ss(.ms)"`` or ``"hh:mm:ss(.ms)"`` string; None/"" -> None."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise LipsyncError(f"bad {name} {value!r}: use seconds (12.5) or [hh:]mm:ss(.ms) (1:02.5)")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        m = _CLOCK.match(str(value).strip())
-        if m is None or (m["m"] is not None and float(m["s"]) >= 60) or (m["h"] is not None and int(m["m"]) >= 60):
-            raise LipsyncError(f"bad {name} {value!r}: use seconds (12.5) or [hh:]mm:ss(.ms) (1:02.5)")
-        seconds = int(m["h"] or 0) * 3600 + int(m["m"] or 0) * 60 + float(m["s"])
-    if not math.isfinite(seconds) or seconds < 0:
-        raise LipsyncError(f"bad {name} {value!r}: a time must be a number of seconds >= 0")
-    return seconds
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ import math
 
 import pytest
 
-from lipsync_core.inputs.resolve import Trim, parse_time
+from lipsync_core.inputs.resolve import Trim
 from lipsync_core.inputs.youtube import canonical_youtube_url, explain_ytdlp_error, youtube_video_id
 from lipsync_core.support.errors import LipsyncError
+from lipsync_core.support.times import parse_time
 
 
 @pytest.mark.parametrize("value, seconds", [
