@@ -45,11 +45,17 @@ def main(argv: Sequence[str]) -> int:
     from ..face.types import MouthInBox
     from ..inputs.resolve import resolve_media
     from ..job import session_for
+    from ..stages.chart import CONTACT_SHEET, chart_files
+    from ..support.errors import LipsyncError
 
     args = vars(build_parser().parse_args(list(argv)))
     args.pop("command")
     clip, out = args.pop("clip"), Path(args.pop("out"))
     cfg = make_config("chart", **args)
+    existing = chart_files(out)
+    if existing:  # perhaps drawings the user redrew: never overwritten
+        raise LipsyncError(f"--out {out} already holds a chart ({', '.join(p.name for p in existing)}); choose a "
+                           "new folder, or move those files away")
     session = session_for(cfg)
     with tempfile.TemporaryDirectory(prefix="lipsync-chart-") as work:
         path = resolve_media(clip, kind="face", workdir=Path(work), progress=cfg.progress, cookies=cfg.cookies)
@@ -60,7 +66,7 @@ def main(argv: Sequence[str]) -> int:
         _, chart = chart_for(video, track, cfg.render, follows_face=follows_face(cfg.detection, det),
                              placement=det.mouth if det is not None else MouthInBox())
     written = chart.save(out)
-    drawn = sum(p.name != "contact_sheet.png" and p.suffix == ".png" for p in written)
+    drawn = sum(p.name != CONTACT_SHEET and p.suffix == ".png" for p in written)
     session.info(f"{drawn} drawings, the chart file and the contact sheet: {', '.join(p.name for p in written)}")
     print(out)
     return 0

@@ -41,6 +41,13 @@ PATCH_MARGIN = 0.25
 #: (the drawings are scaled so it matches the run's mouth box and centred on it) and whether the mouth under them
 #: is covered first (false: the drawings' alpha already hides it, as an extracted chart's does).
 CHART_FILE = "chart.json"
+CONTACT_SHEET = "contact_sheet.png"
+
+
+def chart_files(folder: Path) -> list[Path]:
+    """The files of a chart that ``folder`` already holds (drawings named by shape, the chart file, the sheet)."""
+    names = [*(f"{shape}.png" for shape in SHAPES), CHART_FILE, CONTACT_SHEET]
+    return [folder / n for n in names if (folder / n).exists()]
 
 
 @dataclass
@@ -87,8 +94,8 @@ class MouthChart:
             out.append(folder / CHART_FILE)
         ok, data = cv2.imencode(".png", contact_sheet(self))
         assert ok
-        files.atomic_write_bytes(folder / "contact_sheet.png", data.tobytes())
-        return [*out, folder / "contact_sheet.png"]
+        files.atomic_write_bytes(folder / CONTACT_SHEET, data.tobytes())
+        return [*out, folder / CONTACT_SHEET]
 
 
 def check_chart(shapes: Iterable[str], where: str) -> None:

@@ -240,6 +240,19 @@ def test_chart_extract_writes_the_drawings_and_a_contact_sheet(cartoon, tmp_path
     assert not back.cover and set(back.drawings) == {n[0] for n in names if n.endswith(".png")} - {"c"}
 
 
+def test_chart_extract_never_overwrites_drawings_already_in_the_folder(cartoon, tmp_path):
+    from lipsync_core.front.chart_cli import main
+    from lipsync_core.support.errors import LipsyncError
+
+    out = tmp_path / "chart"
+    out.mkdir()
+    (out / "A.png").write_bytes(b"a drawing the user redrew")
+    with pytest.raises(LipsyncError, match=r"already holds a chart \(A.png\)"):
+        main(["extract", str(cartoon), "--out", str(out), "--mouth_box", *map(str, MOUTH_BOX), "--quiet"])
+    assert [p.name for p in out.iterdir()] == ["A.png"]
+    assert (out / "A.png").read_bytes() == b"a drawing the user redrew"
+
+
 def test_an_extracted_chart_comes_back_with_its_margin_and_without_it_is_scaled_to_the_mouth_box(cartoon, tmp_path):
     chart = auto_chart(cartoon)
     chart.save(tmp_path / "chart")
